@@ -1,0 +1,56 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+let strict: [SwiftSetting] = [
+    .swiftLanguageMode(.v6),
+    .enableUpcomingFeature("ExistentialAny"),
+    .enableUpcomingFeature("MemberImportVisibility"),
+    .enableUpcomingFeature("InternalImportsByDefault"),
+]
+
+let package = Package(
+    name: "Doorman",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "doorman", targets: ["DoormanCLI"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+    ],
+    targets: [
+        // Header shim for epoll, eventfd, accept4 and friends.
+        .target(name: "CLinux"),
+        // Pure codecs: HTTP/1.1 request head, handshake, RFC 6455 frames, UTF-8. stdlib only.
+        .target(name: "WireCodec", swiftSettings: strict),
+        // One epoll thread per loop; sockets, write helpers, timers. Bytes only.
+        .target(
+            name: "Transport",
+            dependencies: ["CLinux", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: strict),
+        // HTTP + WebSocket connections on a loop.
+        .target(
+            name: "WebSocketServer",
+            dependencies: ["WireCodec", "Transport", "CLinux", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: strict),
+        // Wiring: configuration, routes, session handlers.
+        .target(
+            name: "Gateway",
+            dependencies: ["WireCodec", "WebSocketServer", "Transport", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: strict),
+        .executableTarget(
+            name: "DoormanCLI",
+            dependencies: [
+                "Gateway", "Transport", "CLinux",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict),
+        .testTarget(name: "WireCodecTests", dependencies: ["WireCodec"], swiftSettings: strict),
+        .testTarget(name: "TransportTests", dependencies: ["Transport", "CLinux"], swiftSettings: strict),
+        .testTarget(
+            name: "WebSocketServerTests",
+            dependencies: ["WebSocketServer", "WireCodec", "Transport", "Gateway", "CLinux"],
+            swiftSettings: strict),
+    ]
+)
