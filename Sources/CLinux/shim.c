@@ -73,3 +73,7 @@ int doorman_cpu_count(void) {
     long n = sysconf(_SC_NPROCESSORS_ONLN);
     return n > 0 ? (int)n : 1;
 }
+
+int doorman_set_thread_name(pthread_t thread, const char *name) {
+    return pthread_setname_np(thread, name);
+}

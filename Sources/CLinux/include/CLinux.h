@@ -42,6 +42,10 @@ int doorman_raise_term(void);
 /// Set TCP_NODELAY.
 int doorman_set_nodelay(int fd);
 
+#include <pthread.h>
+/// Names a thread (visible in top -H and /proc).
+int doorman_set_thread_name(pthread_t thread, const char *name);
+
 /// Number of CPUs this process may run on.
 int doorman_cpu_count(void);
 

@@ -1,0 +1,176 @@
+// SPDX-License-Identifier: Apache-2.0
+import ArgumentParser
+import CLinux
+import Gateway
+import Glibc
+import Logging
+import WebSocketServer
+import WireCodec
+
+/// `doorman serve`: run the gateway until SIGTERM or SIGINT.
+struct Serve: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Run the gateway.",
+        discussion: """
+            Listens for HTTP and WebSocket connections. SIGTERM or SIGINT sends every session a \
+            close frame with code 1001 and exits once they are gone or --drain-timeout passes.
+            """)
+
+    @Option(help: "Address to listen on. [env: DOORMAN_HOST] (default: 127.0.0.1)")
+    var host: String?
+    @Option(help: "TCP port; 0 picks a free one. [env: DOORMAN_PORT] (default: 8080)")
+    var port: Int?
+    @Option(help: "Path on which WebSocket sessions are upgraded. [env: DOORMAN_PATH] (default: /ws)")
+    var path: String?
+    @Flag(help: "TESTING ONLY: echo every message on any path, without authentication. [env: DOORMAN_ECHO=1]")
+    var echo = false
+    @Option(help: "Event loops (threads); 0 = one per CPU. [env: DOORMAN_LOOPS] (default: 0)")
+    var loops: Int?
+    @Option(help: "Largest request head (request line + headers), bytes. [env: DOORMAN_MAX_HEADER_BYTES] (default: 8192)")
+    var maxHeaderBytes: Int?
+    @Option(help: "Most header lines in a request. [env: DOORMAN_MAX_HEADERS] (default: 64)")
+    var maxHeaders: Int?
+    @Option(help: "Largest WebSocket frame payload, bytes. [env: DOORMAN_MAX_FRAME_BYTES] (default: 1048576)")
+    var maxFrameBytes: Int?
+    @Option(help: "Largest WebSocket message, bytes. [env: DOORMAN_MAX_MESSAGE_BYTES] (default: 1048576)")
+    var maxMessageBytes: Int?
+    @Option(help: "Most frames in one message, empty ones included. [env: DOORMAN_MAX_FRAGMENTS] (default: 1024)")
+    var maxFragments: Int?
+    @Option(help: "Most open connections; more get 503. [env: DOORMAN_MAX_CONNECTIONS] (default: 10000)")
+    var maxConnections: Int?
+    @Option(help: "Bytes queued for a slow peer before it is closed with 4000. [env: DOORMAN_MAX_WRITE_QUEUE_BYTES] (default: 1048576)")
+    var maxWriteQueueBytes: Int?
+    @Option(help: "Largest HTTP request body, bytes. [env: DOORMAN_MAX_BODY_BYTES] (default: 1048576)")
+    var maxBodyBytes: Int?
+    @Option(help: "Seconds to send a complete request head. [env: DOORMAN_HANDSHAKE_TIMEOUT] (default: 10)")
+    var handshakeTimeout: Double?
+    @Option(help: "Seconds of silence before a session is pinged; 0 = never. [env: DOORMAN_IDLE_TIMEOUT] (default: 30)")
+    var idleTimeout: Double?
+    @Option(help: "Seconds to wait for an answer to a ping. [env: DOORMAN_PONG_TIMEOUT] (default: 10)")
+    var pongTimeout: Double?
+    @Option(help: "Seconds to wait for the peer's close after ours. [env: DOORMAN_CLOSE_TIMEOUT] (default: 5)")
+    var closeTimeout: Double?
+    @Option(help: "Seconds to wait for sessions to close on SIGTERM. [env: DOORMAN_DRAIN_TIMEOUT] (default: 10)")
+    var drainTimeout: Double?
+    @Option(help: "trace, debug, info, notice, warning, error or critical. [env: DOORMAN_LOG_LEVEL] (default: info)")
+    var logLevel: String?
+
+    func run() throws {
+        let environment = Environment()
+        let config: GatewayConfig
+        let level: Logger.Level
+        do {
+            config = try makeConfig(environment)
+            let name = logLevel ?? environment["DOORMAN_LOG_LEVEL"] ?? "info"
+            guard let parsed = Logger.Level(rawValue: name) else { throw ConfigError(key: "log-level", message: "unknown level \(name)") }
+            level = parsed
+            try config.validate()
+        } catch let error as ConfigError {
+            throw ValidationError(error.description)
+        }
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = level
+            return handler
+        }
+        let logger = Logger(label: "doorman")
+
+        // Signals are taken by this thread alone (sigwait); the loops inherit the mask.
+        doorman_block_signals()
+        raiseFileLimit(logger)
+        let gateway = try Gateway(config: config, logger: logger)
+        logger.info("listening", metadata: [
+            "address": "\(config.server.host):\(gateway.port)",
+            "loops": "\(gateway.server.loopCount)",
+            "mode": "\(config.echo ? "echo (testing only, no authentication)" : "gateway")",
+            "path": "\(config.path)",
+        ])
+        // Scripts read the port from this line (useful with --port 0).
+        let banner = "doorman listening on \(config.server.host):\(gateway.port)\n"
+        _ = banner.utf8CString.withUnsafeBufferPointer { Glibc.write(1, $0.baseAddress, $0.count - 1) }
+        while true {
+            let signal = doorman_wait_signal()
+            if signal == SIGHUP {
+                logger.info("SIGHUP: nothing to reload yet")
+                continue
+            }
+            logger.info("draining", metadata: ["signal": "\(signal)", "connections": "\(gateway.server.activeConnections)"])
+            gateway.shutdown()
+            logger.info("stopped")
+            return
+        }
+    }
+
+    /// Defaults, then environment, then flags.
+    private func makeConfig(_ env: Environment) throws(ConfigError) -> GatewayConfig {
+        var c = GatewayConfig()
+        var s = c.server
+        s.host = host ?? env["DOORMAN_HOST"] ?? s.host
+        s.port = try pick(port, env, "DOORMAN_PORT", "port", s.port)
+        c.path = path ?? env["DOORMAN_PATH"] ?? c.path
+        c.echo = echo || ["1", "true", "yes"].contains(env["DOORMAN_ECHO"]?.lowercased() ?? "")
+        s.loops = try pick(loops, env, "DOORMAN_LOOPS", "loops", s.loops)
+        s.head.maxHeaderBytes = try pick(maxHeaderBytes, env, "DOORMAN_MAX_HEADER_BYTES", "max-header-bytes", s.head.maxHeaderBytes)
+        s.head.maxHeaderCount = try pick(maxHeaders, env, "DOORMAN_MAX_HEADERS", "max-headers", s.head.maxHeaderCount)
+        s.frames.maxFrameBytes = try pick(maxFrameBytes, env, "DOORMAN_MAX_FRAME_BYTES", "max-frame-bytes", s.frames.maxFrameBytes)
+        s.frames.maxMessageBytes = try pick(maxMessageBytes, env, "DOORMAN_MAX_MESSAGE_BYTES", "max-message-bytes", s.frames.maxMessageBytes)
+        s.frames.maxFragments = try pick(maxFragments, env, "DOORMAN_MAX_FRAGMENTS", "max-fragments", s.frames.maxFragments)
+        s.maxConnections = try pick(maxConnections, env, "DOORMAN_MAX_CONNECTIONS", "max-connections", s.maxConnections)
+        s.maxWriteQueueBytes = try pick(maxWriteQueueBytes, env, "DOORMAN_MAX_WRITE_QUEUE_BYTES", "max-write-queue-bytes", s.maxWriteQueueBytes)
+        s.maxBodyBytes = try pick(maxBodyBytes, env, "DOORMAN_MAX_BODY_BYTES", "max-body-bytes", s.maxBodyBytes)
+        s.handshakeTimeout = try pick(handshakeTimeout, env, "DOORMAN_HANDSHAKE_TIMEOUT", "handshake-timeout", s.handshakeTimeout)
+        s.idleTimeout = try pick(idleTimeout, env, "DOORMAN_IDLE_TIMEOUT", "idle-timeout", s.idleTimeout)
+        s.pongTimeout = try pick(pongTimeout, env, "DOORMAN_PONG_TIMEOUT", "pong-timeout", s.pongTimeout)
+        s.closeTimeout = try pick(closeTimeout, env, "DOORMAN_CLOSE_TIMEOUT", "close-timeout", s.closeTimeout)
+        s.drainTimeout = try pick(drainTimeout, env, "DOORMAN_DRAIN_TIMEOUT", "drain-timeout", s.drainTimeout)
+        c.server = s
+        return c
+    }
+
+    private func pick<T: LosslessStringConvertible>(
+        _ flag: T?, _ env: Environment, _ variable: String, _ key: String, _ fallback: T
+    ) throws(ConfigError) -> T {
+        if let flag { return flag }
+        guard let text = env[variable] else { return fallback }
+        guard let value = T(text.trimmingCharacters(in: " ")) else {
+            throw ConfigError(key: key, message: "\(variable)=\(text) is not a valid \(T.self)")
+        }
+        return value
+    }
+
+    /// 10k+ connections need more descriptors than the usual soft limit of 1024.
+    private func raiseFileLimit(_ logger: Logger) {
+        var limit = rlimit()
+        guard getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0, limit.rlim_cur < limit.rlim_max else { return }
+        limit.rlim_cur = limit.rlim_max
+        if setrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) != 0 {
+            logger.warning("could not raise the open-file limit", metadata: ["limit": "\(limit.rlim_cur)"])
+        }
+    }
+}
+
+/// The process environment as a dictionary.
+struct Environment {
+    private let values: [String: String]
+
+    init() {
+        var values: [String: String] = [:]
+        var p = environ
+        while let entry = p.pointee {
+            let text = String(cString: entry)
+            if let eq = text.firstIndex(of: "=") {
+                values[String(text[..<eq])] = String(text[text.index(after: eq)...])
+            }
+            p += 1
+        }
+        self.values = values
+    }
+
+    subscript(_ name: String) -> String? { values[name] }
+}
+
+extension String {
+    func trimmingCharacters(in set: Character) -> String {
+        String(drop { $0 == set }.reversed().drop { $0 == set }.reversed())
+    }
+}

@@ -1,0 +1,190 @@
+// SPDX-License-Identifier: Apache-2.0
+import CLinux
+import Glibc
+import Synchronization
+
+/// Something registered with a loop for readiness events. Called on the loop thread only.
+public protocol IOHandler: AnyObject {
+    /// - Parameter events: epoll event bits (`EventLoop.readable`, `.writable`, `.hangup`).
+    func handleIO(_ events: UInt32)
+}
+
+/// One epoll instance driven by one thread, forever.
+///
+///     other threads ──execute(job)──▶ inbox (Mutex) ──eventfd──▶ ┐
+///                                                                  ▼
+///     sockets ─────────readiness─────────────────────────▶ epoll_wait ─▶ handlers[fd] (generation checked)
+///                                                                  │
+///                                                   every tick ─▶ onTick (timeouts)
+///
+/// Thread safety: `execute`, `wakeUp`, `stop` and `isInLoop` may be called from any thread. Every
+/// other member is loop-thread only and checks it with `assertInLoop()`. That is why the class can
+/// be `@unchecked Sendable`: the only state touched across threads sits behind `inbox`'s Mutex.
+public final class EventLoop: @unchecked Sendable {
+    public static let readable = UInt32(EPOLLIN.rawValue)
+    public static let writable = UInt32(EPOLLOUT.rawValue)
+    public static let hangup = UInt32(EPOLLHUP.rawValue) | UInt32(EPOLLERR.rawValue) | UInt32(EPOLLRDHUP.rawValue)
+
+    /// This loop's number in its group.
+    public let index: Int
+    private let epfd: Int32
+    private let wakeFD: Int32
+
+    private struct Inbox {
+        var jobs: [@Sendable () -> Void] = []
+        var wakePending = false
+        var stopping = false
+    }
+    private let inbox = Mutex(Inbox())
+    private let threadID = Atomic<UInt>(0)
+
+    private struct Registration {
+        var generation: UInt32
+        var handler: any IOHandler
+    }
+    // Loop thread only.
+    private var handlers: [Registration?] = []
+    private var nextGeneration: UInt32 = 1
+    private var running = true
+
+    /// The loop's time, read once per wake-up (nanoseconds, CLOCK_MONOTONIC). Loop thread only.
+    public private(set) var now: UInt64 = monotonicNanoseconds()
+    /// How often `onTick` runs, in nanoseconds.
+    public var tickInterval: UInt64 = 250_000_000
+    /// Called on the loop thread every `tickInterval` (idle and handshake timeouts).
+    public var onTick: (() -> Void)?
+
+    public init(index: Int = 0) throws(SystemError) {
+        self.index = index
+        epfd = epoll_create1(Int32(EPOLL_CLOEXEC))
+        guard epfd >= 0 else { throw SystemError(call: "epoll_create1", errno: doorman_errno()) }
+        wakeFD = eventfd(0, Int32(EFD_NONBLOCK) | Int32(EFD_CLOEXEC))
+        guard wakeFD >= 0 else { throw SystemError(call: "eventfd", errno: doorman_errno()) }
+        // The wake-up fd is tagged with generation 0, which no handler ever gets.
+        _ = doorman_epoll_ctl(epfd, EPOLL_CTL_ADD, wakeFD, EventLoop.readable, UInt64(UInt32(wakeFD)))
+    }
+
+    deinit {
+        Glibc.close(epfd)
+        Glibc.close(wakeFD)
+    }
+
+    // MARK: - Any thread
+
+    /// True on this loop's thread.
+    public var isInLoop: Bool { threadID.load(ordering: .relaxed) == UInt(bitPattern: Int(bitPattern: UInt(pthread_self()))) }
+
+    public func assertInLoop(file: StaticString = #fileID, line: UInt = #line) {
+        assert(isInLoop, "not on event loop \(index)", file: file, line: line)
+    }
+
+    /// Runs `job` on the loop thread soon. The only way into a loop from another thread.
+    public func execute(_ job: @escaping @Sendable () -> Void) {
+        let mustWake = inbox.withLock { box -> Bool in
+            box.jobs.append(job)
+            defer { box.wakePending = true }
+            return !box.wakePending
+        }
+        // Wake-up elision: one eventfd write per batch of jobs.
+        if mustWake { wakeUp() }
+    }
+
+    /// Interrupts epoll_wait.
+    public func wakeUp() {
+        var one: UInt64 = 1
+        _ = Glibc.write(wakeFD, &one, 8)
+    }
+
+    /// Asks the loop to return from `run()` after the current iteration.
+    public func stop() {
+        execute { [self] in running = false }
+    }
+
+    // MARK: - Loop thread
+
+    /// Registers `fd` for `events`; returns the generation that tags its events.
+    @discardableResult
+    public func register(_ fd: Int32, events: UInt32, handler: any IOHandler) throws(SystemError) -> UInt32 {
+        assertInLoop()
+        let slot = Int(fd)
+        if slot >= handlers.count { handlers.append(contentsOf: repeatElement(nil, count: slot + 1 - handlers.count + 64)) }
+        let generation = nextGeneration
+        nextGeneration = nextGeneration == UInt32.max ? 1 : nextGeneration + 1
+        guard doorman_epoll_ctl(epfd, EPOLL_CTL_ADD, fd, events, Self.tag(fd, generation)) == 0 else {
+            throw SystemError(call: "epoll_ctl(ADD)", errno: doorman_errno())
+        }
+        handlers[slot] = Registration(generation: generation, handler: handler)
+        return generation
+    }
+
+    /// Changes the events `fd` is watched for.
+    public func modify(_ fd: Int32, generation: UInt32, events: UInt32) {
+        assertInLoop()
+        _ = doorman_epoll_ctl(epfd, EPOLL_CTL_MOD, fd, events, Self.tag(fd, generation))
+    }
+
+    /// Stops watching `fd` (call before closing it).
+    public func deregister(_ fd: Int32) {
+        assertInLoop()
+        _ = doorman_epoll_ctl(epfd, EPOLL_CTL_DEL, fd, 0, 0)
+        if Int(fd) < handlers.count { handlers[Int(fd)] = nil }
+    }
+
+    /// epoll user data: fd in the low half, generation in the high half, so a reused fd never
+    /// receives a dead registration's events.
+    @inline(__always)
+    private static func tag(_ fd: Int32, _ generation: UInt32) -> UInt64 {
+        UInt64(generation) << 32 | UInt64(UInt32(bitPattern: fd))
+    }
+
+    /// Runs the loop on the calling thread until `stop()`.
+    public func run() {
+        threadID.store(UInt(bitPattern: Int(bitPattern: UInt(pthread_self()))), ordering: .relaxed)
+        let capacity = 256
+        let events = UnsafeMutablePointer<UInt32>.allocate(capacity: capacity)
+        let datas = UnsafeMutablePointer<UInt64>.allocate(capacity: capacity)
+        defer {
+            events.deallocate()
+            datas.deallocate()
+        }
+        now = monotonicNanoseconds()
+        var nextTick = now + tickInterval
+        while running {
+            let waitMs = nextTick > now ? Int32(min((nextTick - now + 999_999) / 1_000_000, 1000)) : 0
+            let n = doorman_epoll_wait(epfd, events, datas, Int32(capacity), waitMs)
+            now = monotonicNanoseconds()
+            if n < 0 {
+                precondition(doorman_errno() == EINTR, "epoll_wait: errno \(doorman_errno())")
+                continue
+            }
+            for i in 0..<Int(n) {
+                let data = datas[i]
+                let generation = UInt32(truncatingIfNeeded: data >> 32)
+                let fd = Int32(bitPattern: UInt32(truncatingIfNeeded: data))
+                if generation == 0 {
+                    drainInbox()
+                    continue
+                }
+                guard Int(fd) < handlers.count, let registration = handlers[Int(fd)],
+                      registration.generation == generation else { continue }
+                registration.handler.handleIO(events[i])
+            }
+            if now >= nextTick {
+                onTick?()
+                nextTick = now + tickInterval
+            }
+        }
+        drainInbox()
+    }
+
+    private func drainInbox() {
+        var counter: UInt64 = 0
+        _ = Glibc.read(wakeFD, &counter, 8)
+        // Take everything and clear the flag under the lock; run the jobs outside it.
+        let jobs = inbox.withLock { box -> [@Sendable () -> Void] in
+            box.wakePending = false
+            return box.jobs.isEmpty ? [] : { defer { box.jobs = [] }; return box.jobs }()
+        }
+        for job in jobs { job() }
+    }
+}

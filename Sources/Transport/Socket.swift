@@ -1,0 +1,115 @@
+// SPDX-License-Identifier: Apache-2.0
+import CLinux
+import Glibc
+
+/// Non-blocking socket calls on raw descriptors.
+public enum Socket {
+    /// read(2) into `buffer`; `.processed(0)` is end of stream.
+    @inline(__always)
+    public static func read(_ fd: Int32, into buffer: UnsafeMutableRawBufferPointer) throws(SystemError) -> IOResult<Int> {
+        try retryingSyscall("read") { Glibc.read(fd, buffer.baseAddress, buffer.count) }
+    }
+
+    /// write(2) from `bytes`; may write fewer bytes than given.
+    @inline(__always)
+    public static func write(_ fd: Int32, _ bytes: UnsafeRawBufferPointer) throws(SystemError) -> IOResult<Int> {
+        try retryingSyscall("write") { Glibc.write(fd, bytes.baseAddress, bytes.count) }
+    }
+
+    /// accept4(2) with SOCK_NONBLOCK | SOCK_CLOEXEC.
+    @inline(__always)
+    public static func accept(_ fd: Int32) throws(SystemError) -> IOResult<Int32> {
+        switch try retryingSyscall("accept4", { Int(doorman_accept(fd)) }) {
+        case .processed(let n): return .processed(Int32(n))
+        case .wouldBlock: return .wouldBlock
+        }
+    }
+
+    public static func close(_ fd: Int32) {
+        _ = Glibc.close(fd)
+    }
+
+    /// Half-close: no more writes from us (the peer reads EOF after what we sent).
+    public static func shutdownWrite(_ fd: Int32) {
+        _ = Glibc.shutdown(fd, Int32(SHUT_WR))
+    }
+
+    public static func setNoDelay(_ fd: Int32) {
+        _ = doorman_set_nodelay(fd)
+    }
+
+    /// A listening TCP socket bound to `host:port` (port 0: the kernel picks one).
+    /// - Returns: the descriptor and the port actually bound.
+    public static func listen(host: String, port: Int, backlog: Int32 = 4096) throws(SystemError) -> (fd: Int32, port: Int) {
+        let isV6 = host.contains(":")
+        let family = isV6 ? AF_INET6 : AF_INET
+        let fd = Glibc.socket(family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { throw SystemError(call: "socket", errno: doorman_errno()) }
+        var one: Int32 = 1
+        _ = setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
+        var bound: Int32 = -1
+        if isV6 {
+            var addr = sockaddr_in6()
+            addr.sin6_family = sa_family_t(AF_INET6)
+            addr.sin6_port = in_port_t(UInt16(port).bigEndian)
+            guard inet_pton(AF_INET6, host, &addr.sin6_addr) == 1 else { Glibc.close(fd); throw SystemError(call: "inet_pton(\(host))", errno: EINVAL) }
+            bound = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in6>.size)) } }
+        } else {
+            var addr = sockaddr_in()
+            addr.sin_family = sa_family_t(AF_INET)
+            addr.sin_port = in_port_t(UInt16(port).bigEndian)
+            guard inet_pton(AF_INET, host, &addr.sin_addr) == 1 else { Glibc.close(fd); throw SystemError(call: "inet_pton(\(host))", errno: EINVAL) }
+            bound = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+        }
+        guard bound == 0 else {
+            let err = doorman_errno()
+            Glibc.close(fd)
+            throw SystemError(call: "bind(\(host):\(port))", errno: err)
+        }
+        guard Glibc.listen(fd, backlog) == 0 else {
+            let err = doorman_errno()
+            Glibc.close(fd)
+            throw SystemError(call: "listen", errno: err)
+        }
+        return (fd, localPort(fd))
+    }
+
+    /// The local port of a bound socket.
+    public static func localPort(_ fd: Int32) -> Int {
+        var storage = sockaddr_storage()
+        var len = socklen_t(MemoryLayout<sockaddr_storage>.size)
+        let ok = withUnsafeMutablePointer(to: &storage) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) }
+        }
+        guard ok == 0 else { return 0 }
+        return withUnsafePointer(to: &storage) { p -> Int in
+            if Int32(p.pointee.ss_family) == AF_INET6 {
+                return p.withMemoryRebound(to: sockaddr_in6.self, capacity: 1) { Int(UInt16(bigEndian: $0.pointee.sin6_port)) }
+            }
+            return p.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { Int(UInt16(bigEndian: $0.pointee.sin_port)) }
+        }
+    }
+
+    /// The peer's address as text ("127.0.0.1" or "::1"), for logs and address checks.
+    public static func peerAddress(_ fd: Int32) -> String {
+        var storage = sockaddr_storage()
+        var len = socklen_t(MemoryLayout<sockaddr_storage>.size)
+        let ok = withUnsafeMutablePointer(to: &storage) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getpeername(fd, $0, &len) }
+        }
+        guard ok == 0 else { return "" }
+        var text = [CChar](repeating: 0, count: Int(INET6_ADDRSTRLEN))
+        return withUnsafePointer(to: &storage) { p -> String in
+            if Int32(p.pointee.ss_family) == AF_INET6 {
+                _ = p.withMemoryRebound(to: sockaddr_in6.self, capacity: 1) { a in
+                    withUnsafePointer(to: a.pointee.sin6_addr) { inet_ntop(AF_INET6, $0, &text, socklen_t(text.count)) }
+                }
+            } else {
+                _ = p.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { a in
+                    withUnsafePointer(to: a.pointee.sin_addr) { inet_ntop(AF_INET, $0, &text, socklen_t(text.count)) }
+                }
+            }
+            return String(decoding: text.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        }
+    }
+}

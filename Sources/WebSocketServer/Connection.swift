@@ -1,0 +1,413 @@
+// SPDX-License-Identifier: Apache-2.0
+import Logging
+public import Transport
+public import WireCodec
+
+/// One TCP connection: an HTTP request head, then either plain HTTP (keep-alive) or a WebSocket.
+///
+///     head ──(plain HTTP, body?)──▶ body ──respond──▶ head (keep-alive) | finishing
+///       │
+///       └──101──▶ open ──we send close──▶ closing ──peer's close──▶ finishing ──EOF/deadline──▶ closed
+///                   └────peer's close / protocol error / slow consumer────▶ finishing
+///
+/// `finishing` flushes what is queued, half-closes (FIN), and discards input until the peer's
+/// end of stream or the close timeout, so a final close frame or error response is not lost to
+/// a TCP reset.
+///
+/// Pinned to one loop: a non-Sendable class that only its loop thread touches.
+public final class Connection: IOHandler {
+    enum State: Equatable {
+        case head
+        case body(remaining: Int)
+        case open
+        case closing
+        case finishing
+        case closed
+    }
+
+    /// Unique per process.
+    public let id: UInt64
+    let fd: Int32
+    var generation: UInt32 = 0
+    unowned let context: LoopContext
+    /// Index in `context.connections` (swap-remove).
+    var slot = 0
+
+    private(set) var state = State.head
+    private var headReader: HTTPHeadReader
+    private var pendingHead: HTTPRequestHead?
+    private var body: [UInt8] = []
+    private var parser: FrameParser?
+    private var message: [UInt8] = []
+    private var messageIsText = false
+    private var session: (any WebSocketSession)?
+    private var closeCode: CloseCode?
+
+    private var out: [UInt8] = []
+    private var outStart = 0
+    private var watchingWrite = false
+    private var corked = false
+    private var halfClosed = false
+
+    /// Head deadline in `head`/`body`, close deadline in `closing`/`finishing` (loop nanoseconds).
+    private var deadline: UInt64
+    private var lastRead: UInt64
+    private var pingSentAt: UInt64 = 0
+
+    init(fd: Int32, id: UInt64, context: LoopContext) {
+        self.fd = fd
+        self.id = id
+        self.context = context
+        headReader = HTTPHeadReader(limits: context.shared.configuration.head)
+        lastRead = context.loop.now
+        deadline = lastRead + context.shared.handshakeTimeout
+    }
+
+    /// The peer's IP address (a system call; ask only when needed).
+    public var peerAddress: String { Socket.peerAddress(fd) }
+
+    /// True while the WebSocket is open for messages both ways.
+    public var isOpen: Bool { state == .open }
+
+    /// Bytes queued and not yet accepted by the kernel.
+    public var queuedBytes: Int { out.count - outStart }
+
+    // MARK: - Sending
+
+    /// Sends a text message (`payload` must be UTF-8).
+    public func send(text payload: [UInt8]) { sendMessage(.text, payload) }
+
+    /// Sends a binary message.
+    public func send(binary payload: [UInt8]) { sendMessage(.binary, payload) }
+
+    private func sendMessage(_ opcode: WebSocketOpcode, _ payload: [UInt8]) {
+        guard state == .open else { return }
+        payload.withUnsafeBytes { FrameEncoder.append(opcode: opcode, payload: $0, to: &out) }
+        // Backpressure: never queue without bound for a peer that does not read.
+        if out.count - outStart > context.shared.configuration.maxWriteQueueBytes {
+            context.shared.logger.debug("write queue full", metadata: ["connection.id": "\(id)", "queued": "\(queuedBytes)"])
+            fail(.slowConsumer, reason: "write queue full")
+            return
+        }
+        if !corked { flush() }
+    }
+
+    /// Starts the close handshake (RFC 6455 §7.1.2): sends a close frame and waits for the peer's.
+    public func close(code: CloseCode = .normal, reason: String = "") {
+        switch state {
+        case .open: break
+        case .head, .body: return closeNow()
+        case .closing, .finishing, .closed: return
+        }
+        sendControl(.close, ClosePayload(code: code, reason: reason).encoded)
+        closeCode = code
+        state = .closing
+        deadline = context.loop.now + context.shared.closeTimeout
+        if !corked { flush() }
+    }
+
+    private func sendControl(_ opcode: WebSocketOpcode, _ payload: [UInt8]) {
+        payload.withUnsafeBytes { FrameEncoder.append(opcode: opcode, payload: $0, to: &out) }
+    }
+
+    /// _Fail the WebSocket Connection_ (RFC 6455 §7.1.7): close frame with `code`, then finish.
+    private func fail(_ code: CloseCode, reason: String = "") {
+        if state == .open {
+            sendControl(.close, ClosePayload(code: code, reason: reason).encoded)
+            closeCode = code
+        }
+        finish()
+    }
+
+    /// Stop reading for meaning: flush, half-close, wait for the peer's end of stream.
+    private func finish() {
+        guard state != .closed, state != .finishing else { return }
+        state = .finishing
+        deadline = context.loop.now + context.shared.closeTimeout
+        if !corked { flush() }
+    }
+
+    // MARK: - Events
+
+    public func handleIO(_ events: UInt32) {
+        if events & (EventLoop.readable | EventLoop.hangup) != 0 { readable() }
+        if state != .closed, events & EventLoop.writable != 0 { flush() }
+    }
+
+    private func readable() {
+        let buffer = context.readBuffer
+        var rounds = 0
+        while state != .closed {
+            let n: Int
+            do {
+                switch try Socket.read(fd, into: buffer) {
+                case .wouldBlock: return
+                case .processed(let count): n = count
+                }
+            } catch {
+                closeNow()
+                return
+            }
+            if n == 0 {
+                // End of stream: the peer is gone (or done, in `finishing`).
+                closeNow()
+                return
+            }
+            lastRead = context.loop.now
+            pingSentAt = 0
+            corked = true
+            process(UnsafeRawBufferPointer(rebasing: buffer[..<n]))
+            corked = false
+            flush()
+            rounds += 1
+            // A full buffer means more is waiting; come back for it, but let others run too.
+            guard n == buffer.count, rounds < 4 else { return }
+        }
+    }
+
+    private func process(_ bytes: UnsafeRawBufferPointer) {
+        var cursor = ByteCursor(bytes)
+        while !cursor.isAtEnd {
+            switch state {
+            case .head:
+                do {
+                    guard let (head, used) = try headReader.feed(cursor.rest) else { return }
+                    cursor.index += used
+                    handleHead(head)
+                } catch {
+                    reject(HandshakeRejection(error).response)
+                    return
+                }
+            case .body(let remaining):
+                let take = min(remaining, cursor.remaining)
+                body.append(contentsOf: UnsafeRawBufferPointer(rebasing: cursor.bytes[cursor.index..<cursor.index + take]))
+                cursor.index += take
+                if take == remaining, let head = pendingHead {
+                    pendingHead = nil
+                    let request = HTTPRequest(head: head, body: body)
+                    body = []
+                    respond(to: request)
+                } else {
+                    state = .body(remaining: remaining - take)
+                }
+            case .open, .closing:
+                parseFrames(&cursor)
+            case .finishing, .closed:
+                return   // discard
+            }
+        }
+    }
+
+    // MARK: - HTTP
+
+    private func handleHead(_ head: HTTPRequestHead) {
+        let shared = context.shared
+        if WebSocketHandshake.isUpgradeRequest(head) {
+            let upgrade: WebSocketUpgrade
+            switch WebSocketHandshake.validate(head) {
+            case .failure(let rejection): return reject(rejection.response)
+            case .success(let valid): upgrade = valid
+            }
+            if context.draining { return reject(HandshakeRejection(status: 503, reason: "draining").response) }
+            switch shared.application.upgrade(head, upgrade, on: self) {
+            case .reject(let response):
+                reject(response)
+            case .accept(let selected, let session):
+                // RFC 6455 §4.2.2: the server may only choose a protocol the client offered.
+                precondition(selected.map(upgrade.protocols.contains) ?? true, "selected protocol was not offered")
+                WebSocketHandshake.appendResponse(accept: upgrade.accept, protocol: selected, to: &out)
+                state = .open
+                parser = FrameParser(role: .server, limits: shared.configuration.frames)
+                self.session = session
+                session.opened(self)
+            }
+            return
+        }
+        // Plain HTTP. Bodies by Content-Length only.
+        if head.count("transfer-encoding") > 0 {
+            return reject(HTTPResponse.json(status: 501, #"{"error":"chunked_not_supported"}"#))
+        }
+        let lengths = head.values("content-length")
+        guard lengths.count <= 1, let length = lengths.isEmpty ? 0 : Int(lengths[0]), length >= 0 else {
+            return reject(HTTPResponse.json(status: 400, #"{"error":"invalid_content_length"}"#))
+        }
+        guard length <= shared.configuration.maxBodyBytes else {
+            return reject(HTTPResponse.json(status: 413, #"{"error":"body_too_large"}"#))
+        }
+        if length > 0 {
+            pendingHead = head
+            body.reserveCapacity(length)
+            state = .body(remaining: length)
+        } else {
+            respond(to: HTTPRequest(head: head))
+        }
+    }
+
+    private func respond(to request: HTTPRequest) {
+        let response = context.shared.application.respond(to: request, on: self)
+        let keepAlive = request.head.keepAlive && !context.draining
+        response.encode(into: &out, keepAlive: keepAlive)
+        if keepAlive {
+            state = .head
+            deadline = context.loop.now + context.shared.handshakeTimeout
+        } else {
+            finish()
+        }
+        if !corked { flush() }
+    }
+
+    /// Answers and closes.
+    private func reject(_ response: HTTPResponse) {
+        response.encode(into: &out, keepAlive: false)
+        finish()
+    }
+
+    // MARK: - WebSocket
+
+    private func parseFrames(_ cursor: inout ByteCursor) {
+        while !cursor.isAtEnd, state == .open || state == .closing {
+            let result: ParseResult
+            do {
+                result = try parser!.parse(&cursor)
+            } catch {
+                context.shared.logger.debug("protocol error", metadata: ["connection.id": "\(id)", "error": "\(error)"])
+                fail(CloseCode(error))
+                return
+            }
+            if case .frame(let frame) = result { handleFrame(frame) }
+        }
+    }
+
+    private func handleFrame(_ frame: WebSocketFrame) {
+        switch frame.opcode {
+        case .text, .binary:
+            guard state == .open else { return }
+            if frame.fin {
+                deliver(WebSocketMessage(isText: frame.opcode == .text, payload: frame.payload))
+            } else {
+                messageIsText = frame.opcode == .text
+                message = frame.payload
+            }
+        case .continuation:
+            guard state == .open else { return }
+            message.append(contentsOf: frame.payload)
+            if frame.fin {
+                var whole: [UInt8] = []
+                swap(&whole, &message)
+                deliver(WebSocketMessage(isText: messageIsText, payload: whole))
+            }
+        case .ping:
+            // RFC 6455 §5.5.2: answer with a pong carrying the same data.
+            if state == .open { sendControl(.pong, frame.payload) }
+        case .pong:
+            pingSentAt = 0
+        case .close:
+            // Validated by the parser already.
+            let peer = (try? ClosePayload(decoding: frame.payload)) ?? ClosePayload(code: nil)
+            if state == .open {
+                // RFC 6455 §5.5.1: echo the status code, then the server closes TCP first.
+                sendControl(.close, ClosePayload(code: peer.code).encoded)
+                closeCode = peer.code ?? .noStatus
+            }
+            finish()
+        }
+    }
+
+    private func deliver(_ message: WebSocketMessage) {
+        session?.received(message, on: self)
+    }
+
+    // MARK: - Writing
+
+    func flush() {
+        while outStart < out.count {
+            let result: IOResult<Int>
+            do {
+                result = try out.withUnsafeBytes { raw throws(SystemError) in
+                    try Socket.write(fd, UnsafeRawBufferPointer(rebasing: raw[outStart...]))
+                }
+            } catch {
+                closeNow()
+                return
+            }
+            switch result {
+            case .processed(let n):
+                outStart += n
+            case .wouldBlock:
+                if !watchingWrite {
+                    watchingWrite = true
+                    context.loop.modify(fd, generation: generation, events: EventLoop.readable | EventLoop.writable | EventLoop.hangup)
+                }
+                return
+            }
+        }
+        // Everything written: keep a small buffer for the next message, give back a large one.
+        if out.capacity > 16 * 1024 { out = [] } else { out.removeAll(keepingCapacity: true) }
+        outStart = 0
+        if watchingWrite {
+            watchingWrite = false
+            context.loop.modify(fd, generation: generation, events: EventLoop.readable | EventLoop.hangup)
+        }
+        if state == .finishing, !halfClosed {
+            halfClosed = true
+            Socket.shutdownWrite(fd)
+        }
+    }
+
+    /// Releases the socket now.
+    func closeNow() {
+        guard state != .closed else { return }
+        state = .closed
+        context.loop.deregister(fd)
+        Socket.close(fd)
+        context.remove(self)
+        out = []
+        message = []
+        body = []
+        parser = nil
+        if let session {
+            self.session = nil
+            session.closed(self, code: closeCode)
+        }
+    }
+
+    // MARK: - Timers
+
+    /// Called by the loop's sweep (every tick).
+    func tick(_ now: UInt64) {
+        switch state {
+        case .head, .body:
+            guard now >= deadline else { return }
+            if headReader.bufferedCount == 0, pendingHead == nil {
+                closeNow()   // an idle keep-alive or a connection that never spoke
+            } else {
+                reject(HTTPResponse.json(status: 408, #"{"error":"request_timeout"}"#))
+                flush()
+            }
+        case .open:
+            let shared = context.shared
+            guard shared.idleTimeout > 0 else { return }
+            if pingSentAt != 0 {
+                // No answer to our ping: a half-open peer. Nothing can reach it; drop it.
+                if now - pingSentAt >= shared.pongTimeout { closeNow() }
+            } else if now - lastRead >= shared.idleTimeout {
+                sendControl(.ping, [])
+                pingSentAt = now
+                flush()
+            }
+        case .closing, .finishing:
+            if now >= deadline { closeNow() }
+        case .closed:
+            break
+        }
+    }
+
+    /// Server shutdown: sessions get 1001, idle HTTP connections go at once.
+    func drain() {
+        switch state {
+        case .open: close(code: .goingAway, reason: "server shutting down")
+        case .head where headReader.bufferedCount == 0: closeNow()
+        default: break
+        }
+    }
+}

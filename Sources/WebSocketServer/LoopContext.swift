@@ -1,0 +1,115 @@
+// SPDX-License-Identifier: Apache-2.0
+import CLinux
+import Glibc
+import Logging
+import Synchronization
+import Transport
+import WireCodec
+
+/// What every loop of a server shares: configuration, application, counters. Immutable but for
+/// the atomics.
+final class ServerShared: Sendable {
+    let configuration: ServerConfiguration
+    let application: any ServerApplication
+    let logger: Logger
+    let activeConnections = Atomic<Int>(0)
+    let nextConnectionID = Atomic<UInt64>(1)
+    // Nanosecond copies of the configured seconds.
+    let handshakeTimeout: UInt64
+    let idleTimeout: UInt64
+    let pongTimeout: UInt64
+    let closeTimeout: UInt64
+
+    init(configuration: ServerConfiguration, application: any ServerApplication, logger: Logger) {
+        self.configuration = configuration
+        self.application = application
+        self.logger = logger
+        handshakeTimeout = configuration.handshakeTimeout.nanoseconds
+        idleTimeout = configuration.idleTimeout.nanoseconds
+        pongTimeout = configuration.pongTimeout.nanoseconds
+        closeTimeout = configuration.closeTimeout.nanoseconds
+    }
+}
+
+/// One loop's share of a server: its connections and its read buffer.
+///
+/// `@unchecked Sendable` only so that `loop.execute` jobs can carry it to its own loop: every
+/// member is touched on `loop`'s thread alone (checked with `assertInLoop`).
+final class LoopContext: @unchecked Sendable {
+    let loop: EventLoop
+    let shared: ServerShared
+    /// One read buffer per loop, shared by all its connections (bytes are parsed before the next read).
+    let readBuffer: UnsafeMutableRawBufferPointer
+    private(set) var connections: [Connection] = []
+    private(set) var draining = false
+    /// Loop 0 only: the listener's handler.
+    var acceptor: Acceptor?
+
+    init(loop: EventLoop, shared: ServerShared, readBufferBytes: Int = 256 * 1024) {
+        self.loop = loop
+        self.shared = shared
+        readBuffer = .allocate(byteCount: readBufferBytes, alignment: 16)
+    }
+
+    deinit { readBuffer.deallocate() }
+
+    /// Takes over an accepted socket.
+    func adopt(_ fd: Int32) {
+        loop.assertInLoop()
+        if draining {
+            Socket.close(fd)
+            shared.activeConnections.subtract(1, ordering: .relaxed)
+            return
+        }
+        Socket.setNoDelay(fd)
+        let id = shared.nextConnectionID.add(1, ordering: .relaxed).oldValue
+        let connection = Connection(fd: fd, id: id, context: self)
+        do {
+            connection.generation = try loop.register(fd, events: EventLoop.readable | EventLoop.hangup, handler: connection)
+        } catch {
+            shared.logger.error("cannot watch socket", metadata: ["error": "\(error)"])
+            Socket.close(fd)
+            shared.activeConnections.subtract(1, ordering: .relaxed)
+            return
+        }
+        connection.slot = connections.count
+        connections.append(connection)
+    }
+
+    func remove(_ connection: Connection) {
+        let slot = connection.slot
+        guard slot < connections.count, connections[slot] === connection else { return }
+        let last = connections.removeLast()
+        if slot < connections.count {
+            connections[slot] = last
+            last.slot = slot
+        }
+        shared.activeConnections.subtract(1, ordering: .relaxed)
+    }
+
+    /// The per-loop sweep: deadlines and idle pings.
+    func tick() {
+        let now = loop.now
+        // Backwards, because closing swaps the last connection into the closed one's slot.
+        var i = connections.count - 1
+        while i >= 0 {
+            if i < connections.count { connections[i].tick(now) }
+            i -= 1
+        }
+    }
+
+    /// Shutdown: refuse new connections and ask every session to close.
+    func beginDrain() {
+        draining = true
+        var i = connections.count - 1
+        while i >= 0 {
+            if i < connections.count { connections[i].drain() }
+            i -= 1
+        }
+    }
+
+    /// Final shutdown: drop whatever is left.
+    func closeAll() {
+        while let last = connections.last { last.closeNow() }
+    }
+}

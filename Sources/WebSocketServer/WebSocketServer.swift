@@ -1,0 +1,149 @@
+// SPDX-License-Identifier: Apache-2.0
+import CLinux
+import Glibc
+public import Logging
+public import Transport
+import Synchronization
+
+/// The engine: a listener, an acceptor on loop 0 handing sockets round-robin to every loop, and
+/// the loops' connections.
+///
+///     listen fd ──accept4──▶ Acceptor (loop 0) ──round-robin──▶ loop k: LoopContext.adopt(fd)
+///                                               (loop.execute for k ≠ 0)
+public final class WebSocketServer: Sendable {
+    let shared: ServerShared
+    let group: LoopGroup
+    let contexts: [LoopContext]
+    private let listenFD: Int32
+    /// The port actually bound (useful with port 0).
+    public let port: Int
+
+    /// Binds the listener and starts the loops.
+    /// - Throws: `SystemError` if the address cannot be bound.
+    public init(configuration: ServerConfiguration, application: any ServerApplication, logger: Logger) throws(SystemError) {
+        shared = ServerShared(configuration: configuration, application: application, logger: logger)
+        let (fd, port) = try Socket.listen(host: configuration.host, port: configuration.port)
+        listenFD = fd
+        self.port = port
+        do {
+            group = try LoopGroup(count: configuration.loops)
+        } catch {
+            Socket.close(fd)
+            throw error
+        }
+        let shared = shared
+        contexts = group.loops.map { LoopContext(loop: $0, shared: shared) }
+        for context in contexts {
+            context.loop.execute { context.loop.onTick = { context.tick() } }
+        }
+        let contexts = contexts
+        let first = contexts[0]
+        first.loop.execute {
+            let acceptor = Acceptor(fd: fd, contexts: contexts, shared: shared)
+            do {
+                try first.loop.register(fd, events: EventLoop.readable, handler: acceptor)
+                first.acceptor = acceptor
+            } catch {
+                shared.logger.critical("cannot watch listener", metadata: ["error": "\(error)"])
+            }
+        }
+    }
+
+    /// Open connections (HTTP and WebSocket) across all loops.
+    public var activeConnections: Int { shared.activeConnections.load(ordering: .relaxed) }
+
+    /// Number of event loops.
+    public var loopCount: Int { contexts.count }
+
+    /// Stops accepting, sends 1001 to every session, waits up to `drainTimeout` seconds for them
+    /// to close, then stops the loops. Blocks the calling thread (not a loop thread).
+    public func shutdown(drainTimeout: Double? = nil) {
+        let first = contexts[0]
+        let fd = listenFD
+        first.loop.execute {
+            first.loop.deregister(fd)
+            Socket.close(fd)
+            first.acceptor = nil
+        }
+        for context in contexts { context.loop.execute { context.beginDrain() } }
+        let limit = monotonicNanoseconds() + (drainTimeout ?? shared.configuration.drainTimeout).nanoseconds
+        while activeConnections > 0, monotonicNanoseconds() < limit {
+            usleep(5_000)
+        }
+        for context in contexts { context.loop.execute { context.closeAll() } }
+        group.shutdown()
+    }
+}
+
+/// Accepts on loop 0 and deals sockets out to the loops.
+final class Acceptor: IOHandler {
+    private let fd: Int32
+    private let contexts: [LoopContext]
+    private let shared: ServerShared
+    private var next = 0
+    /// Held open so that at EMFILE we can close it, accept, and shed the connection.
+    private var reserveFD: Int32 = open("/dev/null", O_RDONLY | O_CLOEXEC)
+    private var lastFDWarning: UInt64 = 0
+
+    init(fd: Int32, contexts: [LoopContext], shared: ServerShared) {
+        self.fd = fd
+        self.contexts = contexts
+        self.shared = shared
+    }
+
+    deinit { if reserveFD >= 0 { Glibc.close(reserveFD) } }
+
+    func handleIO(_ events: UInt32) {
+        // Bounded per wake-up so one listener cannot starve loop 0's connections.
+        for _ in 0..<256 {
+            let accepted: Int32
+            do {
+                switch try Socket.accept(fd) {
+                case .wouldBlock: return
+                case .processed(let newFD): accepted = newFD
+                }
+            } catch {
+                switch error.errno {
+                case EMFILE, ENFILE:
+                    shedAtFileLimit()
+                    return
+                case ECONNABORTED, EPROTO, ENETDOWN, ENOPROTOOPT, EHOSTDOWN, ENONET, EHOSTUNREACH, EOPNOTSUPP, ENETUNREACH:
+                    continue   // the peer gave up before we accepted; accept(2) lists these as retryable
+                default:
+                    shared.logger.error("accept failed", metadata: ["error": "\(error)"])
+                    return
+                }
+            }
+            let count = shared.activeConnections.add(1, ordering: .relaxed).newValue
+            if count > shared.configuration.maxConnections {
+                // Over the cap: a best-effort 503, then close.
+                let busy = "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nContent-Length: 30\r\nRetry-After: 1\r\nConnection: close\r\n\r\n{\"error\":\"too_many_connections\"}"
+                _ = busy.utf8.withContiguousStorageIfAvailable { Glibc.write(accepted, $0.baseAddress, $0.count) }
+                Socket.close(accepted)
+                shared.activeConnections.subtract(1, ordering: .relaxed)
+                continue
+            }
+            let context = contexts[next]
+            next = (next + 1) % contexts.count
+            if context.loop.isInLoop {
+                context.adopt(accepted)
+            } else {
+                context.loop.execute { context.adopt(accepted) }
+            }
+        }
+    }
+
+    /// At the descriptor limit a pending connection keeps the listener readable forever: free the
+    /// reserve descriptor, accept and close the connection, take the reserve back (no busy loop).
+    private func shedAtFileLimit() {
+        let now = monotonicNanoseconds()
+        if now - lastFDWarning > 5_000_000_000 {
+            lastFDWarning = now
+            shared.logger.warning("out of file descriptors; shedding new connections", metadata: ["connections": "\(shared.activeConnections.load(ordering: .relaxed))"])
+        }
+        if reserveFD >= 0 { Glibc.close(reserveFD) }
+        let shed = doorman_accept(fd)
+        if shed >= 0 { Glibc.close(shed) }
+        reserveFD = open("/dev/null", O_RDONLY | O_CLOEXEC)
+    }
+}
