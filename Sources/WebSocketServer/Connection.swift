@@ -10,8 +10,9 @@ public import WireCodec
 ///       └──101──▶ open ──we send close──▶ closing ──peer's close──▶ finishing ──EOF/deadline──▶ closed
 ///                   └────peer's close / protocol error / slow consumer────▶ finishing
 ///
-/// `finishing` flushes what is queued, half-closes (FIN), and discards input until the peer's
-/// end of stream or the close timeout, so a final close frame or error response is not lost to
+/// `finishing` flushes what is queued, then: after a complete close handshake, closes the socket;
+/// after a failure or an HTTP rejection, half-closes (FIN) and discards input until the peer's
+/// end of stream or the close timeout, so the last close frame or error response is not lost to
 /// a TCP reset.
 ///
 /// Pinned to one loop: a non-Sendable class that only its loop thread touches.
@@ -48,6 +49,8 @@ public final class Connection: IOHandler {
     private var watchingWrite = false
     private var corked = false
     private var halfClosed = false
+    /// Both close frames are exchanged: release the socket as soon as our bytes are out.
+    private var handshakeComplete = false
 
     /// Head deadline in `head`/`body`, close deadline in `closing`/`finishing` (loop nanoseconds).
     private var deadline: UInt64
@@ -309,6 +312,8 @@ public final class Connection: IOHandler {
                 sendControl(.close, ClosePayload(code: peer.code).encoded)
                 closeCode = peer.code ?? .noStatus
             }
+            // RFC 6455 §7.1.1: with both close frames exchanged, the server closes the TCP connection.
+            handshakeComplete = true
             finish()
         }
     }
@@ -348,9 +353,13 @@ public final class Connection: IOHandler {
             watchingWrite = false
             context.loop.modify(fd, generation: generation, events: EventLoop.readable | EventLoop.hangup)
         }
-        if state == .finishing, !halfClosed {
-            halfClosed = true
-            Socket.shutdownWrite(fd)
+        if state == .finishing {
+            if handshakeComplete {
+                closeNow()
+            } else if !halfClosed {
+                halfClosed = true
+                Socket.shutdownWrite(fd)
+            }
         }
     }
 

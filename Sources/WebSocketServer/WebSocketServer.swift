@@ -15,6 +15,7 @@ public final class WebSocketServer: Sendable {
     let group: LoopGroup
     let contexts: [LoopContext]
     private let listenFD: Int32
+    private let stopped = Atomic<Bool>(false)
     /// The port actually bound (useful with port 0).
     public let port: Int
 
@@ -56,8 +57,10 @@ public final class WebSocketServer: Sendable {
     public var loopCount: Int { contexts.count }
 
     /// Stops accepting, sends 1001 to every session, waits up to `drainTimeout` seconds for them
-    /// to close, then stops the loops. Blocks the calling thread (not a loop thread).
+    /// to close, then stops the loops. Blocks the calling thread (not a loop thread). Only the
+    /// first call does anything.
     public func shutdown(drainTimeout: Double? = nil) {
+        guard !stopped.exchange(true, ordering: .acquiringAndReleasing) else { return }
         let first = contexts[0]
         let fd = listenFD
         first.loop.execute {

@@ -171,34 +171,42 @@ enum RFCVectors {
         let wire: [UInt8] = [0x81, 0x85, 0x37, 0xfa, 0x21, 0x3d, 0x7f, 0x9f, 0x4d, 0x51, 0x58]
         var parser = FrameParser.server()
         for i in 0..<(wire.count - 1) {
-            var result: ParseResult?
-            try [wire[i]].withUnsafeBytes { raw in
-                var cursor = ByteCursor(raw)
-                result = try parser.parse(&cursor)
-                #expect(cursor.isAtEnd)
-            }
+            let (result, consumed) = try parseOnce(&parser, [wire[i]])
             #expect(result == .needMoreData, "byte \(i)")
+            #expect(consumed == 1)
             #expect(parser.isMidMessage)
         }
-        try [wire[wire.count - 1]].withUnsafeBytes { raw in
-            var cursor = ByteCursor(raw)
-            #expect(try parser.parse(&cursor) == .frame(.text("Hello")))
-        }
+        let (result, consumed) = try parseOnce(&parser, [wire[wire.count - 1]])
+        #expect(result == .frame(.text("Hello")))
+        #expect(consumed == 1)
         #expect(!parser.isMidMessage)
     }
 
     @Test func stopsAtTheEndOfEachFrame() throws {
-        // Two frames in one buffer: the first parse call must leave the second untouched.
-        let wire: [UInt8] = [0x89, 0x80] + rfcMaskBytes + [0x8a, 0x80] + rfcMaskBytes
+        // Two frames in one buffer: one parse call takes the first and leaves the second untouched.
+        let ping: [UInt8] = [0x89, 0x80] + rfcMaskBytes
+        let pong: [UInt8] = [0x8a, 0x81] + rfcMaskBytes + [0x37 ^ 0x61]
         var parser = FrameParser.server()
-        try wire.withUnsafeBytes { raw in
-            var cursor = ByteCursor(raw)
-            #expect(try parser.parse(&cursor) == .frame(WebSocketFrame(opcode: .ping)))
-            #expect(cursor.index == 6)
-            #expect(try parser.parse(&cursor) == .frame(WebSocketFrame(opcode: .pong)))
-            #expect(cursor.isAtEnd)
+        let (first, consumed) = try parseOnce(&parser, ping + pong)
+        #expect(first == .frame(WebSocketFrame(opcode: .ping)))
+        #expect(consumed == ping.count)
+        #expect(try parseOnce(&parser, pong) == (.frame(WebSocketFrame(opcode: .pong, payload: [0x61])), pong.count))
+    }
+}
+
+/// One `parse` call over `bytes`: its result and how many bytes it consumed.
+func parseOnce(_ parser: inout FrameParser, _ bytes: [UInt8]) throws(WireError) -> (ParseResult, Int) {
+    var outcome: Result<(ParseResult, Int), WireError> = .failure(.invalidClosePayload)
+    bytes.withUnsafeBytes { raw in
+        var cursor = ByteCursor(raw)
+        do throws(WireError) {
+            let result = try parser.parse(&cursor)
+            outcome = .success((result, cursor.index))
+        } catch {
+            outcome = .failure(error)
         }
     }
+    return try outcome.get()
 }
 
 // MARK: - Limits
