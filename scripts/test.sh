@@ -1,0 +1,108 @@
+#!/usr/bin/env bash
+# The test command (README): unit + integration tests, fuzzing, Autobahn|Testsuite conformance
+# and a real headless Chromium, against the real binary. Installs what it needs (as root, via
+# apt-get and pip, through ../shared/tools/*/setup.sh). Ends with one line: "doorman: N passed, M failed".
+#
+#   scripts/test.sh                 everything
+#   FUZZ_SECONDS=10 scripts/test.sh shorter fuzzing (default 60 s per target)
+#   QUICK=1 scripts/test.sh         swift test only
+#
+# Under CI=true a tool that cannot be installed is a failure; elsewhere it is skipped, loudly.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+TOOLS="$ROOT/../shared/tools"
+CACHE="${SHARED_TOOLS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/shared-tools}"
+passed=0; failed=0; skipped=0
+results=()
+step() { # name, status
+  case "$2" in
+    pass) passed=$((passed + 1)) ;;
+    fail) failed=$((failed + 1)) ;;
+    skip) skipped=$((skipped + 1)) ;;
+  esac
+  results+=("$2  $1")
+  echo "== $1: $2"
+}
+missing_tool() { # name, why
+  if [[ "${CI:-}" == "true" ]]; then
+    echo "!! $1 is missing under CI: $2" >&2
+    step "$1" fail
+  else
+    echo "!!!!!!!! SKIPPING $1: $2 (this would fail under CI=true) !!!!!!!!" >&2
+    step "$1" skip
+  fi
+}
+
+# Background processes we start, ended by PID on exit.
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done; }
+trap cleanup EXIT
+
+# 1. Unit and integration tests.
+echo "== swift test"
+if swift build --build-tests && swift test --skip-build 2>&1 | tee /tmp/doorman-swift-test.log; then
+  if grep -qE "Test run with [0-9]+ tests? (in [0-9]+ suites? )?passed" /tmp/doorman-swift-test.log; then step "swift test" pass; else step "swift test" fail; fi
+else
+  step "swift test" fail
+fi
+if [[ "${QUICK:-0}" == 1 ]]; then
+  echo "doorman: $passed passed, $failed failed, $skipped skipped"
+  [[ $failed -eq 0 ]]; exit
+fi
+
+# 2. Fuzzing (libFuzzer + AddressSanitizer), briefly.
+if bash scripts/fuzz.sh; then step "fuzz" pass; else step "fuzz" fail; fi
+
+# 3. The real binary, release build, in echo mode with Autobahn's limits (9.* sends 16 MiB
+#    messages in up to 65,536 fragments).
+swift build -c release --product doorman || { step "release build" fail; echo "doorman: $passed passed, $failed failed, $skipped skipped"; exit 1; }
+BIN="$ROOT/.build/release/doorman"
+start_server() { # args... ; sets PORT
+  local out; out=$(mktemp)
+  "$BIN" serve --port 0 "$@" >"$out" 2>/dev/null &
+  pids+=($!)
+  for _ in $(seq 1 100); do
+    PORT=$(sed -n 's/^doorman listening on .*:\([0-9]*\)$/\1/p' "$out")
+    [[ -n "$PORT" ]] && return 0
+    sleep 0.1
+  done
+  echo "server did not start" >&2; return 1
+}
+
+# 4. Autobahn|Testsuite 1.* to 11.*: 0 failed, 0 non-strict.
+if [[ -x "$CACHE/venv-autobahn/bin/wstest" ]] || bash "$TOOLS/autobahn/setup.sh" >/tmp/doorman-autobahn-setup.log 2>&1; then
+  start_server --echo --max-frame-bytes 16777216 --max-message-bytes 16777216 --max-fragments 100000 --max-write-queue-bytes 67108864
+  report=$(mktemp -d)
+  EXCLUDE='12.*,13.*' bash "$TOOLS/autobahn/run.sh" "ws://127.0.0.1:$PORT" "$report" '1.*,2.*,3.*,4.*,5.*,6.*,7.*,9.*,10.*,11.*' | tee /tmp/doorman-autobahn.log | tail -20
+  if grep -qE '^autobahn: [1-9][0-9]* passed, 0 failed, 0 non-strict' /tmp/doorman-autobahn.log; then step "autobahn 1-11" pass; else step "autobahn 1-11" fail; fi
+else
+  tail -5 /tmp/doorman-autobahn-setup.log >&2
+  missing_tool "autobahn 1-11" "autobahn setup failed"
+fi
+
+# 5. A real headless Chromium: handshake, text/binary/256 KiB echo, clean close.
+if bash "$TOOLS/browser/setup.sh" >/tmp/doorman-browser-setup.log 2>&1; then
+  start_server --echo
+  if "$CACHE/venv-browser/bin/python" "$TOOLS/browser/ws_check.py" "ws://127.0.0.1:$PORT/ws" | tee /tmp/doorman-browser.log | tail -3 \
+     && grep -qE '^browser: [1-9][0-9]* passed, 0 failed' /tmp/doorman-browser.log; then
+    step "chromium echo" pass
+  else
+    step "chromium echo" fail
+  fi
+  start_server --echo
+  if "$CACHE/venv-browser/bin/python" "$TOOLS/browser/ws_check.py" "ws://127.0.0.1:$PORT/ws" --protocols doorman.v1,other --expect-protocol doorman.v1 \
+       | tee /tmp/doorman-browser2.log | tail -1 && grep -qE '^browser: [1-9][0-9]* passed, 0 failed' /tmp/doorman-browser2.log; then
+    step "chromium subprotocol" pass
+  else
+    step "chromium subprotocol" fail
+  fi
+else
+  tail -5 /tmp/doorman-browser-setup.log >&2
+  missing_tool "chromium" "browser setup failed"
+fi
+
+echo
+printf '%s\n' "${results[@]}"
+echo "doorman: $passed passed, $failed failed, $skipped skipped"
+[[ $failed -eq 0 ]]
