@@ -64,7 +64,7 @@ public struct HTTPResponse: Equatable, Sendable {
 extension HTTPHeader {
     /// No CR, LF or NUL anywhere: safe to write as one header line.
     var isSafe: Bool {
-        !name.utf8.contains { $0 == 0x0d || $0 == 0x0a || $0 == 0 || $0 == UInt8(ascii: ":") }
+        !name.isEmpty && !name.utf8.contains { $0 == 0x0d || $0 == 0x0a || $0 == 0 || $0 == UInt8(ascii: ":") }
             && !value.utf8.contains { $0 == 0x0d || $0 == 0x0a || $0 == 0 }
     }
 }

@@ -25,14 +25,14 @@ public func fuzzHandshake(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
 
     let chunked = read(bytes.chunks(of: chunkSize))
     let whole = read([bytes[...]])
-    precondition(chunked.head == whole.head && chunked.end == whole.end, "chunking changed the head")
-    precondition(chunked.error == whole.error, "chunking changed the error")
+    check(chunked.head == whole.head && chunked.end == whole.end, "chunking changed the head")
+    check(chunked.error == whole.error, "chunking changed the error")
 
     if let head = chunked.head {
         switch WebSocketHandshake.validate(head) {
         case .success(let upgrade):
-            precondition(upgrade.accept == WebSocketHandshake.acceptValue(for: upgrade.key), "wrong accept key")
-            precondition(upgrade.accept.utf8.count == 28, "accept key is not 20 bytes of base64")
+            check(upgrade.accept == WebSocketHandshake.acceptValue(for: upgrade.key), "wrong accept key")
+            check(upgrade.accept.utf8.count == 28, "accept key is not 20 bytes of base64")
             var out: [UInt8] = []
             WebSocketHandshake.appendResponse(
                 accept: upgrade.accept, protocol: upgrade.protocols.first,
@@ -72,13 +72,13 @@ private func read(_ chunks: [ArraySlice<UInt8>]) -> (head: HTTPRequestHead?, end
                 result = .failure(error)
             }
         }
-        precondition(reader.bufferedCount <= limits.maxHeaderBytes, "reader buffered past its limit")
+        check(reader.bufferedCount <= limits.maxHeaderBytes, "reader buffered past its limit")
         switch result {
         case .success(nil):
             offset += chunk.count
         case .success(let done?):
-            precondition(done.consumed >= 0 && done.consumed <= chunk.count, "consumed out of range")
-            precondition(offset + done.consumed <= limits.maxHeaderBytes, "head longer than the limit")
+            check(done.consumed >= 0 && done.consumed <= chunk.count, "consumed out of range")
+            check(offset + done.consumed <= limits.maxHeaderBytes, "head longer than the limit")
             return (done.head, offset + done.consumed, nil)
         case .failure(let error):
             return (nil, nil, error)
@@ -97,21 +97,27 @@ private func checkEncoding(_ response: HTTPResponse) {
 /// ends, with no NUL: no header value can have added a line or ended the head early.
 private func checkResponse(_ out: [UInt8], bodyCount: Int) {
     let end = out.withUnsafeBytes { HTTPHeadParser.findEnd($0) }
-    precondition(end == out.count - bodyCount, "response head ends in the wrong place (response splitting)")
+    check(end == out.count - bodyCount, "response head ends in the wrong place (response splitting)")
     let head = out[..<(out.count - bodyCount)]
     var i = head.startIndex
     while i < head.endIndex {
         let b = head[i]
-        precondition(b != 0, "NUL in a response head")
-        if b == 0x0d { precondition(i + 1 < head.endIndex && head[i + 1] == 0x0a, "bare CR in a response head") }
-        if b == 0x0a { precondition(i > head.startIndex && head[i - 1] == 0x0d, "bare LF in a response head") }
+        check(b != 0, "NUL in a response head")
+        if b == 0x0d { check(i + 1 < head.endIndex && head[i + 1] == 0x0a, "bare CR in a response head") }
+        if b == 0x0a { check(i > head.startIndex && head[i - 1] == 0x0d, "bare LF in a response head") }
         i += 1
     }
     // Every line after the status line is `name: value`.
     let lines = head.split(separator: 0x0a).map { $0.dropLast() }   // drop each line's CR
     for line in lines.dropFirst() where !line.isEmpty {
-        precondition(line.contains(UInt8(ascii: ":")), "header line without a colon")
+        check(line.contains(UInt8(ascii: ":")), "header line without a colon")
     }
+}
+
+/// `precondition` that names the broken property in -O builds too (there `precondition` traps
+/// without its message, and a fuzz report without the message is hard to read).
+private func check(_ condition: Bool, _ message: @autoclosure () -> String) {
+    if !condition { fatalError(message()) }
 }
 
 extension Array {

@@ -125,3 +125,16 @@ import WireCodec
         #expect(holder.eventually { done.isSet })
     }
 }
+
+extension ConnectionTests {
+    @Test func closesAMessageOfAHundredThousandEmptyFragmentsWith1009() throws {
+        let server = try TestServer()
+        let client = try TestClient(port: server.port)
+        _ = client.upgrade()
+        var burst = TestClient.frame(.text, [], fin: false)
+        let empty = TestClient.frame(.continuation, [], fin: false)
+        for _ in 0..<100_000 { burst += empty }
+        client.send(burst)
+        #expect(client.readCloseCode() == 1009)
+    }
+}

@@ -363,6 +363,19 @@ func parseOnce(_ parser: inout FrameParser, _ bytes: [UInt8]) throws(WireError) 
         #expect(throws: WireError.reservedBitsSet) { try rsv2.feed(maskedFrame([0xa1, 0x81], [0x61])) }
     }
 
+    @Test func readsTheRFC7692CompressedHelloOnlyWithRSV1Claimed() throws {
+        // RFC 7692 §7.2.3.1: "Hello" compressed, one unmasked frame. Inflating is WireDeflate's job;
+        // the parser passes the payload through unvalidated.
+        let wire: [UInt8] = [0xc1, 0x07, 0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00]
+        var plain = FrameParser.client()
+        #expect(throws: WireError.reservedBitsSet) { try plain.feed(wire) }
+        var deflate = FrameParser.client()
+        deflate.allowedReservedBits = 0x4
+        #expect(
+            try deflate.feed(wire)
+                == [WebSocketFrame(rsv1: true, opcode: .text, payload: [0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00])])
+    }
+
     @Test(arguments: [UInt8(3), 4, 5, 6, 7, 0xb, 0xc, 0xd, 0xe, 0xf])
     func rejectsUnknownOpcode(_ opcode: UInt8) {
         var parser = FrameParser.server()

@@ -159,10 +159,55 @@ struct UTF8Case: Sendable, CustomTestStringConvertible {
         #expect(disagreements.isEmpty)
     }
 
+    @Test func failsInsideSwiftsMaximalInvalidSubparts() {
+        // Unicode §3.9 D93b: Swift's parser reports each maximal invalid subpart. Between them the
+        // validator must accept; inside one (or on the byte right after it) it must fail: fast, not early.
+        var rng = SplitMix64(seed: 0xd93b)
+        let alphabet: [UInt8] = [0x41, 0x7f, 0x80, 0x8f, 0x90, 0x9f, 0xa0, 0xbf, 0xc0, 0xc2, 0xdf, 0xe0, 0xe1, 0xed, 0xee, 0xef, 0xf0, 0xf1, 0xf4, 0xf5, 0xff]
+        var problems: [String] = []
+        for _ in 0..<20_000 {
+            let count = Int(rng.next() % 12)
+            let bytes = (0..<count).map { _ in alphabet[Int(rng.next() % UInt64(alphabet.count))] }
+            if let problem = subpartProblem(bytes) { problems.append("\(bytes): \(problem)") }
+        }
+        #expect(problems.isEmpty, "\(problems.prefix(5))")
+    }
+
     @Test func acceptsLongValidText() {
         let text = Array(String(repeating: "ASCII and 𝄞 and é and € ", count: 200).utf8)
         #expect(validates(text))
         #expect(validates(Array(repeating: 0x61, count: 1001)))
+    }
+}
+
+/// nil when the validator fails exactly within each maximal invalid subpart Swift's parser reports.
+private func subpartProblem(_ bytes: [UInt8]) -> String? {
+    var parser = Unicode.UTF8.ForwardParser()
+    var iterator = bytes.makeIterator()
+    var start = 0   // where the current validator started
+    var pos = 0     // bytes Swift has parsed
+    while true {
+        switch parser.parseScalar(from: &iterator) {
+        case .valid(let scalar):
+            pos += scalar.count
+        case .emptyInput:
+            var validator = UTF8Validator()
+            return validator.validate(bytes[start..<pos]) && validator.isComplete ? nil : "rejected valid \(start)..<\(pos)"
+        case .error(let length):
+            var validator = UTF8Validator()
+            var failure: Int?
+            for i in start..<min(pos + length + 1, bytes.count) where !validator.validate(bytes[i...i]) {
+                failure = i
+                break
+            }
+            if let failure {
+                if failure < pos || failure > pos + length { return "failed at \(failure), Swift's subpart is \(pos)..<\(pos + length)" }
+            } else if pos + length != bytes.count || validator.isComplete {
+                return "accepted invalid \(pos)..<\(pos + length)"
+            }
+            start = pos + length
+            pos = start
+        }
     }
 }
 

@@ -1,0 +1,170 @@
+// SPDX-License-Identifier: Apache-2.0
+import CLinux
+import Glibc
+import Testing
+import WireCodec
+
+/// The real `doorman` binary: signals, environment, start-up errors, descriptor exhaustion.
+@Suite struct BinaryTests {
+    /// A `doorman` process we started; ended by its PID.
+    final class Process {
+        let pid: pid_t
+        let stdout: Int32
+        let stderr: Int32
+
+        /// Runs `/bin/sh -c "<prefix> exec doorman <arguments>"` with extra environment.
+        init(_ arguments: [String], environment: [String: String] = [:], shellPrefix: String = "") throws {
+            let binary = Self.binaryPath()
+            guard access(binary, X_OK) == 0 else { throw BinaryMissing(path: binary) }
+            var out: [Int32] = [0, 0]
+            var err: [Int32] = [0, 0]
+            _ = pipe(&out)
+            _ = pipe(&err)
+            var actions = posix_spawn_file_actions_t()
+            posix_spawn_file_actions_init(&actions)
+            posix_spawn_file_actions_adddup2(&actions, out[1], 1)
+            posix_spawn_file_actions_adddup2(&actions, err[1], 2)
+            posix_spawn_file_actions_addclose(&actions, out[0])
+            posix_spawn_file_actions_addclose(&actions, err[0])
+            let command = shellPrefix + " exec '\(binary)' " + arguments.map { "'\($0)'" }.joined(separator: " ")
+            let argv = ["/bin/sh", "-c", command]
+            var env = environment.map { "\($0.key)=\($0.value)" }
+            env.append("PATH=/usr/bin:/bin")
+            var pid: pid_t = 0
+            let cArgs = argv.map { strdup($0) } + [nil]
+            let cEnv = env.map { strdup($0) } + [nil]
+            let rc = posix_spawn(&pid, "/bin/sh", &actions, nil, cArgs, cEnv)
+            cArgs.forEach { free($0) }
+            cEnv.forEach { free($0) }
+            posix_spawn_file_actions_destroy(&actions)
+            close(out[1])
+            close(err[1])
+            guard rc == 0 else { throw BinaryMissing(path: "posix_spawn failed: \(rc)") }
+            self.pid = pid
+            stdout = out[0]
+            stderr = err[0]
+        }
+
+        deinit {
+            kill(pid, SIGKILL)
+            var status: Int32 = 0
+            waitpid(pid, &status, 0)
+            close(stdout)
+            close(stderr)
+        }
+
+        static func binaryPath() -> String {
+            // Tests/WebSocketServerTests/BinaryTests.swift → package root → .build/debug/doorman
+            var parts = "\(#filePath)".split(separator: "/", omittingEmptySubsequences: false)
+            parts.removeLast(3)
+            return parts.joined(separator: "/") + "/.build/debug/doorman"
+        }
+
+        /// Reads a stream until EOF or `seconds`.
+        func read(_ fd: Int32, seconds: Double = 10, until stop: (String) -> Bool = { _ in false }) -> String {
+            var text = ""
+            let limit = doorman_monotonic_ns() + UInt64(seconds * 1e9)
+            var buffer = [UInt8](repeating: 0, count: 4096)
+            while doorman_monotonic_ns() < limit {
+                var p = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+                guard poll(&p, 1, 100) >= 0 else { break }
+                if p.revents == 0 { continue }
+                let n = buffer.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
+                if n <= 0 { break }
+                text += String(decoding: buffer[..<n], as: UTF8.self)
+                if stop(text) { break }
+            }
+            return text
+        }
+
+        /// The port from the "doorman listening on host:port" line.
+        func port() -> Int? {
+            let line = read(stdout) { $0.contains("\n") }
+            return line.split(separator: ":").last.flatMap { Int($0.filter(\.isNumber)) }
+        }
+
+        /// Exit status, waiting at most `seconds`.
+        func exitStatus(seconds: Double = 10) -> Int32? {
+            let limit = doorman_monotonic_ns() + UInt64(seconds * 1e9)
+            var status: Int32 = 0
+            while doorman_monotonic_ns() < limit {
+                if waitpid(pid, &status, WNOHANG) == pid { return (status >> 8) & 0xff }
+                usleep(10_000)
+            }
+            return nil
+        }
+
+        /// utime + stime from /proc, in clock ticks.
+        func cpuTicks() -> Int {
+            guard let f = fopen("/proc/\(pid)/stat", "r") else { return 0 }
+            defer { fclose(f) }
+            var buffer = [CChar](repeating: 0, count: 1024)
+            guard fgets(&buffer, 1024, f) != nil else { return 0 }
+            let text = String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+            guard let close = text.lastIndex(of: ")") else { return 0 }
+            let fields = text[text.index(after: close)...].split(separator: " ")
+            return (Int(fields[11]) ?? 0) + (Int(fields[12]) ?? 0)   // fields 14 and 15 of stat(5)
+        }
+    }
+
+    struct BinaryMissing: Error, CustomStringConvertible {
+        var path: String
+        var description: String { "doorman binary not found at \(path): run `swift build` first" }
+    }
+
+    @Test func drainsSessionsWithGoingAwayOnSIGTERM() throws {
+        let process = try Process(["serve", "--echo", "--port", "0", "--loops", "2"])
+        let port = try #require(process.port())
+        let client = try TestClient(port: port)
+        #expect(client.upgrade()?.hasPrefix("HTTP/1.1 101") == true)
+        kill(process.pid, SIGTERM)
+        #expect(client.readCloseCode() == 1001)
+        client.sendFrame(.close, [0x03, 0xE9])
+        #expect(client.awaitsEndOfStream())
+        #expect(process.exitStatus() == 0)
+    }
+
+    @Test func readsItsSettingsFromTheEnvironment() throws {
+        let process = try Process(["serve"], environment: ["DOORMAN_PORT": "0", "DOORMAN_PATH": "/devices", "DOORMAN_ECHO": "1"])
+        let port = try #require(process.port())
+        let client = try TestClient(port: port)
+        client.send("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        #expect(client.readResponse()?.head.hasPrefix("HTTP/1.1 200") == true)
+        kill(process.pid, SIGTERM)
+        #expect(process.exitStatus() == 0)
+    }
+
+    @Test func namesTheBadSettingAndDoesNotStart() throws {
+        let process = try Process(["serve", "--port", "0"], environment: ["DOORMAN_MAX_FRAGMENTS": "lots"])
+        let status = process.exitStatus()
+        let error = process.read(process.stderr, seconds: 2)
+        #expect(status != nil && status != 0)
+        #expect(error.contains("max-fragments"))
+    }
+
+    @Test func shedsConnectionsAtTheDescriptorLimitWithoutSpinning() throws {
+        // 64 descriptors: a few for the process, the rest for connections.
+        let process = try Process(["serve", "--echo", "--port", "0", "--loops", "1"], shellPrefix: "ulimit -n 64;")
+        let port = try #require(process.port())
+        var clients: [TestClient] = []
+        for _ in 0..<80 { if let c = try? TestClient(port: port) { clients.append(c) } }
+        // The server holds what it can; the rest are accepted and closed, not left pending.
+        let before = process.cpuTicks()
+        for c in clients.suffix(10) { c.setTimeout(2) }
+        let shed = clients.suffix(10).filter { $0.awaitsEndOfStream() }.count
+        #expect(shed > 0)
+        // A busy loop at EMFILE would burn a whole core; over the waits above we used little.
+        let used = process.cpuTicks() - before
+        #expect(used < Int(sysconf(Int32(_SC_CLK_TCK))) / 2, "server CPU ticks while at the limit: \(used)")
+        // Free descriptors; the server serves again.
+        clients.removeAll()
+        let ok = (0..<50).contains { _ in
+            guard let c = try? TestClient(port: port) else { return false }
+            c.setTimeout(1)
+            c.send("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            return c.readResponse()?.head.hasPrefix("HTTP/1.1 200") == true
+        }
+        #expect(ok)
+    }
+}
+
