@@ -325,6 +325,8 @@ public final class Connection: IOHandler {
     // MARK: - Writing
 
     func flush() {
+        // A closed connection's fd may already belong to someone else: never touch it again.
+        guard state != .closed else { return }
         while outStart < out.count {
             let result: IOResult<Int>
             do {
@@ -367,6 +369,7 @@ public final class Connection: IOHandler {
     func closeNow() {
         guard state != .closed else { return }
         state = .closed
+        watchingWrite = false
         context.loop.deregister(fd)
         Socket.close(fd)
         context.remove(self)
