@@ -21,6 +21,9 @@ let package = Package(
     targets: [
         // Header shim for epoll, eventfd, accept4 and friends.
         .target(name: "CLinux"),
+        // System libraries: OpenSSL (libssl-dev) and SQLite (libsqlite3-dev).
+        .systemLibrary(name: "COpenSSL", pkgConfig: "openssl", providers: [.apt(["libssl-dev"])]),
+        .systemLibrary(name: "CSQLite", providers: [.apt(["libsqlite3-dev"])]),
         // Pure codecs: HTTP/1.1 request head, handshake, RFC 6455 frames, UTF-8. stdlib only.
         .target(name: "WireCodec", swiftSettings: strict),
         // One epoll thread per loop; sockets, write helpers, timers. Bytes only.
@@ -32,6 +35,13 @@ let package = Package(
         .target(
             name: "WebSocketServer",
             dependencies: ["WireCodec", "Transport", "CLinux", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: strict),
+        // Pure domain: key format and digest, rules and rights, the model, the store interface.
+        .target(name: "GatewayCore", dependencies: ["COpenSSL"], swiftSettings: strict),
+        // SQLite store (and PostgreSQL later): migrations, transactions, the change feed.
+        .target(
+            name: "GatewayStore",
+            dependencies: ["GatewayCore", "CSQLite", .product(name: "Logging", package: "swift-log")],
             swiftSettings: strict),
         // Wiring: configuration, routes, session handlers.
         .target(
@@ -47,6 +57,8 @@ let package = Package(
             ],
             swiftSettings: strict),
         .testTarget(name: "WireCodecTests", dependencies: ["WireCodec"], swiftSettings: strict),
+        .testTarget(name: "GatewayCoreTests", dependencies: ["GatewayCore"], swiftSettings: strict),
+        .testTarget(name: "GatewayStoreTests", dependencies: ["GatewayStore", "GatewayCore"], swiftSettings: strict),
         .testTarget(name: "TransportTests", dependencies: ["Transport", "CLinux"], swiftSettings: strict),
         .testTarget(
             name: "WebSocketServerTests",

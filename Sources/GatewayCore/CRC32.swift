@@ -1,0 +1,17 @@
+// SPDX-License-Identifier: Apache-2.0
+
+/// CRC-32 (IEEE 802.3, reflected, polynomial 0xEDB88320): the checksum in a key, so a typo is
+/// caught without a store lookup. Not a security measure.
+public enum CRC32 {
+    private static let table: [UInt32] = (0..<256).map { n in
+        var c = UInt32(n)
+        for _ in 0..<8 { c = c & 1 != 0 ? 0xEDB8_8320 ^ (c >> 1) : c >> 1 }
+        return c
+    }
+
+    public static func checksum<C: Sequence>(_ bytes: C) -> UInt32 where C.Element == UInt8 {
+        var crc: UInt32 = 0xFFFF_FFFF
+        for b in bytes { crc = table[Int((crc ^ UInt32(b)) & 0xff)] ^ (crc >> 8) }
+        return crc ^ 0xFFFF_FFFF
+    }
+}

@@ -1,0 +1,41 @@
+// SPDX-License-Identifier: Apache-2.0
+
+/// Schema versions, in order. A migration is never edited once released: add the next one.
+enum Migrations {
+    static let sqlite: [String] = [
+        // 1: users, groups, keys, audit trail, change feed.
+        """
+        CREATE TABLE users (id TEXT PRIMARY KEY, body TEXT NOT NULL);
+        CREATE TABLE groups (id TEXT PRIMARY KEY, body TEXT NOT NULL);
+        CREATE TABLE keys (
+            id TEXT PRIMARY KEY,
+            user_id TEXT NOT NULL,
+            state TEXT NOT NULL,
+            digest TEXT NOT NULL UNIQUE,
+            previous_digest TEXT,
+            previous_until REAL,
+            last_used_at REAL,
+            last_used_address TEXT,
+            body TEXT NOT NULL
+        );
+        CREATE INDEX keys_user ON keys (user_id);
+        CREATE INDEX keys_previous ON keys (previous_digest);
+        CREATE TABLE audit (
+            seq INTEGER PRIMARY KEY AUTOINCREMENT,
+            time REAL NOT NULL,
+            actor TEXT NOT NULL,
+            action TEXT NOT NULL,
+            target_type TEXT NOT NULL,
+            target_id TEXT NOT NULL,
+            change TEXT NOT NULL
+        );
+        CREATE INDEX audit_target ON audit (target_id);
+        CREATE TABLE changes (
+            seq INTEGER PRIMARY KEY AUTOINCREMENT,
+            entity TEXT NOT NULL,
+            id TEXT NOT NULL,
+            time REAL NOT NULL
+        );
+        """,
+    ]
+}

@@ -1,0 +1,76 @@
+// SPDX-License-Identifier: Apache-2.0
+import Foundation
+import GatewayCore
+import Testing
+
+@Suite struct AuthorizerTests {
+    let now = Date(timeIntervalSince1970: 1_800_000_000)
+
+    func user(_ permissions: [String], properties: [String] = ["*"], groups: [String] = [], state: UserState = .active) -> User {
+        User(id: "u1", name: "kiosk user", state: state, permissions: permissions, groups: groups, properties: properties,
+             createdAt: now, updatedAt: now)
+    }
+
+    func key(scopes: [String] = [], group: String? = nil, properties: [String] = ["*"], rules: [String] = [],
+             state: KeyState = .active, expires: Date? = nil) -> APIKey {
+        APIKey(id: "k1", name: "kiosk", userID: "u1", groupID: group, scopes: scopes, properties: properties, rules: rules,
+               state: state, expiresAt: expires, createdAt: now, updatedAt: now, createdBy: "admin", displayStart: "dmk_abcd")
+    }
+
+    func decide(_ action: String, _ property: String? = nil, key: APIKey, user: User, groups: [String: PermissionGroup] = [:]) -> AccessDecision {
+        Authorizer.decide(AccessRequest(action: action, property: property), key: key, user: user, groups: groups, now: now)
+    }
+
+    @Test func aKeyWithoutNarrowingHasItsUsersRights() {
+        let d = decide("pms:checkIn", key: key(), user: user(["pms:*"]))
+        #expect(d == AccessDecision(allowed: true, reason: .allowed, decidedBy: "pms:*"))
+    }
+
+    @Test func aKeyNeverExceedsItsUser() {
+        let d = decide("pms:refund", key: key(scopes: ["pms:*"]), user: user(["pms:checkIn*"]))
+        #expect(d.reason == .notPermittedForUser)
+    }
+
+    @Test func scopesAndGroupsNarrow() {
+        let groups = ["g": PermissionGroup(id: "g", name: "kiosk", permissions: ["pms:checkIn*"], createdAt: now, updatedAt: now)]
+        #expect(decide("pms:checkInGuest", key: key(group: "g"), user: user(["pms:*"]), groups: groups).allowed)
+        #expect(decide("pms:checkOut", key: key(group: "g"), user: user(["pms:*"]), groups: groups).reason == .notInKeyScopes)
+        #expect(decide("pms:checkOut", key: key(scopes: ["pms:checkOut"], group: "g"), user: user(["pms:*"]), groups: groups).allowed)
+    }
+
+    @Test func usersInheritTheirGroupsPermissions() {
+        let groups = ["ops": PermissionGroup(id: "ops", name: "ops", permissions: ["rms:*"], createdAt: now, updatedAt: now)]
+        #expect(decide("rms:book", key: key(), user: user([], groups: ["ops"]), groups: groups).allowed)
+    }
+
+    @Test func firstMatchingRuleDecides() {
+        let k = key(rules: ["!pms:checkInVIP", "pms:checkIn*", "!pms:*"])
+        let u = user(["pms:*"])
+        #expect(decide("pms:checkInVIP", key: k, user: u) == AccessDecision(allowed: false, reason: .deniedByRule, decidedBy: "!pms:checkInVIP", ruleIndex: 0))
+        #expect(decide("pms:checkInGuest", key: k, user: u) == AccessDecision(allowed: true, reason: .allowed, decidedBy: "pms:checkIn*", ruleIndex: 1))
+        #expect(decide("pms:refund", key: k, user: u).ruleIndex == 2)
+        #expect(decide("pms:refund", key: key(rules: ["pms:checkIn*"]), user: u).reason == .noRuleMatched)
+    }
+
+    @Test func propertiesNarrowToBoth() {
+        let u = user(["*"], properties: ["hotel-1", "hotel-2"])
+        #expect(decide("pms:checkIn", "hotel-1", key: key(properties: ["hotel-1"]), user: u).allowed)
+        #expect(decide("pms:checkIn", "hotel-2", key: key(properties: ["hotel-1"]), user: u).reason == .propertyNotAllowedForKey)
+        #expect(decide("pms:checkIn", "hotel-3", key: key(), user: u).reason == .propertyNotAllowedForUser)
+        #expect(decide("pms:checkIn", "Hotel-1", key: key(), user: u).reason == .propertyNotAllowedForUser)   // exact
+    }
+
+    @Test func stateAndExpiryComeFirst() {
+        let u = user(["*"])
+        #expect(decide("a:b", key: key(state: .revoked), user: u).reason == .keyRevoked)
+        #expect(decide("a:b", key: key(state: .suspended), user: u).reason == .keySuspended)
+        #expect(decide("a:b", key: key(expires: now), user: u).reason == .keyExpired)
+        #expect(decide("a:b", key: key(expires: now.addingTimeInterval(1)), user: u).allowed)
+        #expect(decide("a:b", key: key(), user: user(["*"], state: .disabled)).reason == .userDisabled)
+    }
+
+    @Test(arguments: ["pms:check%49n", "pms:checkIn.", "pms:a..b", "pms:", "pms:chéck", "pms:check In", "pmscheckIn"])
+    func refusesNonCanonicalActionsEvenForAnAllPowerfulKey(_ action: String) {
+        #expect(decide(action, key: key(), user: user(["*"])).reason == .invalidAction)
+    }
+}
