@@ -30,7 +30,11 @@ public final class GatewayApplication: ServerApplication {
         return .reject(HandshakeRejection(status: 401, reason: "missing_key").response)
     }
 
-    public func respond(to request: HTTPRequest, on connection: Connection) -> HTTPResponse {
+    public func respond(to request: HTTPRequest, on connection: Connection, reply: HTTPReply) {
+        reply.send(route(request))
+    }
+
+    func route(_ request: HTTPRequest) -> HTTPResponse {
         switch request.head.path {
         case "/healthz":
             guard request.head.method == "GET" || request.head.method == "HEAD" else {

@@ -20,6 +20,8 @@ public final class Connection: IOHandler {
     enum State: Equatable {
         case head
         case body(remaining: Int)
+        /// A request is with the application; reading is paused until its reply.
+        case awaitingReply(keepAlive: Bool)
         case open
         case closing
         case finishing
@@ -40,6 +42,9 @@ public final class Connection: IOHandler {
     private var body: [UInt8] = []
     private var parser: FrameParser?
     private var message: [UInt8] = []
+    /// Bytes that arrived after a request whose reply is pending (pipelining).
+    private var pendingInput: [UInt8] = []
+    private var readingPaused = false
     private var messageIsText = false
     private var session: (any WebSocketSession)?
     private var closeCode: CloseCode?
@@ -99,7 +104,7 @@ public final class Connection: IOHandler {
     public func close(code: CloseCode = .normal, reason: String = "") {
         switch state {
         case .open: break
-        case .head, .body: return closeNow()
+        case .head, .body, .awaitingReply: return closeNow()
         case .closing, .finishing, .closed: return
         }
         sendControl(.close, ClosePayload(code: code, reason: reason).encoded)
@@ -133,6 +138,10 @@ public final class Connection: IOHandler {
     // MARK: - Events
 
     public func handleIO(_ events: UInt32) {
+        if readingPaused, events & ~EventLoop.writable != 0 {
+            // Only EPOLLHUP/EPOLLERR reach a paused connection's input side: the peer is gone.
+            return closeNow()
+        }
         if events & (EventLoop.readable | EventLoop.hangup) != 0 { readable() }
         if state != .closed, events & EventLoop.writable != 0 { flush() }
     }
@@ -193,6 +202,9 @@ public final class Connection: IOHandler {
                 } else {
                     state = .body(remaining: remaining - take)
                 }
+            case .awaitingReply:
+                pendingInput.append(contentsOf: cursor.rest)
+                return
             case .open, .closing:
                 parseFrames(&cursor)
             case .finishing, .closed:
@@ -247,8 +259,19 @@ public final class Connection: IOHandler {
     }
 
     private func respond(to request: HTTPRequest) {
-        let response = context.shared.application.respond(to: request, on: self)
-        let keepAlive = request.head.keepAlive && !context.draining
+        state = .awaitingReply(keepAlive: request.head.keepAlive && !context.draining)
+        context.awaitingReply[id] = self
+        context.shared.application.respond(to: request, on: self, reply: HTTPReply(context: context, connectionID: id))
+        if case .awaitingReply = state, !readingPaused {
+            // The reply comes later: read nothing more until then (EPOLLHUP/ERR still arrive).
+            readingPaused = true
+            updateInterest()
+        }
+    }
+
+    /// The application's answer to the pending request (on the loop thread).
+    func deliverReply(_ response: HTTPResponse) {
+        guard case .awaitingReply(let keepAlive) = state else { return }
         response.encode(into: &out, keepAlive: keepAlive)
         if keepAlive {
             state = .head
@@ -256,7 +279,17 @@ public final class Connection: IOHandler {
         } else {
             finish()
         }
-        if !corked { flush() }
+        guard readingPaused else { return }   // answered synchronously, inside `process`
+        readingPaused = false
+        updateInterest()
+        if !pendingInput.isEmpty {
+            var input: [UInt8] = []
+            swap(&input, &pendingInput)
+            corked = true
+            input.withUnsafeBytes { process($0) }
+            corked = false
+        }
+        flush()
     }
 
     /// Answers and closes.
@@ -343,7 +376,7 @@ public final class Connection: IOHandler {
             case .wouldBlock:
                 if !watchingWrite {
                     watchingWrite = true
-                    context.loop.modify(fd, generation: generation, events: EventLoop.readable | EventLoop.writable | EventLoop.hangup)
+                    updateInterest()
                 }
                 return
             }
@@ -353,7 +386,7 @@ public final class Connection: IOHandler {
         outStart = 0
         if watchingWrite {
             watchingWrite = false
-            context.loop.modify(fd, generation: generation, events: EventLoop.readable | EventLoop.hangup)
+            updateInterest()
         }
         if state == .finishing {
             if handshakeComplete {
@@ -363,6 +396,12 @@ public final class Connection: IOHandler {
                 Socket.shutdownWrite(fd)
             }
         }
+    }
+
+    /// Tells epoll what we wait for: input unless paused, output while the kernel is full.
+    private func updateInterest() {
+        let events = (readingPaused ? 0 : EventLoop.readable | EventLoop.hangup) | (watchingWrite ? EventLoop.writable : 0)
+        context.loop.modify(fd, generation: generation, events: events)
     }
 
     /// Releases the socket now.
@@ -376,6 +415,7 @@ public final class Connection: IOHandler {
         out = []
         message = []
         body = []
+        pendingInput = []
         parser = nil
         if let session {
             self.session = nil
@@ -409,7 +449,7 @@ public final class Connection: IOHandler {
             }
         case .closing, .finishing:
             if now >= deadline { closeNow() }
-        case .closed:
+        case .awaitingReply, .closed:
             break
         }
     }

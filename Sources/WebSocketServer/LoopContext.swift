@@ -42,6 +42,8 @@ final class LoopContext: @unchecked Sendable {
     let readBuffer: UnsafeMutableRawBufferPointer
     private(set) var connections: [Connection] = []
     private(set) var draining = false
+    /// Connections waiting for an HTTP reply, by id.
+    var awaitingReply: [UInt64: Connection] = [:]
     /// Loop 0 only: the listener's handler.
     var acceptor: Acceptor?
 
@@ -77,6 +79,7 @@ final class LoopContext: @unchecked Sendable {
     }
 
     func remove(_ connection: Connection) {
+        awaitingReply.removeValue(forKey: connection.id)
         let slot = connection.slot
         guard slot < connections.count, connections[slot] === connection else { return }
         let last = connections.removeLast()
@@ -85,6 +88,12 @@ final class LoopContext: @unchecked Sendable {
             last.slot = slot
         }
         shared.activeConnections.subtract(1, ordering: .relaxed)
+    }
+
+    /// Hands a deferred HTTP response to its connection, if it still waits.
+    func deliver(_ response: HTTPResponse, to id: UInt64) {
+        loop.assertInLoop()
+        awaitingReply.removeValue(forKey: id)?.deliverReply(response)
     }
 
     /// The per-loop sweep: deadlines and idle pings.

@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
+import Transport
 public import WireCodec
 
 /// A complete HTTP request: head and body.
@@ -35,7 +36,27 @@ public enum UpgradeDecision {
 /// connection's loop thread; must not block.
 public protocol ServerApplication: Sendable {
     func upgrade(_ head: HTTPRequestHead, _ upgrade: WebSocketUpgrade, on connection: Connection) -> UpgradeDecision
-    func respond(to request: HTTPRequest, on connection: Connection) -> HTTPResponse
+    /// Answers `request` by calling `reply.send` exactly once: at once on the loop thread, or
+    /// later from any thread (after blocking work on a `BlockingPool`). The connection reads no
+    /// further request until then.
+    func respond(to request: HTTPRequest, on connection: Connection, reply: HTTPReply)
+}
+
+/// The way back to a connection waiting for its HTTP response. Safe to send from any thread.
+public struct HTTPReply: Sendable {
+    let context: LoopContext
+    let connectionID: UInt64
+
+    /// Sends the response (once). If the connection is gone meanwhile, nothing happens.
+    public func send(_ response: HTTPResponse) {
+        let context = context
+        let id = connectionID
+        if context.loop.isInLoop {
+            context.deliver(response, to: id)
+        } else {
+            context.loop.execute { context.deliver(response, to: id) }
+        }
+    }
 }
 
 /// The per-connection handler of an open WebSocket. Called on the connection's loop thread.
