@@ -46,7 +46,8 @@ let package = Package(
         // Wiring: configuration, routes, session handlers.
         .target(
             name: "Gateway",
-            dependencies: ["WireCodec", "WebSocketServer", "Transport", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["WireCodec", "WebSocketServer", "Transport", "GatewayCore", "GatewayStore",
+                           .product(name: "Logging", package: "swift-log")],
             swiftSettings: strict),
         .executableTarget(
             name: "DoormanCLI",
@@ -62,7 +63,7 @@ let package = Package(
         .testTarget(name: "TransportTests", dependencies: ["Transport", "CLinux"], swiftSettings: strict),
         .testTarget(
             name: "WebSocketServerTests",
-            dependencies: ["WebSocketServer", "WireCodec", "Transport", "Gateway", "CLinux"],
+            dependencies: ["WebSocketServer", "WireCodec", "Transport", "Gateway", "GatewayCore", "GatewayStore", "CLinux"],
             swiftSettings: strict),
     ]
 )

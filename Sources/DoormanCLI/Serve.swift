@@ -52,6 +52,14 @@ struct Serve: ParsableCommand {
     var closeTimeout: Double?
     @Option(help: "Seconds to wait for sessions to close on SIGTERM. [env: DOORMAN_DRAIN_TIMEOUT] (default: 10)")
     var drainTimeout: Double?
+    @Option(help: "The store: a SQLite file path or sqlite: URL. [env: DOORMAN_DB] (default: doorman.db)")
+    var db: String?
+    @Flag(help: "Every key must have an expiry. [env: DOORMAN_REQUIRE_KEY_EXPIRY=1]")
+    var requireKeyExpiry = false
+    @Option(help: "Longest key lifetime, in days. [env: DOORMAN_MAX_KEY_LIFETIME_DAYS] (default: no cap)")
+    var maxKeyLifetimeDays: Double?
+    @Option(help: "Threads for blocking store calls. [env: DOORMAN_POOL_THREADS] (default: 2)")
+    var poolThreads: Int?
     @Option(help: "trace, debug, info, notice, warning, error or critical. [env: DOORMAN_LOG_LEVEL] (default: info)")
     var logLevel: String?
 
@@ -86,6 +94,11 @@ struct Serve: ParsableCommand {
             "path": "\(config.path)",
         ])
         // Scripts read the port from this line (useful with --port 0).
+        if let secret = gateway.bootstrapSecret {
+            // The only time a secret is ever printed: the first start's admin key, on its own line.
+            let line = "admin key: \(secret)\n"
+            _ = line.utf8CString.withUnsafeBufferPointer { Glibc.write(1, $0.baseAddress, $0.count - 1) }
+        }
         let banner = "doorman listening on \(config.server.host):\(gateway.port)\n"
         _ = banner.utf8CString.withUnsafeBufferPointer { Glibc.write(1, $0.baseAddress, $0.count - 1) }
         while true {
@@ -124,7 +137,25 @@ struct Serve: ParsableCommand {
         s.closeTimeout = try pick(closeTimeout, env, "DOORMAN_CLOSE_TIMEOUT", "close-timeout", s.closeTimeout)
         s.drainTimeout = try pick(drainTimeout, env, "DOORMAN_DRAIN_TIMEOUT", "drain-timeout", s.drainTimeout)
         c.server = s
+        c.database = db ?? env["DOORMAN_DB"] ?? c.database
+        c.keyPolicy.requireExpiry = requireKeyExpiry || ["1", "true", "yes"].contains(env["DOORMAN_REQUIRE_KEY_EXPIRY"]?.lowercased() ?? "")
+        if let days = try pick(maxKeyLifetimeDays, env, "DOORMAN_MAX_KEY_LIFETIME_DAYS", "max-key-lifetime-days", Double?.none) {
+            c.keyPolicy.maxLifetime = days * 86400
+        }
+        c.poolThreads = try pick(poolThreads, env, "DOORMAN_POOL_THREADS", "pool-threads", c.poolThreads)
+        c.bootstrapKey = env["DOORMAN_BOOTSTRAP_KEY"]
         return c
+    }
+
+    private func pick<T: LosslessStringConvertible>(
+        _ flag: T?, _ env: Environment, _ variable: String, _ key: String, _ fallback: T?
+    ) throws(ConfigError) -> T? {
+        if let flag { return flag }
+        guard let text = env[variable] else { return fallback }
+        guard let value = T(text.trimmingCharacters(in: " ")) else {
+            throw ConfigError(key: key, message: "\(variable)=\(text) is not a valid \(T.self)")
+        }
+        return value
     }
 
     private func pick<T: LosslessStringConvertible>(

@@ -1,18 +1,40 @@
 // SPDX-License-Identifier: Apache-2.0
+import Foundation
+import GatewayCore
+import GatewayStore
 public import Logging
+import Transport
 public import WebSocketServer
 
-/// A running gateway: the engine with the gateway's routes.
+/// A running gateway: the engine with the gateway's routes, the store and the admin API.
 public final class Gateway: Sendable {
     public let config: GatewayConfig
     public let server: WebSocketServer
+    private let pool: BlockingPool
+    /// The admin key made on first start, to be printed once (nil on later starts).
+    public let bootstrapSecret: String?
 
-    /// Validates `config`, binds and starts serving.
+    /// Validates `config`, opens the store (bootstrapping an empty one), binds and starts serving.
     public init(config: GatewayConfig, logger: Logger) throws {
         try config.validate()
         self.config = config
-        let application = GatewayApplication(config: config)
-        server = try WebSocketServer(configuration: config.server, application: application, logger: logger)
+        pool = BlockingPool(threads: config.poolThreads)
+        var admin: AdminAPI?
+        var secret: String?
+        if !config.echo {
+            let store = try SQLiteStore(path: SQLiteStore.path(fromURL: config.database))
+            let service = AdminService(store: store, policy: config.keyPolicy)
+            secret = try Self.bootstrap(store, key: config.bootstrapKey, logger: logger)
+            admin = AdminAPI(service: service)
+        }
+        bootstrapSecret = secret
+        let application = GatewayApplication(config: config, admin: admin, pool: admin == nil ? nil : pool)
+        do {
+            server = try WebSocketServer(configuration: config.server, application: application, logger: logger)
+        } catch {
+            pool.shutdown()
+            throw error
+        }
         application.attach(server)
     }
 
@@ -21,5 +43,21 @@ public final class Gateway: Sendable {
     /// Drains (1001 to every session) and stops.
     public func shutdown() {
         server.shutdown(drainTimeout: config.server.drainTimeout)
+        pool.shutdown()
+    }
+
+    /// First start: an admin user and its key. Returns the secret if one was generated.
+    static func bootstrap(_ store: any IdentityStore, key presetKey: String?, logger: Logger) throws -> String? {
+        guard try store.isEmpty() else { return nil }
+        let now = Date()
+        let secret = try presetKey.map { text throws(KeyFormatError) in try APIKeySecret(parsing: text) } ?? APIKeySecret.generate()
+        let user = User(id: AdminService.makeID("usr"), name: "admin", permissions: ["admin:*"], createdAt: now, updatedAt: now)
+        let key = APIKey(id: AdminService.makeID("key"), name: "bootstrap admin key", description: "created on first start",
+                         userID: user.id, createdAt: now, updatedAt: now, createdBy: "bootstrap", displayStart: secret.displayStart)
+        try store.apply(.putUser(user), audit: AuditEntry(time: now, actor: "bootstrap", action: "user.create", targetType: "user", targetID: user.id))
+        try store.apply(.putKey(key, secrets: KeySecrets(current: KeyDigest(of: secret))),
+                        audit: AuditEntry(time: now, actor: "bootstrap", action: "key.create", targetType: "key", targetID: key.id))
+        logger.notice("bootstrapped an empty store", metadata: ["user.id": "\(user.id)", "key.id": "\(key.id)", "key.start": "\(secret.displayStart)"])
+        return presetKey == nil ? secret.text : nil
     }
 }

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 import Synchronization
+import Transport
 public import WebSocketServer
 public import WireCodec
 
@@ -9,9 +10,18 @@ public final class GatewayApplication: ServerApplication {
     public let config: GatewayConfig
     /// Set once the server is listening, for `/healthz`.
     private let server = Mutex<WebSocketServer?>(nil)
+    /// The admin API and the pool its store calls run on (nil in echo mode).
+    let admin: AdminAPI?
+    let pool: BlockingPool?
 
-    public init(config: GatewayConfig) {
+    public convenience init(config: GatewayConfig) {
+        self.init(config: config, admin: nil, pool: nil)
+    }
+
+    init(config: GatewayConfig, admin: AdminAPI?, pool: BlockingPool?) {
         self.config = config
+        self.admin = admin
+        self.pool = pool
     }
 
     func attach(_ server: WebSocketServer) {
@@ -31,6 +41,16 @@ public final class GatewayApplication: ServerApplication {
     }
 
     public func respond(to request: HTTPRequest, on connection: Connection, reply: HTTPReply) {
+        if let admin, let pool, AdminAPI.owns(request.head.path) {
+            let key: String?
+            switch PresentedKey.find(in: request.head) {
+            case .failure(let rejection): return reply.send(rejection.response)
+            case .success(let found): key = found
+            }
+            // Store calls block: off the loop, back through `reply`.
+            pool.submit { reply.send(admin.handle(request, presentedKey: key)) }
+            return
+        }
         reply.send(route(request))
     }
 

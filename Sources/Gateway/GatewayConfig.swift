@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 public import WebSocketServer
+import GatewayCore
 import WireCodec
 
 /// The whole configuration of one gateway process, built once at start-up (defaults, then
@@ -11,6 +12,14 @@ public struct GatewayConfig: Sendable, Equatable {
     public var path = "/ws"
     /// Development mode: echo every message on any path, no authentication. Testing only.
     public var echo = false
+    /// The store: a SQLite file path or `sqlite:` URL.
+    public var database = "doorman.db"
+    /// Expiry policy for new and edited keys.
+    public var keyPolicy = KeyPolicy()
+    /// On first start, use this admin key instead of generating one (unattended installs).
+    public var bootstrapKey: String?
+    /// Threads for blocking work (store calls).
+    public var poolThreads = 2
 
     public init() {}
 
@@ -36,6 +45,12 @@ public struct GatewayConfig: Sendable, Equatable {
         try require(s.pongTimeout > 0, "pong-timeout", "must be > 0 seconds")
         try require(s.closeTimeout > 0, "close-timeout", "must be > 0 seconds")
         try require(s.drainTimeout >= 0, "drain-timeout", "must be >= 0 seconds")
+        try require(!database.isEmpty, "db", "must name a file")
+        try require(keyPolicy.maxLifetime.map { $0 > 0 } ?? true, "max-key-lifetime", "must be > 0 seconds")
+        try require((1...64).contains(poolThreads), "pool-threads", "must be 1 to 64")
+        if let bootstrapKey {
+            try require((try? APIKeySecret(parsing: bootstrapKey)) != nil, "DOORMAN_BOOTSTRAP_KEY", "is not a Doorman key (dmk_…, checksum)")
+        }
     }
 }
 

@@ -115,6 +115,14 @@ public final class SQLiteStore: IdentityStore {
         }
     }
 
+    public func currentDigest(of keyID: String) throws(StoreError) -> KeyDigest? {
+        try with { db throws(StoreError) in
+            var digest: KeyDigest?
+            try db.query("SELECT digest FROM keys WHERE id = ?", [.text(keyID)]) { row in digest = row.text(0).flatMap(KeyDigest.init(hex:)) }
+            return digest
+        }
+    }
+
     public func audit(_ query: AuditQuery) throws(StoreError) -> Page<AuditEntry> {
         try with { db throws(StoreError) in
             var sql = "SELECT seq, time, actor, action, target_type, target_id, change FROM audit WHERE seq < ?"

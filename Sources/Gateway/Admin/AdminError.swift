@@ -1,0 +1,40 @@
+// SPDX-License-Identifier: Apache-2.0
+import Foundation
+import GatewayCore
+import WireCodec
+
+/// An admin API failure: HTTP status, a stable code, a message, and the offending field for 400s.
+struct AdminError: Error, Equatable {
+    var status: Int
+    var code: String
+    var message: String
+    var field: String?
+
+    static func invalid(_ field: String, _ message: String) -> AdminError {
+        AdminError(status: 400, code: "invalid_field", message: message, field: field)
+    }
+    static func notFound(_ what: String) -> AdminError { AdminError(status: 404, code: "not_found", message: "no such \(what)") }
+    static func conflict(_ code: String, _ message: String) -> AdminError { AdminError(status: 409, code: code, message: message) }
+
+    init(status: Int, code: String, message: String, field: String? = nil) {
+        self.status = status
+        self.code = code
+        self.message = message
+        self.field = field
+    }
+
+    init(_ error: StoreError) {
+        switch error {
+        case .notFound(let what): self = .notFound(what)
+        case .conflict(let what): self = .conflict("conflict", what)
+        case .unavailable: self.init(status: 503, code: "store_unavailable", message: "the store cannot be reached; nothing was changed")
+        }
+    }
+
+    var response: HTTPResponse {
+        var body: [String: String] = ["error": code, "message": message]
+        if let field { body["field"] = field }
+        let data = (try? JSONSerialization.data(withJSONObject: body, options: [.sortedKeys])) ?? Data()
+        return HTTPResponse(status: status, headers: [HTTPHeader("Content-Type", "application/json")], body: Array(data))
+    }
+}

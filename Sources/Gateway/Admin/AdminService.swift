@@ -1,0 +1,352 @@
+// SPDX-License-Identifier: Apache-2.0
+import Foundation
+import GatewayCore
+
+/// Server policy for key expiry.
+public struct KeyPolicy: Sendable, Equatable {
+    /// Every key must have an expiry.
+    public var requireExpiry = false
+    /// Longest allowed lifetime from now, in seconds; nil = no cap.
+    public var maxLifetime: Double?
+
+    public init(requireExpiry: Bool = false, maxLifetime: Double? = nil) {
+        self.requireExpiry = requireExpiry
+        self.maxLifetime = maxLifetime
+    }
+}
+
+// Inputs (JSON bodies). Every field optional: creates check what they need, edits apply what is given.
+struct UserInput: Codable {
+    var name: String?
+    var permissions: [String]?
+    var groups: [String]?
+    var properties: [String]?
+}
+
+struct GroupInput: Codable {
+    var name: String?
+    var description: String?
+    var permissions: [String]?
+}
+
+struct KeyInput: Codable {
+    var name: String?
+    var description: String?
+    var userID: String?
+    var groupID: String?
+    var scopes: [String]?
+    var properties: [String]?
+    var rules: [String]?
+    var expiresAt: Date?
+    /// Set true in an edit to remove the expiry.
+    var clearExpiry: Bool?
+    /// Set true in an edit to remove the group.
+    var clearGroup: Bool?
+}
+
+struct RotateInput: Codable {
+    /// Seconds the old secret keeps working (0 = none).
+    var graceSeconds: Double?
+}
+
+struct ExplainInput: Codable {
+    var action: String
+    var property: String?
+}
+
+/// A key with its secret: returned by create and rotate, and only there.
+struct IssuedKey: Codable {
+    var key: APIKey
+    var secret: String
+}
+
+/// The one service layer behind the REST API, the CLI and the admin page. Blocking (store calls):
+/// run on a `BlockingPool`.
+final class AdminService: Sendable {
+    let store: any IdentityStore
+    let policy: KeyPolicy
+    let clock: @Sendable () -> Date
+
+    init(store: any IdentityStore, policy: KeyPolicy, clock: @escaping @Sendable () -> Date = { Date() }) {
+        self.store = store
+        self.policy = policy
+        self.clock = clock
+    }
+
+    // MARK: - Authentication
+
+    /// The key and user behind a presented secret, for admin requests.
+    func authenticate(_ text: String) throws(AdminError) -> (APIKey, User) {
+        guard let secret = try? APIKeySecret(parsing: text) else {
+            throw AdminError(status: 401, code: "malformed_key", message: "the key is not a Doorman key")
+        }
+        let now = clock()
+        guard let match = try wrap({ () throws(StoreError) in try store.key(digest: KeyDigest(of: secret), now: now) }) else {
+            throw AdminError(status: 401, code: "unknown_key", message: "no such key")
+        }
+        let key = match.key
+        switch key.state {
+        case .revoked: throw AdminError(status: 401, code: "revoked_key", message: "the key is revoked")
+        case .suspended: throw AdminError(status: 401, code: "suspended_key", message: "the key is suspended")
+        case .active: break
+        }
+        if let expiry = key.expiresAt, expiry <= now { throw AdminError(status: 401, code: "expired_key", message: "the key has expired") }
+        guard let user = try wrap({ () throws(StoreError) in try store.user(key.userID) }) else {
+            throw AdminError(status: 401, code: "unknown_key", message: "the key's user no longer exists")
+        }
+        return (key, user)
+    }
+
+    /// 403 unless the key may perform `action` (an `admin:` permission).
+    func authorize(_ key: APIKey, _ user: User, _ action: String) throws(AdminError) {
+        let decision = Authorizer.decide(AccessRequest(action: action), key: key, user: user, groups: try groupTable(), now: clock())
+        guard decision.allowed else {
+            throw AdminError(status: 403, code: "forbidden", message: "this key may not \(action) (\(decision.reason.rawValue))")
+        }
+    }
+
+    // MARK: - Users
+
+    func users() throws(AdminError) -> [User] { try wrap { () throws(StoreError) in try store.users() } }
+
+    func user(_ id: String) throws(AdminError) -> User {
+        guard let user = try wrap({ () throws(StoreError) in try store.user(id) }) else { throw .notFound("user \(id)") }
+        return user
+    }
+
+    func createUser(_ input: UserInput, actor: String) throws(AdminError) -> User {
+        let now = clock()
+        guard let name = input.name else { throw .invalid("name", "name is required") }
+        var user = User(id: Self.makeID("usr"), name: name, createdAt: now, updatedAt: now)
+        try apply(input, to: &user)
+        try commit(.putUser(user), actor: actor, action: "user.create", type: "user", id: user.id, change: input)
+        return user
+    }
+
+    func updateUser(_ id: String, _ input: UserInput, actor: String) throws(AdminError) -> User {
+        var user = try self.user(id)
+        try apply(input, to: &user)
+        user.updatedAt = clock()
+        try commit(.putUser(user), actor: actor, action: "user.update", type: "user", id: id, change: input)
+        return user
+    }
+
+    func setUserState(_ id: String, _ state: UserState, actor: String) throws(AdminError) -> User {
+        var user = try self.user(id)
+        user.state = state
+        user.updatedAt = clock()
+        try commit(.putUser(user), actor: actor, action: state == .active ? "user.enable" : "user.disable", type: "user", id: id,
+                   change: ["state": state.rawValue])
+        return user
+    }
+
+    func deleteUser(_ id: String, actor: String) throws(AdminError) {
+        _ = try user(id)
+        let keys = try wrap { () throws(StoreError) in try store.keys(KeyQuery(userID: id, limit: 1)) }
+        guard keys.items.isEmpty else { throw .conflict("user_has_keys", "delete or move the user's keys first") }
+        try commit(.deleteUser(id: id), actor: actor, action: "user.delete", type: "user", id: id, change: [String: String]())
+    }
+
+    private func apply(_ input: UserInput, to user: inout User) throws(AdminError) {
+        if let name = input.name { user.name = try Self.checkName(name, "name") }
+        if let permissions = input.permissions { user.permissions = try Self.checkPatterns(permissions, "permissions") }
+        if let groups = input.groups {
+            let known = try groupTable()
+            for (i, g) in groups.enumerated() where known[g] == nil { throw .invalid("groups[\(i)]", "no such group \(g)") }
+            user.groups = groups
+        }
+        if let properties = input.properties { user.properties = try Self.checkProperties(properties) }
+    }
+
+    // MARK: - Groups
+
+    func groups() throws(AdminError) -> [PermissionGroup] { try wrap { () throws(StoreError) in try store.groups() } }
+
+    func group(_ id: String) throws(AdminError) -> PermissionGroup {
+        guard let group = try wrap({ () throws(StoreError) in try store.group(id) }) else { throw .notFound("group \(id)") }
+        return group
+    }
+
+    func createGroup(_ input: GroupInput, actor: String) throws(AdminError) -> PermissionGroup {
+        let now = clock()
+        guard let name = input.name else { throw .invalid("name", "name is required") }
+        var group = PermissionGroup(id: Self.makeID("grp"), name: try Self.checkName(name, "name"), permissions: [], createdAt: now, updatedAt: now)
+        group.description = input.description ?? ""
+        group.permissions = try Self.checkPatterns(input.permissions ?? [], "permissions")
+        try commit(.putGroup(group), actor: actor, action: "group.create", type: "group", id: group.id, change: input)
+        return group
+    }
+
+    func updateGroup(_ id: String, _ input: GroupInput, actor: String) throws(AdminError) -> PermissionGroup {
+        var group = try self.group(id)
+        if let name = input.name { group.name = try Self.checkName(name, "name") }
+        if let description = input.description { group.description = description }
+        if let permissions = input.permissions { group.permissions = try Self.checkPatterns(permissions, "permissions") }
+        group.updatedAt = clock()
+        try commit(.putGroup(group), actor: actor, action: "group.update", type: "group", id: id, change: input)
+        return group
+    }
+
+    func deleteGroup(_ id: String, actor: String) throws(AdminError) {
+        _ = try group(id)
+        if try users().contains(where: { $0.groups.contains(id) }) { throw .conflict("group_in_use", "users still hold this group") }
+        let keys = try wrap { () throws(StoreError) in try store.keys(KeyQuery(limit: 1000)) }
+        if keys.items.contains(where: { $0.groupID == id }) { throw .conflict("group_in_use", "keys still use this group") }
+        try commit(.deleteGroup(id: id), actor: actor, action: "group.delete", type: "group", id: id, change: [String: String]())
+    }
+
+    // MARK: - Keys
+
+    func keys(_ query: KeyQuery) throws(AdminError) -> Page<APIKey> { try wrap { () throws(StoreError) in try store.keys(query) } }
+
+    func key(_ id: String) throws(AdminError) -> APIKey {
+        guard let key = try wrap({ () throws(StoreError) in try store.key(id) }) else { throw .notFound("key \(id)") }
+        return key
+    }
+
+    func createKey(_ input: KeyInput, actor: String) throws(AdminError) -> IssuedKey {
+        let now = clock()
+        guard let name = input.name else { throw .invalid("name", "name is required") }
+        guard let userID = input.userID else { throw .invalid("userID", "userID is required") }
+        guard try wrap({ () throws(StoreError) in try store.user(userID) }) != nil else { throw .invalid("userID", "no such user \(userID)") }
+        let secret = APIKeySecret.generate()
+        var key = APIKey(id: Self.makeID("key"), name: try Self.checkName(name, "name"), userID: userID, createdAt: now, updatedAt: now,
+                         createdBy: actor, displayStart: secret.displayStart)
+        try apply(input, to: &key, creating: true)
+        try commit(.putKey(key, secrets: KeySecrets(current: KeyDigest(of: secret))), actor: actor, action: "key.create", type: "key",
+                   id: key.id, change: input)
+        return IssuedKey(key: key, secret: secret.text)
+    }
+
+    func updateKey(_ id: String, _ input: KeyInput, actor: String) throws(AdminError) -> APIKey {
+        var key = try self.key(id)
+        guard key.state != .revoked else { throw .conflict("key_revoked", "a revoked key cannot be edited") }
+        if input.userID != nil, input.userID != key.userID { throw .invalid("userID", "a key's user cannot change; create a new key") }
+        try apply(input, to: &key, creating: false)
+        key.updatedAt = clock()
+        try commit(.putKey(key, secrets: nil), actor: actor, action: "key.update", type: "key", id: id, change: input)
+        return key
+    }
+
+    func setKeyState(_ id: String, _ state: KeyState, actor: String) throws(AdminError) -> APIKey {
+        var key = try self.key(id)
+        guard key.state != .revoked else { throw .conflict("key_revoked", "a revoked key never works again") }
+        let action = state == .revoked ? "key.revoke" : state == .suspended ? "key.suspend" : "key.resume"
+        key.state = state
+        key.updatedAt = clock()
+        try commit(.putKey(key, secrets: nil), actor: actor, action: action, type: "key", id: id, change: ["state": state.rawValue])
+        return key
+    }
+
+    func rotateKey(_ id: String, _ input: RotateInput, actor: String) throws(AdminError) -> IssuedKey {
+        var key = try self.key(id)
+        guard key.state != .revoked else { throw .conflict("key_revoked", "a revoked key cannot be rotated") }
+        let grace = input.graceSeconds ?? 0
+        guard grace >= 0, grace <= 30 * 86400 else { throw .invalid("graceSeconds", "must be 0 to 2592000 seconds") }
+        let now = clock()
+        guard let current = try wrap({ () throws(StoreError) in try store.currentDigest(of: id) }) else { throw .notFound("key \(id)") }
+        let secret = APIKeySecret.generate()
+        key.displayStart = secret.displayStart
+        key.updatedAt = now
+        let secrets = KeySecrets(current: KeyDigest(of: secret), previous: grace > 0 ? current : nil,
+                                 previousUntil: grace > 0 ? now.addingTimeInterval(grace) : nil)
+        try commit(.putKey(key, secrets: secrets), actor: actor, action: "key.rotate", type: "key", id: id, change: input)
+        return IssuedKey(key: key, secret: secret.text)
+    }
+
+    func deleteKey(_ id: String, actor: String) throws(AdminError) {
+        _ = try key(id)
+        try commit(.deleteKey(id: id), actor: actor, action: "key.delete", type: "key", id: id, change: [String: String]())
+    }
+
+    func explain(_ id: String, _ input: ExplainInput) throws(AdminError) -> AccessDecision {
+        let key = try self.key(id)
+        let user = try self.user(key.userID)
+        return Authorizer.decide(AccessRequest(action: input.action, property: input.property), key: key, user: user,
+                                 groups: try groupTable(), now: clock())
+    }
+
+    private func apply(_ input: KeyInput, to key: inout APIKey, creating: Bool) throws(AdminError) {
+        if let name = input.name { key.name = try Self.checkName(name, "name") }
+        if let description = input.description {
+            guard description.count <= 2000 else { throw .invalid("description", "at most 2000 characters") }
+            key.description = description
+        }
+        if let group = input.groupID {
+            guard try wrap({ () throws(StoreError) in try store.group(group) }) != nil else { throw .invalid("groupID", "no such group \(group)") }
+            key.groupID = group
+        }
+        if input.clearGroup == true { key.groupID = nil }
+        if let scopes = input.scopes { key.scopes = try Self.checkPatterns(scopes, "scopes") }
+        if let properties = input.properties { key.properties = try Self.checkProperties(properties) }
+        if let rules = input.rules {
+            for (i, rule) in rules.enumerated() {
+                if let problem = ActionName.validateRule(rule) { throw .invalid("rules[\(i)]", "\(rule): \(problem)") }
+            }
+            key.rules = rules
+        }
+        if input.clearExpiry == true { key.expiresAt = nil }
+        if let expiry = input.expiresAt {
+            guard expiry > clock() else { throw .invalid("expiresAt", "must be in the future") }
+            key.expiresAt = expiry
+        }
+        if policy.requireExpiry, key.expiresAt == nil { throw .invalid("expiresAt", "the server requires every key to expire") }
+        if let cap = policy.maxLifetime, let expiry = key.expiresAt, expiry.timeIntervalSince(clock()) > cap {
+            throw .invalid("expiresAt", "the server caps key lifetime at \(Int(cap)) seconds")
+        }
+    }
+
+    // MARK: - Audit
+
+    func audit(_ query: AuditQuery) throws(AdminError) -> Page<AuditEntry> { try wrap { () throws(StoreError) in try store.audit(query) } }
+
+    // MARK: - Helpers
+
+    private func groupTable() throws(AdminError) -> [String: PermissionGroup] {
+        Dictionary(uniqueKeysWithValues: try groups().map { ($0.id, $0) })
+    }
+
+    private func commit<C: Encodable>(_ change: IdentityChange, actor: String, action: String, type: String, id: String, change detail: C) throws(AdminError) {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = .sortedKeys
+        encoder.dateEncodingStrategy = .iso8601
+        let text = (try? encoder.encode(detail)).map { String(decoding: $0, as: UTF8.self) } ?? "{}"
+        _ = try wrap { () throws(StoreError) in
+            try store.apply(change, audit: AuditEntry(time: clock(), actor: actor, action: action, targetType: type, targetID: id, change: text))
+        }
+    }
+
+    private func wrap<T>(_ body: () throws(StoreError) -> T) throws(AdminError) -> T {
+        do { return try body() } catch { throw AdminError(error) }
+    }
+
+    static func makeID(_ kind: String) -> String {
+        var rng = SystemRandomNumberGenerator()
+        return kind + "_" + Base62.encode((0..<12).map { _ in UInt8.random(in: 0...255, using: &rng) }, width: 16)
+    }
+
+    static func checkName(_ name: String, _ field: String) throws(AdminError) -> String {
+        let trimmed = name.trimmingCharacters(in: .whitespaces)
+        guard !trimmed.isEmpty, trimmed.count <= 200 else { throw .invalid(field, "must be 1 to 200 characters") }
+        guard !trimmed.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) else {
+            throw .invalid(field, "must not contain control characters")
+        }
+        return trimmed
+    }
+
+    static func checkPatterns(_ patterns: [String], _ field: String) throws(AdminError) -> [String] {
+        guard patterns.count <= 256 else { throw .invalid(field, "at most 256 entries") }
+        for (i, p) in patterns.enumerated() {
+            if let problem = ActionName.validatePattern(p) { throw .invalid("\(field)[\(i)]", "\(p): \(problem)") }
+        }
+        return patterns
+    }
+
+    static func checkProperties(_ properties: [String]) throws(AdminError) -> [String] {
+        guard properties.count <= 1024 else { throw .invalid("properties", "at most 1024 entries") }
+        for (i, p) in properties.enumerated() where p.isEmpty || p.count > 200 || p.contains(where: { $0.isWhitespace || $0.isNewline }) {
+            throw .invalid("properties[\(i)]", "a property is 1 to 200 characters without spaces")
+        }
+        return properties
+    }
+}
