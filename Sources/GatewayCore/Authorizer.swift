@@ -59,7 +59,13 @@ public struct AccessDecision: Equatable, Sendable, Codable {
 ///     matching = denied; no rules = whatever the narrowed user may do.
 ///
 /// A key can never exceed its user: every path to "allowed" passes the user's own permissions.
+///
+/// The `admin` service is reserved: only patterns that name it literally (`admin:…`) grant an
+/// admin action, so a device given `*` or `*:*` never becomes an administrator by accident.
 public enum Authorizer {
+    /// The service whose actions only literal `admin:` patterns grant.
+    public static let reservedService = "admin"
+
     public static func decide(
         _ request: AccessRequest, key: APIKey, user: User, groups: [String: PermissionGroup], now: Date
     ) -> AccessDecision {
@@ -91,7 +97,7 @@ public enum Authorizer {
             for (index, rule) in key.rules.enumerated() {
                 let deny = rule.hasPrefix("!")
                 let pattern = deny ? String(rule.dropFirst()) : rule
-                guard Wildcard(pattern).matches(request.action) else { continue }
+                guard Self.matches(pattern, request.action) else { continue }
                 return deny ? .deny(.deniedByRule, rule, rule: index)
                     : AccessDecision(allowed: true, reason: .allowed, decidedBy: rule, ruleIndex: index)
             }
@@ -102,7 +108,13 @@ public enum Authorizer {
 
     /// The first pattern matching `action`.
     public static func firstMatch(_ patterns: [String], _ action: String) -> String? {
-        patterns.first { Wildcard($0).matches(action) }
+        patterns.first { matches($0, action) }
+    }
+
+    /// A pattern matches an action; actions of the reserved service need the service spelled out.
+    public static func matches(_ pattern: String, _ action: String) -> Bool {
+        if action.lowercased().hasPrefix(reservedService + ":"), !pattern.lowercased().hasPrefix(reservedService + ":") { return false }
+        return Wildcard(pattern).matches(action)
     }
 
     /// `["*"]` reaches every property; otherwise an exact (case-sensitive) member.

@@ -69,6 +69,15 @@ import Testing
         #expect(decide("a:b", key: key(), user: user(["*"], state: .disabled)).reason == .userDisabled)
     }
 
+    @Test func wildcardsNeverGrantTheReservedAdminService() {
+        for grant in ["*", "*:*", "a*:*", "?????:*"] {
+            #expect(decide("admin:keys.write", key: key(), user: user([grant])).reason == .notPermittedForUser, "\(grant)")
+        }
+        #expect(decide("admin:keys.write", key: key(), user: user(["admin:*"])).allowed)
+        #expect(decide("admin:keys.write", key: key(scopes: ["*"]), user: user(["admin:*"])).reason == .notInKeyScopes)
+        #expect(decide("admin:keys.write", key: key(rules: ["*"]), user: user(["admin:*"])).reason == .noRuleMatched)
+    }
+
     @Test(arguments: ["pms:check%49n", "pms:checkIn.", "pms:a..b", "pms:", "pms:chéck", "pms:check In", "pmscheckIn"])
     func refusesNonCanonicalActionsEvenForAnAllPowerfulKey(_ action: String) {
         #expect(decide(action, key: key(), user: user(["*"])).reason == .invalidAction)

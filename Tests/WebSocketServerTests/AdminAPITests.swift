@@ -1,0 +1,187 @@
+// SPDX-License-Identifier: Apache-2.0
+import Foundation
+@testable import Gateway
+import GatewayCore
+import Logging
+import Testing
+import WebSocketServer
+import WireCodec
+
+/// The admin API over real sockets against a real gateway and SQLite file.
+@Suite struct AdminAPITests {
+    /// A gateway on 127.0.0.1:0 with a fresh database.
+    final class TestGateway {
+        let gateway: Gateway
+        let adminKey: String
+        var port: Int { gateway.port }
+
+        init(_ configure: (inout GatewayConfig) -> Void = { _ in }) throws {
+            var config = GatewayConfig()
+            config.server.port = 0
+            config.server.loops = 1
+            let dir = FileManager.default.temporaryDirectory.appendingPathComponent("doorman-admin-\(UUID().uuidString)")
+            try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+            config.database = dir.appendingPathComponent("doorman.db").path
+            configure(&config)
+            var logger = Logger(label: "test")
+            logger.logLevel = .critical
+            gateway = try Gateway(config: config, logger: logger)
+            adminKey = try #require(gateway.bootstrapSecret)
+        }
+
+        deinit { gateway.shutdown() }
+
+        /// One request on a new connection; returns status and parsed JSON (if any).
+        func call(_ method: String, _ path: String, key: String? = nil, headers: [String] = [], body: Any? = nil) throws -> (Int, Any?) {
+            let client = try TestClient(port: port)
+            var request = "\(method) \(path) HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+            if let key = key ?? Optional(adminKey), !key.isEmpty { request += "X-API-Key: \(key)\r\n" }
+            for h in headers { request += h + "\r\n" }
+            var payload: [UInt8] = []
+            if let body { payload = Array(try JSONSerialization.data(withJSONObject: body)) }
+            request += "Content-Length: \(payload.count)\r\n\r\n"
+            client.send(Array(request.utf8) + payload)
+            let response = try #require(client.readResponse())
+            let status = Int(response.head.split(separator: " ")[1]) ?? 0
+            let json = response.body.isEmpty ? nil : try? JSONSerialization.jsonObject(with: Data(response.body.utf8))
+            return (status, json)
+        }
+    }
+
+    @Test func runsAKeysWholeLifecycle() throws {
+        let gw = try TestGateway()
+        let (s1, user) = try gw.call("POST", "/v1/users", body: ["name": "kiosk user", "permissions": ["pms:checkIn*"], "properties": ["hotel-1"]])
+        #expect(s1 == 201)
+        let userID = try #require((user as? [String: Any])?["id"] as? String)
+        let (s2, issued) = try gw.call("POST", "/v1/keys", body: ["name": "lobby kiosk", "userID": userID, "rules": ["pms:checkIn*"]])
+        #expect(s2 == 201)
+        let issuedKey = try #require(issued as? [String: Any])
+        let secret = try #require(issuedKey["secret"] as? String)
+        let key = try #require(issuedKey["key"] as? [String: Any])
+        let keyID = try #require(key["id"] as? String)
+        #expect((try? APIKeySecret(parsing: secret)) != nil)
+        #expect(key["displayStart"] as? String == String(secret.prefix(8)))
+        // Shown once: no later read carries the secret.
+        let (_, shown) = try gw.call("GET", "/v1/keys/\(keyID)")
+        #expect((shown as? [String: Any])?["secret"] == nil)
+        #expect(!"\(shown ?? "")".contains(secret))
+
+        #expect(try gw.call("PATCH", "/v1/keys/\(keyID)", body: ["name": "lobby kiosk 2", "properties": ["hotel-1"]]).0 == 200)
+        #expect(try gw.call("POST", "/v1/keys/\(keyID)/suspend").0 == 200)
+        let (_, suspended) = try gw.call("GET", "/v1/keys?state=suspended")
+        #expect(((suspended as? [String: Any])?["items"] as? [[String: Any]])?.map { $0["id"] as? String } == [keyID])
+        #expect(try gw.call("POST", "/v1/keys/\(keyID)/resume").0 == 200)
+
+        let (s3, rotated) = try gw.call("POST", "/v1/keys/\(keyID)/rotate", body: ["graceSeconds": 60])
+        #expect(s3 == 200)
+        let newSecret = try #require((rotated as? [String: Any])?["secret"] as? String)
+        #expect(newSecret != secret)
+
+        let (s4, decision) = try gw.call("POST", "/v1/keys/\(keyID)/explain", body: ["action": "pms:checkInGuest", "property": "hotel-1"])
+        #expect(s4 == 200)
+        #expect((decision as? [String: Any])?["allowed"] as? Bool == true)
+        #expect((decision as? [String: Any])?["decidedBy"] as? String == "pms:checkIn*")
+        let (_, denied) = try gw.call("POST", "/v1/keys/\(keyID)/explain", body: ["action": "pms:refund"])
+        #expect((denied as? [String: Any])?["reason"] as? String == "not_permitted_for_user")
+
+        #expect(try gw.call("POST", "/v1/keys/\(keyID)/revoke").0 == 200)
+        // Terminal.
+        #expect(try gw.call("POST", "/v1/keys/\(keyID)/resume").0 == 409)
+        #expect(try gw.call("POST", "/v1/keys/\(keyID)/rotate").0 == 409)
+        // Revoked keys stay listed, disabled.
+        let (_, all) = try gw.call("GET", "/v1/keys?user=\(userID)")
+        #expect(((all as? [String: Any])?["items"] as? [[String: Any]])?.first?["state"] as? String == "revoked")
+        #expect(try gw.call("DELETE", "/v1/keys/\(keyID)").0 == 204)
+        #expect(try gw.call("GET", "/v1/keys/\(keyID)").0 == 404)
+
+        let (_, audit) = try gw.call("GET", "/v1/audit?target=\(keyID)")
+        let actions = ((audit as? [String: Any])?["items"] as? [[String: Any]])?.compactMap { $0["action"] as? String }
+        #expect(actions == ["key.delete", "key.revoke", "key.rotate", "key.resume", "key.suspend", "key.update", "key.create"])
+    }
+
+    @Test func aDataPlaneKeyGets403OnEveryAdminRoute() throws {
+        let gw = try TestGateway()
+        let (_, user) = try gw.call("POST", "/v1/users", body: ["name": "device", "permissions": ["*:*"]])
+        let userID = try #require((user as? [String: Any])?["id"] as? String)
+        let (_, issued) = try gw.call("POST", "/v1/keys", body: ["name": "panel", "userID": userID])
+        let deviceKey = try #require((issued as? [String: Any])?["secret"] as? String)
+        // Enumerated from the router: a route added later cannot be missed.
+        let protected = AdminAPI.routes.filter { $0.action != nil }
+        #expect(protected.count >= 20)
+        for route in protected {
+            let path = "/" + route.pattern.map { $0 == "{id}" ? "x" : $0 }.joined(separator: "/")
+            let (status, body) = try gw.call(route.method, path, key: deviceKey, body: route.method == "GET" || route.method == "DELETE" ? nil : [:])
+            #expect(status == 403, "\(route.method) \(path)")
+            #expect((body as? [String: Any])?["error"] as? String == "forbidden")
+        }
+        // ...and no key at all is a 401 everywhere.
+        for route in protected {
+            let path = "/" + route.pattern.map { $0 == "{id}" ? "x" : $0 }.joined(separator: "/")
+            #expect(try gw.call(route.method, path, key: "").0 == 401, "\(route.method) \(path)")
+        }
+    }
+
+    @Test(arguments: [
+        ("X-API-Key: dmk_nope", "malformed_key"),
+        ("Authorization: Bearer dmk_00000000000000000000000000000000000000000000000000", "malformed_key"),
+    ])
+    func refusesBadKeysWith401(header: String, code: String) throws {
+        let gw = try TestGateway()
+        let (status, body) = try gw.call("GET", "/v1/users", key: "", headers: [header])
+        #expect(status == 401)
+        #expect((body as? [String: Any])?["error"] as? String == code)
+    }
+
+    @Test func acceptsEveryKeyHeaderAndRefusesTwoDifferentKeys() throws {
+        let gw = try TestGateway()
+        for header in ["X-API-Key: \(gw.adminKey)", "Authorization: apiKey \(gw.adminKey)", "authorization: BEARER \(gw.adminKey)", "user-api-key: \(gw.adminKey)"] {
+            #expect(try gw.call("GET", "/v1/users", key: "", headers: [header]).0 == 200, "\(header.prefix(20))")
+        }
+        let other = APIKeySecret.generate().text
+        #expect(try gw.call("GET", "/v1/users", headers: ["Authorization: Bearer \(other)"]).0 == 400)
+        #expect(try gw.call("GET", "/v1/users", key: "", headers: ["Authorization: Bearer \(other)"]).0 == 401)   // unknown
+    }
+
+    @Test func namesTheOffendingField() throws {
+        let gw = try TestGateway()
+        let (s1, e1) = try gw.call("POST", "/v1/users", body: ["name": "x", "permissions": ["pms:ok", "pms:bad..name"]])
+        #expect(s1 == 400)
+        #expect((e1 as? [String: Any])?["field"] as? String == "permissions[1]")
+        let (s2, e2) = try gw.call("POST", "/v1/keys", body: ["name": "k"])
+        #expect(s2 == 400)
+        #expect((e2 as? [String: Any])?["field"] as? String == "userID")
+        let (s3, e3) = try gw.call("POST", "/v1/users", body: ["name": 5])
+        #expect(s3 == 400)
+        #expect((e3 as? [String: Any])?["field"] as? String == "name")
+        #expect(try gw.call("GET", "/v1/nothing").0 == 404)
+        #expect(try gw.call("PUT", "/v1/users").0 == 405)
+    }
+
+    @Test func enforcesTheExpiryPolicy() throws {
+        let gw = try TestGateway { $0.keyPolicy = KeyPolicy(requireExpiry: true, maxLifetime: 86400) }
+        let (_, user) = try gw.call("POST", "/v1/users", body: ["name": "u", "permissions": ["pms:*"]])
+        let userID = try #require((user as? [String: Any])?["id"] as? String)
+        let (s1, e1) = try gw.call("POST", "/v1/keys", body: ["name": "k", "userID": userID])
+        #expect(s1 == 400)
+        #expect((e1 as? [String: Any])?["field"] as? String == "expiresAt")
+        let tooLong = ISO8601DateFormatter().string(from: Date().addingTimeInterval(3 * 86400))
+        #expect(try gw.call("POST", "/v1/keys", body: ["name": "k", "userID": userID, "expiresAt": tooLong]).0 == 400)
+        let fine = ISO8601DateFormatter().string(from: Date().addingTimeInterval(3600))
+        #expect(try gw.call("POST", "/v1/keys", body: ["name": "k", "userID": userID, "expiresAt": fine]).0 == 201)
+    }
+
+    @Test func aSuspendedAdminKeyLosesAccessAtOnce() throws {
+        let gw = try TestGateway()
+        let (_, keys) = try gw.call("GET", "/v1/keys")
+        let adminKeyID = try #require(((keys as? [String: Any])?["items"] as? [[String: Any]])?.first?["id"] as? String)
+        // A second admin key to act with.
+        let (_, users) = try gw.call("GET", "/v1/users")
+        let adminUser = try #require((users as? [[String: Any]])?.first?["id"] as? String)
+        let (_, second) = try gw.call("POST", "/v1/keys", body: ["name": "second admin", "userID": adminUser])
+        let secondKey = try #require((second as? [String: Any])?["secret"] as? String)
+        #expect(try gw.call("POST", "/v1/keys/\(adminKeyID)/suspend", key: secondKey).0 == 200)
+        let (status, body) = try gw.call("GET", "/v1/users")
+        #expect(status == 401)
+        #expect((body as? [String: Any])?["error"] as? String == "suspended_key")
+    }
+}
