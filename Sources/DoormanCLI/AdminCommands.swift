@@ -1,0 +1,305 @@
+// SPDX-License-Identifier: Apache-2.0
+import ArgumentParser
+import Foundation
+
+let keyColumns = [("ID", "id"), ("NAME", "name"), ("START", "displayStart"), ("USER", "userID"), ("GROUP", "groupID"),
+                  ("SCOPES", "scopes"), ("PROPERTIES", "properties"), ("STATE", "state"), ("EXPIRES", "expiresAt"), ("LAST USED", "lastUsedAt")]
+let userColumns = [("ID", "id"), ("NAME", "name"), ("STATE", "state"), ("PERMISSIONS", "permissions"), ("GROUPS", "groups"), ("PROPERTIES", "properties")]
+let groupColumns = [("ID", "id"), ("NAME", "name"), ("PERMISSIONS", "permissions"), ("DESCRIPTION", "description")]
+let auditColumns = [("SEQ", "seq"), ("TIME", "time"), ("ACTOR", "actor"), ("ACTION", "action"), ("TARGET", "targetID"), ("CHANGE", "change")]
+
+/// Path-safe id.
+func escaped(_ id: String) -> String { id.addingPercentEncoding(withAllowedCharacters: .alphanumerics.union(CharacterSet(charactersIn: "_-"))) ?? id }
+
+/// Prints a freshly issued secret, the only time anyone sees it.
+func printIssued(_ value: Any?, json: Bool) {
+    if json { return Output.print(value, json: true, columns: []) }
+    let issued = value as? [String: Any]
+    let key = issued?["key"] as? [String: Any]
+    Output.table([key ?? [:]], keyColumns)
+    print("secret: \(issued?["secret"] as? String ?? "?")")
+    FileHandle.standardError.write(Data("This secret is shown once and never stored: copy it now.\n".utf8))
+}
+
+struct Keys: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Manage API keys through a running gateway's admin API.",
+        subcommands: [Create.self, List.self, Show.self, Edit.self, Suspend.self, Resume.self, Revoke.self, Rotate.self, Delete.self, Explain.self])
+
+    struct Fields: ParsableArguments {
+        @Option(help: "Name.") var name: String?
+        @Option(help: "Description.") var description: String?
+        @Option(help: "Permission group id.") var group: String?
+        @Option(help: "Scope pattern (repeatable), e.g. pms:checkIn*.") var scope: [String] = []
+        @Option(help: "Property the key may reach (repeatable); * = all.") var property: [String] = []
+        @Option(help: "Rule (repeatable, in order; !pattern denies).") var rule: [String] = []
+        @Option(help: "Expiry, ISO 8601 (2027-01-31T00:00:00Z).") var expires: String?
+
+        func body() -> [String: Any] {
+            var b: [String: Any] = [:]
+            if let name { b["name"] = name }
+            if let description { b["description"] = description }
+            if let group { b["groupID"] = group }
+            if !scope.isEmpty { b["scopes"] = scope }
+            if !property.isEmpty { b["properties"] = property }
+            if !rule.isEmpty { b["rules"] = rule }
+            if let expires { b["expiresAt"] = expires }
+            return b
+        }
+    }
+
+    struct Create: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Create a key; prints its secret once.")
+        @OptionGroup var options: AdminOptions
+        @Option(help: "The user the key emulates.") var user: String
+        @OptionGroup var fields: Fields
+        func run() throws {
+            var body = fields.body()
+            body["userID"] = user
+            printIssued(try options.client().call("POST", "/v1/keys", body: body), json: options.json)
+        }
+    }
+
+    struct List: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List keys (revoked ones included).")
+        @OptionGroup var options: AdminOptions
+        @Option(help: "Only this user's keys.") var user: String?
+        @Option(help: "active, suspended or revoked.") var state: String?
+        @Option(help: "Page size (1-1000).") var limit: Int?
+        @Option(help: "Cursor from the previous page.") var after: String?
+        func run() throws {
+            var query: [String] = []
+            if let user { query.append("user=\(escaped(user))") }
+            if let state { query.append("state=\(escaped(state))") }
+            if let limit { query.append("limit=\(limit)") }
+            if let after { query.append("after=\(escaped(after))") }
+            let path = "/v1/keys" + (query.isEmpty ? "" : "?" + query.joined(separator: "&"))
+            Output.print(try options.client().call("GET", path), json: options.json, columns: keyColumns)
+        }
+    }
+
+    struct Show: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Show a key (never its secret).")
+        @OptionGroup var options: AdminOptions
+        @Argument var id: String
+        func run() throws {
+            let key = try options.client().call("GET", "/v1/keys/\(escaped(id))")
+            if options.json { return Output.print(key, json: true, columns: []) }
+            for (k, v) in (key as? [String: Any] ?? [:]).sorted(by: { $0.key < $1.key }) { print("\(k): \(Output.text(v))") }
+        }
+    }
+
+    struct Edit: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Edit a key's name, description, group, scopes, properties, rules or expiry.")
+        @OptionGroup var options: AdminOptions
+        @Argument var id: String
+        @OptionGroup var fields: Fields
+        @Flag(help: "Remove the expiry.") var clearExpiry = false
+        @Flag(help: "Remove the group.") var clearGroup = false
+        func run() throws {
+            var body = fields.body()
+            if clearExpiry { body["clearExpiry"] = true }
+            if clearGroup { body["clearGroup"] = true }
+            Output.print(try options.client().call("PATCH", "/v1/keys/\(escaped(id))", body: body), json: options.json, columns: keyColumns)
+        }
+    }
+
+    struct Suspend: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Suspend a key (resume brings it back).")
+        @OptionGroup var options: AdminOptions
+        @Argument var id: String
+        func run() throws { Output.print(try options.client().call("POST", "/v1/keys/\(escaped(id))/suspend"), json: options.json, columns: keyColumns) }
+    }
+
+    struct Resume: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Resume a suspended key.")
+        @OptionGroup var options: AdminOptions
+        @Argument var id: String
+        func run() throws { Output.print(try options.client().call("POST", "/v1/keys/\(escaped(id))/resume"), json: options.json, columns: keyColumns) }
+    }
+
+    struct Revoke: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Revoke a key for good (it stays listed, disabled).")
+        @OptionGroup var options: AdminOptions
+        @Argument var id: String
+        func run() throws { Output.print(try options.client().call("POST", "/v1/keys/\(escaped(id))/revoke"), json: options.json, columns: keyColumns) }
+    }
+
+    struct Rotate: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Give a key a new secret (printed once); the old one works for --grace seconds.")
+        @OptionGroup var options: AdminOptions
+        @Argument var id: String
+        @Option(help: "Seconds the old secret keeps working (default 0).") var grace: Double = 0
+        func run() throws {
+            printIssued(try options.client().call("POST", "/v1/keys/\(escaped(id))/rotate", body: ["graceSeconds": grace]), json: options.json)
+        }
+    }
+
+    struct Delete: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Delete a key (it stays in the audit trail).")
+        @OptionGroup var options: AdminOptions
+        @Argument var id: String
+        func run() throws {
+            _ = try options.client().call("DELETE", "/v1/keys/\(escaped(id))")
+            if !options.json { print("deleted \(id)") }
+        }
+    }
+
+    struct Explain: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "May this key do an action (on a property), and what decided?")
+        @OptionGroup var options: AdminOptions
+        @Argument var id: String
+        @Option(help: "<service>:<api_name>, e.g. pms:checkIn.") var action: String
+        @Option(help: "The property, if any.") var property: String?
+        func run() throws {
+            var body: [String: Any] = ["action": action]
+            if let property { body["property"] = property }
+            let decision = try options.client().call("POST", "/v1/keys/\(escaped(id))/explain", body: body)
+            if options.json { return Output.print(decision, json: true, columns: []) }
+            let d = decision as? [String: Any] ?? [:]
+            let allowed = d["allowed"] as? Bool == true
+            var line = allowed ? "allowed" : "denied: \(d["reason"] as? String ?? "?")"
+            if let by = d["decidedBy"] as? String { line += " (by \(by)" + ((d["ruleIndex"] as? Int).map { ", rule \($0 + 1)" } ?? "") + ")" }
+            print(line)
+            if !allowed { throw ExitCode(ExitStatus.refused) }
+        }
+    }
+}
+
+struct Users: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Manage users (the identities keys emulate).",
+        subcommands: [Create.self, List.self, Show.self, Edit.self, Disable.self, Enable.self, Delete.self])
+
+    struct Fields: ParsableArguments {
+        @Option(help: "Name.") var name: String?
+        @Option(help: "Permission pattern (repeatable).") var permission: [String] = []
+        @Option(help: "Permission group id (repeatable).") var group: [String] = []
+        @Option(help: "Property the user may reach (repeatable); * = all.") var property: [String] = []
+        func body() -> [String: Any] {
+            var b: [String: Any] = [:]
+            if let name { b["name"] = name }
+            if !permission.isEmpty { b["permissions"] = permission }
+            if !group.isEmpty { b["groups"] = group }
+            if !property.isEmpty { b["properties"] = property }
+            return b
+        }
+    }
+
+    struct Create: ParsableCommand {
+        @OptionGroup var options: AdminOptions
+        @OptionGroup var fields: Fields
+        func run() throws { Output.print(try options.client().call("POST", "/v1/users", body: fields.body()), json: options.json, columns: userColumns) }
+    }
+
+    struct List: ParsableCommand {
+        @OptionGroup var options: AdminOptions
+        func run() throws { Output.print(try options.client().call("GET", "/v1/users"), json: options.json, columns: userColumns) }
+    }
+
+    struct Show: ParsableCommand {
+        @OptionGroup var options: AdminOptions
+        @Argument var id: String
+        func run() throws { Output.print(try options.client().call("GET", "/v1/users/\(escaped(id))"), json: options.json, columns: userColumns) }
+    }
+
+    struct Edit: ParsableCommand {
+        @OptionGroup var options: AdminOptions
+        @Argument var id: String
+        @OptionGroup var fields: Fields
+        func run() throws { Output.print(try options.client().call("PATCH", "/v1/users/\(escaped(id))", body: fields.body()), json: options.json, columns: userColumns) }
+    }
+
+    struct Disable: ParsableCommand {
+        @OptionGroup var options: AdminOptions
+        @Argument var id: String
+        func run() throws { Output.print(try options.client().call("POST", "/v1/users/\(escaped(id))/disable"), json: options.json, columns: userColumns) }
+    }
+
+    struct Enable: ParsableCommand {
+        @OptionGroup var options: AdminOptions
+        @Argument var id: String
+        func run() throws { Output.print(try options.client().call("POST", "/v1/users/\(escaped(id))/enable"), json: options.json, columns: userColumns) }
+    }
+
+    struct Delete: ParsableCommand {
+        @OptionGroup var options: AdminOptions
+        @Argument var id: String
+        func run() throws {
+            _ = try options.client().call("DELETE", "/v1/users/\(escaped(id))")
+            if !options.json { print("deleted \(id)") }
+        }
+    }
+}
+
+struct Groups: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Manage permission groups.",
+        subcommands: [Create.self, List.self, Show.self, Edit.self, Delete.self])
+
+    struct Fields: ParsableArguments {
+        @Option(help: "Name.") var name: String?
+        @Option(help: "Description.") var description: String?
+        @Option(help: "Permission pattern (repeatable).") var permission: [String] = []
+        func body() -> [String: Any] {
+            var b: [String: Any] = [:]
+            if let name { b["name"] = name }
+            if let description { b["description"] = description }
+            if !permission.isEmpty { b["permissions"] = permission }
+            return b
+        }
+    }
+
+    struct Create: ParsableCommand {
+        @OptionGroup var options: AdminOptions
+        @OptionGroup var fields: Fields
+        func run() throws { Output.print(try options.client().call("POST", "/v1/groups", body: fields.body()), json: options.json, columns: groupColumns) }
+    }
+
+    struct List: ParsableCommand {
+        @OptionGroup var options: AdminOptions
+        func run() throws { Output.print(try options.client().call("GET", "/v1/groups"), json: options.json, columns: groupColumns) }
+    }
+
+    struct Show: ParsableCommand {
+        @OptionGroup var options: AdminOptions
+        @Argument var id: String
+        func run() throws { Output.print(try options.client().call("GET", "/v1/groups/\(escaped(id))"), json: options.json, columns: groupColumns) }
+    }
+
+    struct Edit: ParsableCommand {
+        @OptionGroup var options: AdminOptions
+        @Argument var id: String
+        @OptionGroup var fields: Fields
+        func run() throws { Output.print(try options.client().call("PATCH", "/v1/groups/\(escaped(id))", body: fields.body()), json: options.json, columns: groupColumns) }
+    }
+
+    struct Delete: ParsableCommand {
+        @OptionGroup var options: AdminOptions
+        @Argument var id: String
+        func run() throws {
+            _ = try options.client().call("DELETE", "/v1/groups/\(escaped(id))")
+            if !options.json { print("deleted \(id)") }
+        }
+    }
+}
+
+struct Audit: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Read the audit trail, newest first.")
+    @OptionGroup var options: AdminOptions
+    @Option(help: "Only entries about this id.") var target: String?
+    @Option(help: "Only entries by this actor (an admin key id).") var actor: String?
+    @Option(help: "Only this action, e.g. key.revoke.") var action: String?
+    @Option(help: "Entries before this seq (paging).") var before: Int?
+    @Option(help: "Page size (1-1000).") var limit: Int?
+    func run() throws {
+        var query: [String] = []
+        if let target { query.append("target=\(escaped(target))") }
+        if let actor { query.append("actor=\(escaped(actor))") }
+        if let action { query.append("action=\(escaped(action))") }
+        if let before { query.append("before=\(before)") }
+        if let limit { query.append("limit=\(limit)") }
+        let path = "/v1/audit" + (query.isEmpty ? "" : "?" + query.joined(separator: "&"))
+        Output.print(try options.client().call("GET", path), json: options.json, columns: auditColumns, pageFlag: "--before")
+    }
+}
