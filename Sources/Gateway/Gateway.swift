@@ -11,6 +11,7 @@ public final class Gateway: Sendable {
     public let config: GatewayConfig
     public let server: WebSocketServer
     private let pool: BlockingPool
+    private let usage: KeyUsageRecorder?
     /// The admin key made on first start, to be printed once (nil on later starts).
     public let bootstrapSecret: String?
 
@@ -21,13 +22,16 @@ public final class Gateway: Sendable {
         pool = BlockingPool(threads: config.poolThreads)
         var admin: AdminAPI?
         var secret: String?
+        var usage: KeyUsageRecorder?
         if !config.echo {
             let store = try SQLiteStore(path: SQLiteStore.path(fromURL: config.database))
             let service = AdminService(store: store, policy: config.keyPolicy)
             secret = try Self.bootstrap(store, key: config.bootstrapKey, logger: logger)
-            admin = AdminAPI(service: service)
+            usage = KeyUsageRecorder(store: store, pool: pool, logger: logger)
+            admin = AdminAPI(service: service, usage: usage)
         }
         bootstrapSecret = secret
+        self.usage = usage
         let application = GatewayApplication(config: config, admin: admin, pool: admin == nil ? nil : pool)
         do {
             server = try WebSocketServer(configuration: config.server, application: application, logger: logger)
@@ -44,6 +48,7 @@ public final class Gateway: Sendable {
     public func shutdown() {
         server.shutdown(drainTimeout: config.server.drainTimeout)
         pool.shutdown()
+        usage?.flush()
     }
 
     /// First start: an admin user and its key. Returns the secret if one was generated.

@@ -48,7 +48,8 @@ public final class GatewayApplication: ServerApplication {
             case .success(let found): key = found
             }
             // Store calls block: off the loop, back through `reply`.
-            pool.submit { reply.send(admin.handle(request, presentedKey: key)) }
+            let peer = connection.peerAddress
+            pool.submit { reply.send(admin.handle(request, presentedKey: key, peer: peer)) }
             return
         }
         reply.send(route(request))

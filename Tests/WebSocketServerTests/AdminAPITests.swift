@@ -170,6 +170,21 @@ import WireCodec
         #expect(try gw.call("POST", "/v1/keys", body: ["name": "k", "userID": userID, "expiresAt": fine]).0 == 201)
     }
 
+    @Test func recordsWhenAndWhereAnAdminKeyWasLastUsed() throws {
+        let gw = try TestGateway()
+        let (_, first) = try gw.call("GET", "/v1/keys")
+        let key = try #require(((first as? [String: Any])?["items"] as? [[String: Any]])?.first)
+        // The first use is written at once (no batch is pending); later ones within 5 s wait for the next batch.
+        var seen: [String: Any]?
+        for _ in 0..<100 {
+            let (_, again) = try gw.call("GET", "/v1/keys/\(key["id"] as! String)")
+            seen = again as? [String: Any]
+            if seen?["lastUsedAt"] != nil { break }
+        }
+        #expect(seen?["lastUsedAt"] as? String != nil)
+        #expect(seen?["lastUsedAddress"] as? String == "127.0.0.1")
+    }
+
     @Test func aSuspendedAdminKeyLosesAccessAtOnce() throws {
         let gw = try TestGateway()
         let (_, keys) = try gw.call("GET", "/v1/keys")

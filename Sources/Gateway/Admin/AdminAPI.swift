@@ -36,6 +36,8 @@ struct AdminAPI: Sendable {
     }
 
     let service: AdminService
+    /// Where admin key uses go (last used time and address).
+    let usage: KeyUsageRecorder?
 
     static let routes: [Route] = [
         Route("GET", "/v1/openapi.json", nil) { _, _ in HTTPResponse(status: 200, headers: [HTTPHeader("Content-Type", "application/json")], body: Array(OpenAPIDocument.json.utf8)) },
@@ -72,13 +74,14 @@ struct AdminAPI: Sendable {
     static func owns(_ path: Substring) -> Bool { path == "/v1" || path.hasPrefix("/v1/") }
 
     /// Handles one request (blocking).
-    func handle(_ request: HTTPRequest, presentedKey: String?) -> HTTPResponse {
+    func handle(_ request: HTTPRequest, presentedKey: String?, peer: String = "") -> HTTPResponse {
         do throws(AdminError) {
             let (route, id) = try Self.match(request.head)
             var actor = "anonymous"
             if let action = route.action {
                 guard let presentedKey else { throw AdminError(status: 401, code: "missing_key", message: "send an admin key in X-API-Key or Authorization") }
                 let (key, user) = try service.authenticate(presentedKey)
+                usage?.record(KeyUse(keyID: key.id, time: Date(), address: peer))
                 try service.authorize(key, user, action)
                 actor = key.id
             }
