@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Fuzzes the pure codec with libFuzzer + AddressSanitizer (STYLE.md P7): one binary per
-# Tests/Fuzz/<Target>.swift, built together with Sources/WireCodec/*.swift.
+# Tests/Fuzz/<Target>.swift, built together with Sources/WireCodec/*.swift (Rules: GatewayCore's rule language).
 #
 #   scripts/fuzz.sh                     every target, 60 s each
 #   FUZZ_SECONDS=20 scripts/fuzz.sh     shorter
@@ -46,6 +46,12 @@ seed() { # target, dir
       printf '\x17\xc1\x82\x00\x00\x00\x00\xf2\x48' >"$dir/rsv1-text"
       printf '\x00\x82\xfe\x00\x80\x00\x00\x00\x00' >"$dir/binary-128-header"
       ;;
+    Rules)
+      printf 'pms:checkIn*\x00pms:checkInGuest' >"$dir/star"
+      printf 'p?s:*In*\x00PMS:checkin' >"$dir/mixed"
+      printf 'channel:subscribe.door-1' >"$dir/action"
+      printf 'dmk_0000000000000000000000000000000000000000000000000' >"$dir/key-shape"
+      ;;
     Handshake)
       printf '\x3fGET /chat HTTP/1.1\r\nHost: server.example.com\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nOrigin: http://example.com\r\nSec-WebSocket-Protocol: chat, superchat\r\nSec-WebSocket-Version: 13\r\n\r\n' >"$dir/rfc-request"
       printf '\x04GET / HTTP/1.0\r\nConnection: keep-alive, Upgrade\r\nUpgrade: WebSocket\r\nSec-WebSocket-Version: 8\r\n\r\n' >"$dir/old-version"
@@ -61,6 +67,15 @@ max_len() { # target
   esac
 }
 
+# The sources a target is built with: the codec by default; the rule language for Rules.
+sources_for() {
+  case "$1" in
+    Rules) echo Sources/GatewayCore/CRC32.swift Sources/GatewayCore/Base62.swift Sources/GatewayCore/APIKeySecret.swift \
+                Sources/GatewayCore/Wildcard.swift Sources/GatewayCore/ActionName.swift ;;
+    *) echo Sources/WireCodec/*.swift ;;
+  esac
+}
+
 summary=()
 failed=0
 for t in "${targets[@]}"; do
@@ -72,9 +87,11 @@ for t in "${targets[@]}"; do
   fi
 
   # Rebuild only when a source is newer than the binary.
-  if [[ ! -x "$bin" ]] || [[ -n "$(find Sources/WireCodec "$src" -name '*.swift' -newer "$bin" -print -quit)" ]]; then
+  # shellcheck disable=SC2207
+  deps=($(sources_for "$t"))
+  if [[ ! -x "$bin" ]] || [[ -n "$(find "${deps[@]}" "$src" -name '*.swift' -newer "$bin" -print -quit)" ]]; then
     echo "== fuzz: building $t"
-    if ! "$SWIFTC" "${flags[@]}" -module-name "${t}Fuzz" Sources/WireCodec/*.swift "$src" -o "$bin" >"$OUT/$t.build.log" 2>&1; then
+    if ! "$SWIFTC" "${flags[@]}" -module-name "${t}Fuzz" "${deps[@]}" "$src" -o "$bin" >"$OUT/$t.build.log" 2>&1; then
       cat "$OUT/$t.build.log" >&2
       summary+=("fuzz: $t FAILED (build, see $OUT/$t.build.log)"); failed=1; continue
     fi

@@ -21,12 +21,13 @@ public struct Wildcard: Hashable, Sendable, CustomStringConvertible {
         var star = -1, mark = 0
         // Greedy with one backtrack point: the classic linear-space glob match.
         while ti < t.count {
-            if pi < p.count, p[pi] == "?" || p[pi] == t[ti] {
-                ti += 1
-                pi += 1
-            } else if pi < p.count, p[pi] == "*" {
+            // A pattern `*` is always a wildcard, even facing a literal `*` in the text.
+            if pi < p.count, p[pi] == "*" {
                 star = pi
                 mark = ti
+                pi += 1
+            } else if pi < p.count, p[pi] == "?" || p[pi] == t[ti] {
+                ti += 1
                 pi += 1
             } else if star >= 0 {
                 pi = star + 1

@@ -20,6 +20,8 @@ import Testing
         ("?", "é", true),                            // one scalar
         ("é", "É", false),                           // non-ASCII is exact
         ("a**", "a", true),
+        ("a*", "a*x", true),                          // found by the Rules fuzzer: `*` facing a literal `*`
+        ("*b*", "a*b*c", true),
     ])
     func matchesLikeDOS(pattern: String, text: String, expected: Bool) {
         #expect(Wildcard(pattern).matches(text) == expected)
