@@ -38,7 +38,7 @@ struct Serve: ParsableCommand {
     var maxFragments: Int?
     @Option(help: "Most open connections; more get 503. [env: DOORMAN_MAX_CONNECTIONS] (default: 10000)")
     var maxConnections: Int?
-    @Option(help: "Bytes queued for a slow peer before it is closed with 4000. [env: DOORMAN_MAX_WRITE_QUEUE_BYTES] (default: 1048576)")
+    @Option(help: "Bytes queued for a slow peer before it is closed with 4100. [env: DOORMAN_MAX_WRITE_QUEUE_BYTES] (default: 1048576)")
     var maxWriteQueueBytes: Int?
     @Option(help: "Largest HTTP request body, bytes. [env: DOORMAN_MAX_BODY_BYTES] (default: 1048576)")
     var maxBodyBytes: Int?

@@ -23,16 +23,31 @@ public final class Gateway: Sendable {
         var admin: AdminAPI?
         var secret: String?
         var usage: KeyUsageRecorder?
+        var sessions: SessionServices?
         if !config.echo {
-            let store = try SQLiteStore(path: SQLiteStore.path(fromURL: config.database))
+            let base = try SQLiteStore(path: SQLiteStore.path(fromURL: config.database))
+            secret = try Self.bootstrap(base, key: config.bootstrapKey, logger: logger)
+            let cache = IdentityCache()
+            try cache.load(from: base)
+            usage = KeyUsageRecorder(store: base, pool: pool, logger: logger)
+            let services = SessionServices(cache: cache, policy: config.sessions, logger: logger, usage: usage)
+            // Every committed change: refresh the cache first, then let every loop's sessions feel it.
+            let store = NotifyingStore(base) { change in
+                do {
+                    try cache.refresh(after: change, from: base)
+                } catch {
+                    logger.error("cache refresh failed; reloading", metadata: ["error": "\(error)"])
+                    try? cache.load(from: base)
+                }
+                Self.propagate(change, to: services)
+            }
             let service = AdminService(store: store, policy: config.keyPolicy)
-            secret = try Self.bootstrap(store, key: config.bootstrapKey, logger: logger)
-            usage = KeyUsageRecorder(store: store, pool: pool, logger: logger)
             admin = AdminAPI(service: service, usage: usage)
+            sessions = services
         }
         bootstrapSecret = secret
         self.usage = usage
-        let application = GatewayApplication(config: config, admin: admin, pool: admin == nil ? nil : pool)
+        let application = GatewayApplication(config: config, admin: admin, pool: admin == nil ? nil : pool, sessions: sessions)
         do {
             server = try WebSocketServer(configuration: config.server, application: application, logger: logger)
         } catch {
@@ -40,6 +55,22 @@ public final class Gateway: Sendable {
             throw error
         }
         application.attach(server)
+        sessions?.attach(loops: server.loops)
+    }
+
+    /// What a committed change does to live sessions, on every loop.
+    static func propagate(_ change: IdentityChange, to services: SessionServices) {
+        let cache = services.cache
+        switch change {
+        case .putKey(let key, _):
+            services.everyHub { $0.recompute(keyIDs: [key.id], cache: cache) }
+        case .deleteKey(let id):
+            services.everyHub { $0.end(keyID: id, reason: .keyDeleted) }
+        case .putUser(let user):
+            services.everyHub { $0.recompute(keyIDs: $0.keyIDs(ofUser: user.id), cache: cache) }
+        case .deleteUser, .putGroup, .deleteGroup:
+            services.everyHub { $0.recompute(keyIDs: nil, cache: cache) }
+        }
     }
 
     public var port: Int { server.port }

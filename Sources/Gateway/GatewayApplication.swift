@@ -1,4 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
+import Foundation
+import Logging
+import GatewayCore
 import Synchronization
 import Transport
 public import WebSocketServer
@@ -13,20 +16,28 @@ public final class GatewayApplication: ServerApplication {
     /// The admin API and the pool its store calls run on (nil in echo mode).
     let admin: AdminAPI?
     let pool: BlockingPool?
+    /// Live sessions (nil in echo mode).
+    let sessions: SessionServices?
 
     public convenience init(config: GatewayConfig) {
-        self.init(config: config, admin: nil, pool: nil)
+        self.init(config: config, admin: nil, pool: nil, sessions: nil)
     }
 
-    init(config: GatewayConfig, admin: AdminAPI?, pool: BlockingPool?) {
+    init(config: GatewayConfig, admin: AdminAPI?, pool: BlockingPool?, sessions: SessionServices?) {
         self.config = config
         self.admin = admin
         self.pool = pool
+        self.sessions = sessions
     }
 
     func attach(_ server: WebSocketServer) {
         self.server.withLock { $0 = server }
     }
+
+    /// The subprotocol browsers offer (with a key-bearing token beside it); the answer names only this.
+    static let subprotocol = "doorman.v1"
+    /// Prefix of the key-bearing subprotocol token: `doorman.key.dmk_…`.
+    static let keyProtocolPrefix = "doorman.key."
 
     public func upgrade(_ head: HTTPRequestHead, _ upgrade: WebSocketUpgrade, on connection: Connection) -> UpgradeDecision {
         if config.echo {
@@ -36,11 +47,71 @@ public final class GatewayApplication: ServerApplication {
         guard head.path == config.path[...] else {
             return .reject(HandshakeRejection(status: 404, reason: "not_found").response)
         }
-        // No key can be valid until the identity core exists: every handshake is unauthenticated.
-        return .reject(HandshakeRejection(status: 401, reason: "missing_key").response)
+        guard let sessions, let hub = sessions.hub(for: connection.loop) else {
+            return .reject(HandshakeRejection(status: 503, reason: "not_ready").response)
+        }
+        switch authenticate(head, upgrade, connection: connection, sessions: sessions) {
+        case .failure(let rejection):
+            sessions.logger.info("handshake rejected", metadata: ["status": "\(rejection.status)", "reason": "\(rejection.reason)"])
+            return .reject(rejection.response)
+        case .success(let (resolved, selected)):
+            guard sessions.reserveSession(for: resolved.key.id) else {
+                return .reject(HandshakeRejection(status: 429, reason: "too_many_sessions_for_key", headers: [HTTPHeader("Retry-After", "5")]).response)
+            }
+            sessions.usage?.record(KeyUse(keyID: resolved.key.id, time: Date(), address: connection.peerAddress))
+            sessions.logger.info("session opened", metadata: ["session.id": "\(connection.id)", "key.id": "\(resolved.key.id)", "user.id": "\(resolved.user.id)"])
+            return .accept(protocol: selected, session: GatewaySession(id: connection.id, resolved: resolved, services: sessions, hub: hub))
+        }
+    }
+
+    /// Checks run cheapest first: origin, presence and format of the key, the address's
+    /// handshake rate, the digest lookup in memory, state and expiry.
+    private func authenticate(
+        _ head: HTTPRequestHead, _ upgrade: WebSocketUpgrade, connection: Connection, sessions: SessionServices
+    ) -> Result<(IdentityCache.Resolved, String?), HandshakeRejection> {
+        let policy = sessions.policy
+        if !policy.allowedOrigins.isEmpty, let origin = upgrade.origin, !policy.allowedOrigins.contains(origin) {
+            return .failure(HandshakeRejection(status: 403, reason: "origin_not_allowed"))
+        }
+        var candidates: [String] = []
+        switch PresentedKey.find(in: head) {
+        case .failure(let rejection): return .failure(rejection)
+        case .success(let found): if let found { candidates.append(found) }
+        }
+        var selected: String?
+        if upgrade.protocols.contains(Self.subprotocol) {
+            selected = Self.subprotocol
+            candidates += upgrade.protocols.filter { $0.hasPrefix(Self.keyProtocolPrefix) }.map { String($0.dropFirst(Self.keyProtocolPrefix.count)) }
+        }
+        if policy.allowQueryKey, let q = head.target.firstIndex(of: "?") {
+            for pair in head.target[head.target.index(after: q)...].split(separator: "&") where pair.hasPrefix("key=") {
+                candidates.append(String(pair.dropFirst(4)))
+            }
+        }
+        guard Set(candidates).count <= 1 else { return .failure(HandshakeRejection(status: 400, reason: "conflicting_keys")) }
+        guard let text = candidates.first else { return .failure(HandshakeRejection(status: 401, reason: "missing_key")) }
+        guard let secret = try? APIKeySecret(parsing: text) else { return .failure(HandshakeRejection(status: 401, reason: "malformed_key")) }
+        if let wait = sessions.handshakeLimiter.take(connection.peerAddress) {
+            return .failure(HandshakeRejection(status: 429, reason: "handshake_rate", headers: [HTTPHeader("Retry-After", String(Int(wait.rounded(.up))))]))
+        }
+        let now = Date()
+        guard let resolved = sessions.cache.resolve(KeyDigest(of: secret), now: now) else {
+            return .failure(HandshakeRejection(status: 401, reason: "unknown_key"))
+        }
+        switch resolved.key.state {
+        case .revoked: return .failure(HandshakeRejection(status: 401, reason: "revoked_key"))
+        case .suspended: return .failure(HandshakeRejection(status: 401, reason: "suspended_key"))
+        case .active: break
+        }
+        if let expiry = resolved.key.expiresAt, expiry <= now { return .failure(HandshakeRejection(status: 401, reason: "expired_key")) }
+        if resolved.user.state == .disabled { return .failure(HandshakeRejection(status: 401, reason: "user_disabled")) }
+        return .success((resolved, selected))
     }
 
     public func respond(to request: HTTPRequest, on connection: Connection, reply: HTTPReply) {
+        if let sessions, request.head.path == "/v1/publish" {
+            return reply.send(publish(request, sessions: sessions, connection: connection))
+        }
         if let admin, let pool, AdminAPI.owns(request.head.path) {
             let key: String?
             switch PresentedKey.find(in: request.head) {
@@ -53,6 +124,38 @@ public final class GatewayApplication: ServerApplication {
             return
         }
         reply.send(route(request))
+    }
+
+    /// `POST /v1/publish {"channel":…,"property":…,"data":…}` with a key that may publish there.
+    private func publish(_ request: HTTPRequest, sessions: SessionServices, connection: Connection) -> HTTPResponse {
+        func fail(_ status: Int, _ code: String, _ message: String) -> HTTPResponse {
+            HTTPResponse(status: status, headers: [HTTPHeader("Content-Type", "application/json")],
+                         body: SessionMessage.encode(["error": code, "message": message]))
+        }
+        guard request.head.method == "POST" else { return fail(405, "method_not_allowed", "use POST") }
+        let text: String
+        switch PresentedKey.find(in: request.head) {
+        case .failure: return fail(400, "conflicting_keys", "two different keys")
+        case .success(let found):
+            guard let found else { return fail(401, "missing_key", "send a key in X-API-Key or Authorization") }
+            text = found
+        }
+        guard let secret = try? APIKeySecret(parsing: text) else { return fail(401, "malformed_key", "the key is not a Doorman key") }
+        guard let resolved = sessions.cache.resolve(KeyDigest(of: secret), now: Date()) else { return fail(401, "unknown_key", "no such key") }
+        guard let object = try? JSONSerialization.jsonObject(with: Data(request.body)) as? [String: Any],
+              let channel = object["channel"] as? String else {
+            return fail(400, "invalid_field", "a JSON object with channel (and property, data)")
+        }
+        let property = object["property"] as? String
+        let decision = Authorizer.decide(AccessRequest(action: "channel:publish.\(channel)", property: property),
+                                         key: resolved.key, user: resolved.user, groups: resolved.groups, now: Date())
+        guard decision.allowed else {
+            let status = decision.reason == .invalidAction ? 400 : [.keyRevoked, .keySuspended, .keyExpired, .userDisabled].contains(decision.reason) ? 401 : 403
+            return fail(status, decision.reason.rawValue, "this key may not publish to \(channel)")
+        }
+        sessions.usage?.record(KeyUse(keyID: resolved.key.id, time: Date(), address: connection.peerAddress))
+        sessions.publish(channel: channel, property: property, data: object["data"] ?? NSNull())
+        return HTTPResponse(status: 202, headers: [HTTPHeader("Content-Type", "application/json")], body: SessionMessage.encode(["published": true]))
     }
 
     func route(_ request: HTTPRequest) -> HTTPResponse {

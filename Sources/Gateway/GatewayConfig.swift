@@ -20,6 +20,8 @@ public struct GatewayConfig: Sendable, Equatable {
     public var bootstrapKey: String?
     /// Threads for blocking work (store calls).
     public var poolThreads = 2
+    /// Live-session limits and timings.
+    public var sessions = SessionPolicy()
 
     public init() {}
 

@@ -150,6 +150,8 @@ public protocol IdentityStore: Sendable {
     func keys(_ query: KeyQuery) throws(StoreError) -> Page<APIKey>
     /// The key whose current secret, or previous secret still in its grace period at `now`, has `digest`.
     func key(digest: KeyDigest, now: Date) throws(StoreError) -> KeyMatch?
+    /// Every key's secrets (digests and grace), for the in-memory cache handshakes use.
+    func allKeySecrets() throws(StoreError) -> [String: KeySecrets]
     /// The digest of a key's current secret (a rotation keeps it as the previous one).
     func currentDigest(of keyID: String) throws(StoreError) -> KeyDigest?
     /// Applies `change` and appends `audit` in one durable transaction; returns the audit seq.

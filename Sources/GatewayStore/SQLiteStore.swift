@@ -115,6 +115,18 @@ public final class SQLiteStore: IdentityStore {
         }
     }
 
+    public func allKeySecrets() throws(StoreError) -> [String: KeySecrets] {
+        try with { db throws(StoreError) in
+            var out: [String: KeySecrets] = [:]
+            try db.query("SELECT id, digest, previous_digest, previous_until FROM keys") { row in
+                guard let id = row.text(0), let current = row.text(1).flatMap(KeyDigest.init(hex:)) else { return }
+                out[id] = KeySecrets(current: current, previous: row.text(2).flatMap(KeyDigest.init(hex:)),
+                                     previousUntil: row.real(3).map { Date(timeIntervalSince1970: $0) })
+            }
+            return out
+        }
+    }
+
     public func currentDigest(of keyID: String) throws(StoreError) -> KeyDigest? {
         try with { db throws(StoreError) in
             var digest: KeyDigest?

@@ -54,6 +54,17 @@ public final class EventLoop: @unchecked Sendable {
     /// Called on the loop thread every `tickInterval` (idle and handshake timeouts).
     public var onTick: (() -> Void)?
 
+    /// Exact-time jobs (key expiry on live sessions), a binary min-heap on `deadline`. Loop thread only.
+    private var timers: [Timer] = []
+    private var nextTimerID: UInt64 = 1
+    private var cancelledTimers: Set<UInt64> = []
+
+    private struct Timer {
+        var deadline: UInt64
+        var id: UInt64
+        var job: () -> Void
+    }
+
     public init(index: Int = 0) throws(SystemError) {
         self.index = index
         epfd = epoll_create1(Int32(EPOLL_CLOEXEC))
@@ -130,6 +141,55 @@ public final class EventLoop: @unchecked Sendable {
         if Int(fd) < handlers.count { handlers[Int(fd)] = nil }
     }
 
+    /// Runs `job` on the loop thread at `deadline` (CLOCK_MONOTONIC nanoseconds), to the
+    /// millisecond. Returns an id for `cancel`.
+    @discardableResult
+    public func schedule(at deadline: UInt64, _ job: @escaping () -> Void) -> UInt64 {
+        assertInLoop()
+        let id = nextTimerID
+        nextTimerID += 1
+        timers.append(Timer(deadline: deadline, id: id, job: job))
+        var i = timers.count - 1
+        while i > 0, timers[(i - 1) / 2].deadline > timers[i].deadline {
+            timers.swapAt(i, (i - 1) / 2)
+            i = (i - 1) / 2
+        }
+        return id
+    }
+
+    /// Cancels a scheduled job (no-op if it already ran).
+    public func cancel(_ id: UInt64) {
+        assertInLoop()
+        if timers.contains(where: { $0.id == id }) { cancelledTimers.insert(id) }
+    }
+
+    private func popTimer() -> Timer {
+        let top = timers[0]
+        let last = timers.removeLast()
+        if !timers.isEmpty {
+            timers[0] = last
+            var i = 0
+            while true {
+                let l = 2 * i + 1, r = l + 1
+                var m = i
+                if l < timers.count, timers[l].deadline < timers[m].deadline { m = l }
+                if r < timers.count, timers[r].deadline < timers[m].deadline { m = r }
+                if m == i { break }
+                timers.swapAt(i, m)
+                i = m
+            }
+        }
+        return top
+    }
+
+    private func runDueTimers() {
+        while let first = timers.first, first.deadline <= now {
+            let timer = popTimer()
+            if cancelledTimers.remove(timer.id) != nil { continue }
+            timer.job()
+        }
+    }
+
     /// epoll user data: fd in the low half, generation in the high half, so a reused fd never
     /// receives a dead registration's events.
     @inline(__always)
@@ -150,7 +210,8 @@ public final class EventLoop: @unchecked Sendable {
         now = monotonicNanoseconds()
         var nextTick = now + tickInterval
         while running {
-            let waitMs = nextTick > now ? Int32(min((nextTick - now + 999_999) / 1_000_000, 1000)) : 0
+            let wake = min(nextTick, timers.first?.deadline ?? UInt64.max)
+            let waitMs = wake > now ? Int32(min((wake - now + 999_999) / 1_000_000, 1000)) : 0
             let n = doorman_epoll_wait(epfd, events, datas, Int32(capacity), waitMs)
             now = monotonicNanoseconds()
             if n < 0 {
@@ -169,6 +230,7 @@ public final class EventLoop: @unchecked Sendable {
                       registration.generation == generation else { continue }
                 registration.handler.handleIO(events[i])
             }
+            runDueTimers()
             if now >= nextTick {
                 onTick?()
                 nextTick = now + tickInterval

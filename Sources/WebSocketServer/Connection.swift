@@ -88,9 +88,23 @@ public final class Connection: IOHandler {
     /// Sends a binary message.
     public func send(binary payload: [UInt8]) { sendMessage(.binary, payload) }
 
+    /// Sends frame bytes encoded once for many connections (fan-out): no per-subscriber encoding.
+    public func send(encodedFrame bytes: [UInt8]) {
+        guard state == .open else { return }
+        out.append(contentsOf: bytes)
+        afterQueueing()
+    }
+
+    /// The loop this connection lives on.
+    public var loop: EventLoop { context.loop }
+
     private func sendMessage(_ opcode: WebSocketOpcode, _ payload: [UInt8]) {
         guard state == .open else { return }
         payload.withUnsafeBytes { FrameEncoder.append(opcode: opcode, payload: $0, to: &out) }
+        afterQueueing()
+    }
+
+    private func afterQueueing() {
         // Backpressure: never queue without bound for a peer that does not read.
         if out.count - outStart > context.shared.configuration.maxWriteQueueBytes {
             context.shared.logger.debug("write queue full", metadata: ["connection.id": "\(id)", "queued": "\(queuedBytes)"])

@@ -15,7 +15,7 @@ public struct ServerConfiguration: Sendable, Equatable {
     public var frames = FrameLimits(maxFrameBytes: 1 << 20, maxMessageBytes: 1 << 20, maxFragments: 1024)
     /// Open connections per process (HTTP and WebSocket); past it new ones get 503 and are closed.
     public var maxConnections = 10_000
-    /// Bytes queued for one slow peer before it is closed with 4000 (slow consumer).
+    /// Bytes queued for one slow peer before it is closed with 4100 (slow consumer).
     public var maxWriteQueueBytes = 1 << 20
     /// Largest HTTP request body (admin and publish API), in bytes.
     public var maxBodyBytes = 1 << 20

@@ -56,6 +56,9 @@ public final class WebSocketServer: Sendable {
     /// Number of event loops.
     public var loopCount: Int { contexts.count }
 
+    /// The event loops, in index order.
+    public var loops: [EventLoop] { group.loops }
+
     /// Stops accepting, sends 1001 to every session, waits up to `drainTimeout` seconds for them
     /// to close, then stops the loops. Blocks the calling thread (not a loop thread). Only the
     /// first call does anything.

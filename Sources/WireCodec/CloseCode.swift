@@ -5,8 +5,9 @@
 /// | range | meaning | client should |
 /// |---|---|---|
 /// | 1000-1015 | RFC 6455 / IANA codes | 1001, 1011, 1013: reconnect with backoff |
-/// | 4000-4099 | Doorman, transient (slow consumer, overload, rate limit) | reconnect with backoff |
-/// | 4100-4199 | Doorman, terminal (key revoked, expired, ...) | stop; show why |
+/// | 4000-4099 | Doorman, terminal (key revoked, expired, ...) | stop; show why (as Pusher's 4000s) |
+/// | 4100-4199 | Doorman, transient (slow consumer, rate limit, overload) | reconnect after backing off |
+/// | 4200-4299 | Doorman, reconnect now (e.g. rights changed under a rotation) | reconnect at once |
 public struct CloseCode: RawRepresentable, Hashable, Sendable, CustomStringConvertible {
     public var rawValue: UInt16
     public init(rawValue: UInt16) { self.rawValue = rawValue }
@@ -22,7 +23,7 @@ public struct CloseCode: RawRepresentable, Hashable, Sendable, CustomStringConve
     public static let messageTooBig = CloseCode(rawValue: 1009)
     public static let internalError = CloseCode(rawValue: 1011)
     /// Doorman: the peer did not read fast enough and its write queue passed the high-water mark.
-    public static let slowConsumer = CloseCode(rawValue: 4000)
+    public static let slowConsumer = CloseCode(rawValue: 4100)
 
     /// Whether a peer may send this code in a close frame (RFC 6455 §7.4.1, §7.4.2).
     public var isValidOnWire: Bool {

@@ -84,6 +84,23 @@ import Transport
         #expect(wait { ticks.load(ordering: .relaxed) >= 3 })
     }
 
+    @Test func runsScheduledJobsInDeadlineOrderAndSkipsCancelledOnes() throws {
+        let group = try LoopGroup(count: 1)
+        defer { group.shutdown() }
+        let loop = group.loops[0]
+        let order = Mutex<[Int]>([])
+        loop.execute {
+            let base = loop.now
+            for (i, ms) in [30, 10, 20, 5].enumerated() {
+                loop.schedule(at: base + UInt64(ms) * 1_000_000) { order.withLock { $0.append(i) } }
+            }
+            let cancelled = loop.schedule(at: base + 15_000_000) { order.withLock { $0.append(99) } }
+            loop.cancel(cancelled)
+        }
+        #expect(wait { order.withLock { $0.count == 4 } })
+        #expect(order.withLock { $0 } == [3, 1, 2, 0])
+    }
+
     @Test func givesAReusedDescriptorANewGeneration() throws {
         let group = try LoopGroup(count: 1)
         defer { group.shutdown() }

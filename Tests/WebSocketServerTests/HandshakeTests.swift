@@ -17,11 +17,15 @@ import WireCodec
     }
 
     @Test func gatewayModeRefusesUpgradesWithoutAKey() throws {
-        let server = try TestServer(echo: false)
-        let client = try TestClient(port: server.port)
-        let head = try #require(client.upgrade(path: "/ws"))
-        #expect(head.hasPrefix("HTTP/1.1 401"))
-        let other = try TestClient(port: server.port)
+        let gateway = try AdminAPITests.TestGateway()
+        let client = try TestClient(port: gateway.port)
+        let response = try #require({ () -> (head: String, body: String)? in
+            client.send("GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
+            return client.readResponse()
+        }())
+        #expect(response.head.hasPrefix("HTTP/1.1 401"))
+        #expect(response.body.contains("missing_key"))
+        let other = try TestClient(port: gateway.port)
         #expect(other.upgrade(path: "/elsewhere")?.hasPrefix("HTTP/1.1 404") == true)
     }
 

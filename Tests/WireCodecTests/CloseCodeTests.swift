@@ -39,7 +39,7 @@ import WireCodec
     @Test func encodesCodeThenReason() {
         #expect(ClosePayload(code: .messageTooBig, reason: "big").encoded == [0x03, 0xf1, 0x62, 0x69, 0x67])
         #expect(ClosePayload(code: nil, reason: "ignored").encoded == [])
-        #expect(ClosePayload(code: .slowConsumer).encoded == [0x0f, 0xa0])
+        #expect(ClosePayload(code: .slowConsumer).encoded == [0x10, 0x04])
     }
 
     @Test func cutsALongReasonAtACharacterBoundaryWithin125Bytes() throws {
@@ -73,6 +73,6 @@ import WireCodec
         #expect(CloseCode.invalidPayload.rawValue == 1007)
         #expect(CloseCode.messageTooBig.rawValue == 1009)
         #expect(CloseCode.internalError.rawValue == 1011)
-        #expect(CloseCode.slowConsumer.description == "4000")
+        #expect(CloseCode.slowConsumer.description == "4100")
     }
 }

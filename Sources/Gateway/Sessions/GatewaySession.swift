@@ -1,0 +1,253 @@
+// SPDX-License-Identifier: Apache-2.0
+import Foundation
+import Logging
+import GatewayCore
+import Transport
+import WebSocketServer
+import WireCodec
+
+/// One device's live session: its key, user and rights, its subscriptions, its expiry timers.
+/// Lives on its connection's loop.
+final class GatewaySession: WebSocketSession {
+    let id: UInt64
+    let keyID: String
+    let userID: String
+    /// The secret's digest this session presented (a rotation ends sessions of the old one).
+    let digest: KeyDigest
+    private let services: SessionServices
+    private let hub: SessionHub
+    private(set) var connection: Connection?
+    private var key: APIKey
+    private var user: User
+    private var groups: [String: PermissionGroup]
+    private var previousUntil: Date?
+    /// channel key → (channel, property), for re-checking after a rights change.
+    private(set) var subscribed: [String: (channel: String, property: String?)] = [:]
+    private var timers: [UInt64] = []
+    private var rejectedMessages = 0
+    private var ended = false
+
+    var subscriptions: Dictionary<String, (channel: String, property: String?)>.Keys { subscribed.keys }
+    var isLive: Bool { !ended && connection?.isOpen == true }
+
+    init(id: UInt64, resolved: IdentityCache.Resolved, services: SessionServices, hub: SessionHub) {
+        self.id = id
+        keyID = resolved.key.id
+        userID = resolved.user.id
+        digest = resolved.digest
+        key = resolved.key
+        user = resolved.user
+        groups = resolved.groups
+        previousUntil = resolved.previousUntil
+        self.services = services
+        self.hub = hub
+    }
+
+    // MARK: - WebSocketSession
+
+    func opened(_ connection: Connection) {
+        self.connection = connection
+        hub.add(self)
+        connection.send(text: SessionMessage.encode(welcome()))
+        scheduleTimers()
+    }
+
+    func received(_ message: WebSocketMessage, on connection: Connection) {
+        guard !ended else { return }
+        if let wait = services.messageLimiter.take(keyID) {
+            rejectedMessages += 1
+            if rejectedMessages > services.policy.floodTolerance { return end(.rateLimited) }
+            return reply(SessionMessage.error(nil, "rate_limited", "too many messages", ["retryAfter": (wait * 1000).rounded() / 1000]))
+        }
+        guard message.isText,
+              let object = try? JSONSerialization.jsonObject(with: Data(message.payload)) as? [String: Any] else {
+            return reply(SessionMessage.error(nil, "invalid_message", "messages are JSON objects in text frames"))
+        }
+        let requestID = object["id"]
+        switch object["type"] as? String {
+        case "subscribe": subscribe(object, requestID)
+        case "unsubscribe": unsubscribe(object, requestID)
+        case "publish": publish(object, requestID)
+        case "ping": reply(SessionMessage.result(requestID, ["pong": true]))
+        case let other:
+            reply(SessionMessage.error(requestID, "unknown_type", "unknown message type \(other ?? "(none)")"))
+        }
+    }
+
+    func closed(_ connection: Connection, code: CloseCode?) {
+        ended = true
+        hub.remove(self)
+        for timer in timers { hub.loop.cancel(timer) }
+        timers = []
+        self.connection = nil
+        services.releaseSession(for: keyID)
+        services.logger.info("session closed", metadata: ["session.id": "\(id)", "key.id": "\(keyID)", "code": "\(code?.rawValue ?? 1006)"])
+    }
+
+    // MARK: - Requests
+
+    private func channelRequest(_ object: [String: Any], _ id: Any?, verb: String) -> (channel: String, property: String?)? {
+        guard let channel = object["channel"] as? String else {
+            reply(SessionMessage.error(id, "invalid_request", "channel is required"))
+            return nil
+        }
+        let property = object["property"] as? String
+        let action = "channel:\(verb).\(channel)"
+        if ActionName.validateAction(action) != nil {
+            reply(SessionMessage.error(id, "invalid_channel", "channel names are letters, digits, _ and -, in segments separated by . or /"))
+            return nil
+        }
+        let decision = authorize(action, property)
+        guard decision.allowed else {
+            reply(SessionMessage.error(id, "forbidden", "this key may not \(verb) \(channel)", ["reason": decision.reason.rawValue]))
+            return nil
+        }
+        return (channel, property)
+    }
+
+    private func subscribe(_ object: [String: Any], _ id: Any?) {
+        guard let (channel, property) = channelRequest(object, id, verb: "subscribe") else { return }
+        let key = SessionMessage.channelKey(channel, property: property)
+        subscribed[key] = (channel, property)
+        hub.subscribe(self.id, to: key)
+        reply(SessionMessage.result(id))
+    }
+
+    private func unsubscribe(_ object: [String: Any], _ id: Any?) {
+        guard let channel = object["channel"] as? String else {
+            return reply(SessionMessage.error(id, "invalid_request", "channel is required"))
+        }
+        let key = SessionMessage.channelKey(channel, property: object["property"] as? String)
+        subscribed[key] = nil
+        hub.unsubscribe(self.id, from: key)
+        reply(SessionMessage.result(id))
+    }
+
+    private func publish(_ object: [String: Any], _ id: Any?) {
+        guard let (channel, property) = channelRequest(object, id, verb: "publish") else { return }
+        services.publish(channel: channel, property: property, data: object["data"] ?? NSNull())
+        reply(SessionMessage.result(id))
+    }
+
+    private func authorize(_ action: String, _ property: String?) -> AccessDecision {
+        Authorizer.decide(AccessRequest(action: action, property: property), key: key, user: user, groups: groups, now: Date())
+    }
+
+    private func reply(_ bytes: [UInt8]) {
+        connection?.send(text: bytes)
+    }
+
+    // MARK: - Ending
+
+    /// Notice, then a close frame with the reason's code (RFC 6455 close handshake follows).
+    func end(_ reason: SessionEndReason) {
+        guard !ended, let connection else { return }
+        ended = true
+        connection.send(text: SessionMessage.encode([
+            "type": "notice", "reason": reason.rawValue, "code": Int(reason.closeCode.rawValue), "message": reason.message,
+            "reconnect": reason.mayReconnect,
+        ]))
+        connection.close(code: reason.closeCode, reason: reason.rawValue)
+        services.logger.info("session ended", metadata: ["session.id": "\(id)", "key.id": "\(keyID)", "reason": "\(reason.rawValue)"])
+    }
+
+    /// Re-reads the key and user after a change. Ends the session if it may no longer exist;
+    /// otherwise drops subscriptions it may no longer hold and pushes `permissions_changed`.
+    /// Returns true if the session was ended.
+    func recompute(_ cache: IdentityCache) -> Bool {
+        guard !ended else { return false }
+        guard let (newKey, newUser, newGroups, secrets) = cache.current(keyID: keyID) else { end(.keyDeleted); return true }
+        if let reason = Self.endReason(key: newKey, user: newUser, secrets: secrets, digest: digest, now: Date()) {
+            end(reason)
+            return true
+        }
+        let before = rights()
+        let expiryBefore = key.expiresAt
+        key = newKey
+        user = newUser
+        groups = newGroups
+        previousUntil = secrets.current == digest ? nil : secrets.previousUntil
+        var removed: [[String: Any]] = []
+        for (channelKey, sub) in subscribed where !authorize("channel:subscribe.\(sub.channel)", sub.property).allowed {
+            subscribed[channelKey] = nil
+            hub.unsubscribe(id, from: channelKey)
+            var entry: [String: Any] = ["channel": sub.channel]
+            if let p = sub.property { entry["property"] = p }
+            removed.append(entry)
+        }
+        let after = rights()
+        if SessionMessage.encode(before) != SessionMessage.encode(after) || !removed.isEmpty || expiryBefore != key.expiresAt {
+            var message = after
+            message["type"] = "permissions_changed"
+            message["removedSubscriptions"] = removed
+            connection?.send(text: SessionMessage.encode(message))
+        }
+        if expiryBefore != key.expiresAt || previousUntil != nil {
+            for timer in timers { hub.loop.cancel(timer) }
+            timers = []
+            scheduleTimers()
+        }
+        return false
+    }
+
+    /// Why a session of `key`, opened with `digest`, must end now (nil: it may go on).
+    static func endReason(key: APIKey, user: User, secrets: KeySecrets, digest: KeyDigest, now: Date) -> SessionEndReason? {
+        switch key.state {
+        case .revoked: return .keyRevoked
+        case .suspended: return .keySuspended
+        case .active: break
+        }
+        if user.state == .disabled { return .userDisabled }
+        if let expiry = key.expiresAt, expiry <= now { return .keyExpired }
+        if secrets.current == digest { return nil }
+        if secrets.previous == digest, let until = secrets.previousUntil, until > now { return nil }
+        return .keyRotated
+    }
+
+    // MARK: - Welcome, rights, timers
+
+    private func rights() -> [String: Any] {
+        var scopes = key.scopes + (key.groupID.flatMap { groups[$0]?.permissions } ?? [])
+        if key.scopes.isEmpty && key.groupID == nil {
+            scopes = user.permissions + user.groups.flatMap { groups[$0]?.permissions ?? [] }
+        }
+        let properties: [String]
+        if key.properties.contains("*") { properties = user.properties }
+        else if user.properties.contains("*") { properties = key.properties }
+        else { properties = key.properties.filter(user.properties.contains) }
+        var out: [String: Any] = ["scopes": scopes, "properties": properties, "rules": key.rules]
+        out["expiresAt"] = key.expiresAt.map { ISO8601DateFormatter().string(from: $0) } ?? NSNull()
+        return out
+    }
+
+    private func welcome() -> [String: Any] {
+        var message = rights()
+        message["type"] = "welcome"
+        message["session"] = String(id)
+        message["user"] = ["id": user.id, "name": user.name]
+        message["key"] = ["id": key.id, "name": key.name]
+        return message
+    }
+
+    /// Exact-time timers: expiry warning, expiry, and the end of a rotation's grace.
+    private func scheduleTimers() {
+        let loop = hub.loop
+        func at(_ date: Date) -> UInt64 {
+            // A fresh clock reading, not the loop's cached one: a deadline must never come early.
+            let delta = date.timeIntervalSinceNow
+            return monotonicNanoseconds() &+ (delta > 0 ? UInt64((delta * 1e9).rounded(.up)) : 0)
+        }
+        if let expiry = key.expiresAt {
+            let warnAt = expiry.addingTimeInterval(-services.policy.expiryWarning)
+            if warnAt > Date() {
+                timers.append(loop.schedule(at: at(warnAt)) { [weak self] in
+                    self?.connection?.send(text: SessionMessage.encode(["type": "expiry_warning", "expiresAt": ISO8601DateFormatter().string(from: expiry)]))
+                })
+            }
+            timers.append(loop.schedule(at: at(expiry)) { [weak self] in self?.end(.keyExpired) })
+        }
+        if let until = previousUntil {
+            timers.append(loop.schedule(at: at(until)) { [weak self] in self?.end(.keyRotated) })
+        }
+    }
+}

@@ -1,0 +1,144 @@
+// SPDX-License-Identifier: Apache-2.0
+import Foundation
+import GatewayCore
+import Synchronization
+
+/// Everything a handshake needs, in memory: users, groups, keys and their digests. Loaded at
+/// start and updated right after every committed change, before that change's effects reach
+/// the loops — so a handshake on a loop never sees an older state than that loop's sessions.
+final class IdentityCache: Sendable {
+    struct Snapshot {
+        var users: [String: User] = [:]
+        var groups: [String: PermissionGroup] = [:]
+        var keys: [String: APIKey] = [:]
+        var secrets: [String: KeySecrets] = [:]
+        /// Current and in-grace previous digests → key id.
+        var byDigest: [KeyDigest: String] = [:]
+    }
+
+    /// A key found by its secret, with what its rights depend on.
+    struct Resolved {
+        var key: APIKey
+        var user: User
+        var groups: [String: PermissionGroup]
+        /// The digest presented: the key's current one, or its previous one during a rotation's grace.
+        var digest: KeyDigest
+        var viaPreviousSecret: Bool
+        var previousUntil: Date?
+    }
+
+    private let state = Mutex(Snapshot())
+
+    /// Loads everything from `store`.
+    func load(from store: any IdentityStore) throws(StoreError) {
+        var snapshot = Snapshot()
+        for user in try store.users() { snapshot.users[user.id] = user }
+        for group in try store.groups() { snapshot.groups[group.id] = group }
+        var after: String?
+        repeat {
+            let page = try store.keys(KeyQuery(after: after, limit: 1000))
+            for key in page.items { snapshot.keys[key.id] = key }
+            after = page.next
+        } while after != nil
+        snapshot.secrets = try store.allKeySecrets()
+        Self.index(&snapshot)
+        state.withLock { $0 = snapshot }
+    }
+
+    private static func index(_ s: inout Snapshot) {
+        s.byDigest = [:]
+        for (id, secrets) in s.secrets {
+            s.byDigest[secrets.current] = id
+            if let previous = secrets.previous { s.byDigest[previous] = id }
+        }
+    }
+
+    /// Re-reads what `change` touched from `store`.
+    func refresh(after change: IdentityChange, from store: any IdentityStore) throws(StoreError) {
+        switch change {
+        case .putUser(let user):
+            state.withLock { $0.users[user.id] = user }
+        case .deleteUser(let id):
+            state.withLock { $0.users[id] = nil }
+        case .putGroup(let group):
+            state.withLock { $0.groups[group.id] = group }
+        case .deleteGroup(let id):
+            state.withLock { $0.groups[id] = nil }
+        case .putKey(let key, _):
+            let stored = try store.key(key.id)
+            let secrets = try store.allKeySecrets()[key.id]
+            state.withLock { s in
+                if let old = s.secrets[key.id] {
+                    s.byDigest[old.current] = nil
+                    if let previous = old.previous { s.byDigest[previous] = nil }
+                }
+                s.keys[key.id] = stored
+                s.secrets[key.id] = secrets
+                if let secrets {
+                    s.byDigest[secrets.current] = key.id
+                    if let previous = secrets.previous { s.byDigest[previous] = key.id }
+                }
+            }
+        case .deleteKey(let id):
+            state.withLock { s in
+                if let old = s.secrets.removeValue(forKey: id) {
+                    s.byDigest[old.current] = nil
+                    if let previous = old.previous { s.byDigest[previous] = nil }
+                }
+                s.keys[id] = nil
+            }
+        }
+    }
+
+    /// The key behind `digest`, confirmed in constant time; a previous secret only inside its grace.
+    func resolve(_ digest: KeyDigest, now: Date) -> Resolved? {
+        state.withLock { s -> Resolved? in
+            guard let id = s.byDigest[digest], let key = s.keys[id], let secrets = s.secrets[id], let user = s.users[key.userID] else { return nil }
+            if secrets.current.constantTimeEquals(digest) {
+                return Resolved(key: key, user: user, groups: s.groups, digest: digest, viaPreviousSecret: false, previousUntil: nil)
+            }
+            guard let previous = secrets.previous, previous.constantTimeEquals(digest), let until = secrets.previousUntil, until > now else { return nil }
+            return Resolved(key: key, user: user, groups: s.groups, digest: digest, viaPreviousSecret: true, previousUntil: until)
+        }
+    }
+
+    /// The current key, user and groups for a key id (rights recomputation).
+    func current(keyID: String) -> (APIKey, User, [String: PermissionGroup], KeySecrets)? {
+        state.withLock { s in
+            guard let key = s.keys[keyID], let user = s.users[key.userID], let secrets = s.secrets[keyID] else { return nil }
+            return (key, user, s.groups, secrets)
+        }
+    }
+}
+
+/// A store that tells the gateway about every committed change: whatever path made it (REST,
+/// CLI, a future web page), the cache is updated and live sessions feel it.
+final class NotifyingStore: IdentityStore {
+    private let base: any IdentityStore
+    private let observer: @Sendable (IdentityChange) -> Void
+
+    init(_ base: any IdentityStore, observer: @escaping @Sendable (IdentityChange) -> Void) {
+        self.base = base
+        self.observer = observer
+    }
+
+    func user(_ id: String) throws(StoreError) -> User? { try base.user(id) }
+    func users() throws(StoreError) -> [User] { try base.users() }
+    func group(_ id: String) throws(StoreError) -> PermissionGroup? { try base.group(id) }
+    func groups() throws(StoreError) -> [PermissionGroup] { try base.groups() }
+    func key(_ id: String) throws(StoreError) -> APIKey? { try base.key(id) }
+    func keys(_ query: KeyQuery) throws(StoreError) -> Page<APIKey> { try base.keys(query) }
+    func key(digest: KeyDigest, now: Date) throws(StoreError) -> KeyMatch? { try base.key(digest: digest, now: now) }
+    func allKeySecrets() throws(StoreError) -> [String: KeySecrets] { try base.allKeySecrets() }
+    func currentDigest(of keyID: String) throws(StoreError) -> KeyDigest? { try base.currentDigest(of: keyID) }
+    func audit(_ query: AuditQuery) throws(StoreError) -> Page<AuditEntry> { try base.audit(query) }
+    func recordUses(_ uses: [KeyUse]) throws(StoreError) { try base.recordUses(uses) }
+    func isEmpty() throws(StoreError) -> Bool { try base.isEmpty() }
+
+    @discardableResult
+    func apply(_ change: IdentityChange, audit: AuditEntry) throws(StoreError) -> Int64 {
+        let seq = try base.apply(change, audit: audit)
+        observer(change)   // after the commit: the change is durable
+        return seq
+    }
+}

@@ -1,0 +1,100 @@
+// SPDX-License-Identifier: Apache-2.0
+import Foundation
+import Logging
+import GatewayCore
+import Transport
+import WebSocketServer
+import WireCodec
+
+/// One loop's live sessions: by id, by key, by user, and channel subscriptions.
+///
+/// `@unchecked Sendable` so `loop.execute` jobs can carry it to its loop: every member is used on
+/// `loop`'s thread alone.
+final class SessionHub: @unchecked Sendable {
+    let loop: EventLoop
+    private(set) var sessions: [UInt64: GatewaySession] = [:]
+    private var byKey: [String: Set<UInt64>] = [:]
+    private var byUser: [String: Set<UInt64>] = [:]
+    /// channel key (property + NUL + channel) → subscribed session ids.
+    private var channels: [String: Set<UInt64>] = [:]
+
+    init(loop: EventLoop) {
+        self.loop = loop
+    }
+
+    func add(_ session: GatewaySession) {
+        sessions[session.id] = session
+        byKey[session.keyID, default: []].insert(session.id)
+        byUser[session.userID, default: []].insert(session.id)
+    }
+
+    func remove(_ session: GatewaySession) {
+        sessions[session.id] = nil
+        byKey[session.keyID]?.remove(session.id)
+        if byKey[session.keyID]?.isEmpty == true { byKey[session.keyID] = nil }
+        byUser[session.userID]?.remove(session.id)
+        if byUser[session.userID]?.isEmpty == true { byUser[session.userID] = nil }
+        for channel in session.subscriptions { unsubscribe(session.id, from: channel) }
+    }
+
+    func subscribe(_ id: UInt64, to channel: String) { channels[channel, default: []].insert(id) }
+
+    func unsubscribe(_ id: UInt64, from channel: String) {
+        channels[channel]?.remove(id)
+        if channels[channel]?.isEmpty == true { channels[channel] = nil }
+    }
+
+    /// Writes an event, encoded once for all loops, to this loop's subscribers. Returns deliveries.
+    @discardableResult
+    func deliver(_ frame: [UInt8], to channel: String) -> Int {
+        guard let ids = channels[channel] else { return 0 }
+        var count = 0
+        for id in ids {
+            guard let session = sessions[id], session.isLive else { continue }
+            session.connection?.send(encodedFrame: frame)
+            count += 1
+        }
+        return count
+    }
+
+    /// Ends every session of a key (or, with `digest`, only those opened with that secret).
+    func end(keyID: String, digest: KeyDigest? = nil, reason: SessionEndReason) -> Int {
+        guard let ids = byKey[keyID] else { return 0 }
+        var count = 0
+        for id in ids {
+            guard let session = sessions[id], digest == nil || session.digest == digest else { continue }
+            session.end(reason)
+            count += 1
+        }
+        return count
+    }
+
+    func end(userID: String, reason: SessionEndReason) -> Int {
+        guard let ids = byUser[userID] else { return 0 }
+        for id in ids { sessions[id]?.end(reason) }
+        return ids.count
+    }
+
+    /// Ends one session by id (an administrator's kill).
+    func end(sessionID: UInt64, reason: SessionEndReason) -> Bool {
+        guard let session = sessions[sessionID] else { return false }
+        session.end(reason)
+        return true
+    }
+
+    /// Re-evaluates the rights of the sessions of these keys (nil = every session).
+    func recompute(keyIDs: Set<String>?, cache: IdentityCache) -> Int {
+        var closed = 0
+        let ids = keyIDs.map { keys in keys.flatMap { byKey[$0] ?? [] } } ?? Array(sessions.keys)
+        for id in ids {
+            guard let session = sessions[id] else { continue }
+            if session.recompute(cache) { closed += 1 }
+        }
+        return closed
+    }
+
+    /// Sessions of one user across this loop (for users whose groups changed).
+    func keyIDs(ofUser userID: String) -> Set<String> {
+        Set((byUser[userID] ?? []).compactMap { sessions[$0]?.keyID })
+    }
+}

@@ -1,0 +1,138 @@
+// SPDX-License-Identifier: Apache-2.0
+import Foundation
+import GatewayCore
+import Logging
+import Synchronization
+import Transport
+import WebSocketServer
+import WireCodec
+
+/// Session limits and timings.
+public struct SessionPolicy: Sendable, Equatable {
+    /// Seconds before a key's expiry at which live sessions get an `expiry_warning`.
+    public var expiryWarning: Double = 300
+    /// Messages per second a key may send (all its sessions on this node), and the burst allowed.
+    public var messagesPerSecond: Double = 100
+    public var messageBurst: Double = 200
+    /// Rejected messages (over the rate) after which the session is closed with 4129.
+    public var floodTolerance = 100
+    /// Live sessions per key on this node; more get 429. 0 = no cap.
+    public var maxSessionsPerKey = 0
+    /// Handshakes per second per client address, and the burst allowed. 0 = no limit.
+    public var handshakesPerSecond: Double = 50
+    public var handshakeBurst: Double = 100
+    /// Origins browsers may connect from (empty = any).
+    public var allowedOrigins: [String] = []
+    /// Accept `?key=` in the URL (off: it ends up in proxy logs and browser history).
+    public var allowQueryKey = false
+
+    public init() {}
+}
+
+/// A token bucket per name (key id, address), shared by all loops.
+final class RateLimiter: Sendable {
+    private struct Bucket { var tokens: Double; var updated: UInt64 }
+    private let buckets = Mutex<[String: Bucket]>([:])
+    let rate: Double
+    let burst: Double
+
+    init(rate: Double, burst: Double) {
+        self.rate = rate
+        self.burst = burst
+    }
+
+    /// Takes one token; returns nil if allowed, else seconds until one is available.
+    func take(_ name: String, now: UInt64 = monotonicNanoseconds()) -> Double? {
+        guard rate > 0 else { return nil }
+        return buckets.withLock { all -> Double? in
+            var b = all[name] ?? Bucket(tokens: burst, updated: now)
+            b.tokens = min(burst, b.tokens + Double(now &- b.updated) / 1e9 * rate)
+            b.updated = now
+            defer {
+                all[name] = b
+                if all.count > 100_000 { all = all.filter { $0.value.tokens < burst } }   // forget idle names
+            }
+            if b.tokens >= 1 { b.tokens -= 1; return nil }
+            return (1 - b.tokens) / rate
+        }
+    }
+}
+
+/// What every session shares: the identity cache, the per-loop hubs, limits, counters.
+final class SessionServices: Sendable {
+    let cache: IdentityCache
+    let policy: SessionPolicy
+    let logger: Logger
+    let usage: KeyUsageRecorder?
+    let messageLimiter: RateLimiter
+    let handshakeLimiter: RateLimiter
+    private let hubList = Mutex<[SessionHub]>([])
+    private let sessionsPerKey = Mutex<[String: Int]>([:])
+
+    init(cache: IdentityCache, policy: SessionPolicy, logger: Logger, usage: KeyUsageRecorder?) {
+        self.cache = cache
+        self.policy = policy
+        self.logger = logger
+        self.usage = usage
+        messageLimiter = RateLimiter(rate: policy.messagesPerSecond, burst: policy.messageBurst)
+        handshakeLimiter = RateLimiter(rate: policy.handshakesPerSecond, burst: policy.handshakeBurst)
+    }
+
+    func attach(loops: [EventLoop]) {
+        hubList.withLock { $0 = loops.map(SessionHub.init) }
+    }
+
+    var hubs: [SessionHub] { hubList.withLock { $0 } }
+
+    func hub(for loop: EventLoop) -> SessionHub? {
+        hubList.withLock { $0.indices.contains(loop.index) ? $0[loop.index] : nil }
+    }
+
+    /// Reserves a session slot for a key; false at the cap.
+    func reserveSession(for keyID: String) -> Bool {
+        sessionsPerKey.withLock { counts in
+            let n = counts[keyID, default: 0]
+            if policy.maxSessionsPerKey > 0, n >= policy.maxSessionsPerKey { return false }
+            counts[keyID] = n + 1
+            return true
+        }
+    }
+
+    func releaseSession(for keyID: String) {
+        sessionsPerKey.withLock { counts in
+            let n = counts[keyID, default: 1] - 1
+            counts[keyID] = n > 0 ? n : nil
+        }
+    }
+
+    /// Encodes an event once and hands the same bytes to every loop's subscribers.
+    func publish(channel: String, property: String?, data: Any) {
+        var event: [String: Any] = ["type": "event", "channel": channel, "data": data]
+        if let property { event["property"] = property }
+        var encoded: [UInt8] = []
+        SessionMessage.encode(event).withUnsafeBytes { FrameEncoder.append(opcode: .text, payload: $0, to: &encoded) }
+        let frame = encoded
+        let key = SessionMessage.channelKey(channel, property: property)
+        for hub in hubs {
+            if hub.loop.isInLoop {
+                hub.deliver(frame, to: key)
+            } else {
+                hub.loop.execute { hub.deliver(frame, to: key) }
+            }
+        }
+    }
+
+    /// Runs `body` on every loop's hub and reports the sum of what each returned (a receipt).
+    func everyHub(_ body: @escaping @Sendable (SessionHub) -> Int, done: @escaping @Sendable (Int) -> Void = { _ in }) {
+        let hubs = self.hubs
+        let remaining = Atomic<Int>(hubs.count)
+        let total = Atomic<Int>(0)
+        if hubs.isEmpty { return done(0) }
+        for hub in hubs {
+            hub.loop.execute {
+                total.add(body(hub), ordering: .relaxed)
+                if remaining.subtract(1, ordering: .acquiringAndReleasing).newValue == 0 { done(total.load(ordering: .relaxed)) }
+            }
+        }
+    }
+}

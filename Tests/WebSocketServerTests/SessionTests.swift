@@ -1,0 +1,209 @@
+// SPDX-License-Identifier: Apache-2.0
+import Foundation
+@testable import Gateway
+import GatewayCore
+import Testing
+import WebSocketServer
+import WireCodec
+
+/// Live sessions over real sockets: the key at the handshake, channels, revocation.
+@Suite struct SessionTests {
+    typealias TestGateway = AdminAPITests.TestGateway
+
+    /// A user with `permissions` on `properties`, and a key for it; returns (key id, secret).
+    func makeKey(_ gw: TestGateway, permissions: [String] = ["channel:*"], properties: [String] = ["*"], key extra: [String: Any] = [:]) throws -> (String, String) {
+        let (_, user) = try gw.call("POST", "/v1/users", body: ["name": "device user", "permissions": permissions, "properties": properties])
+        let userID = try #require((user as? [String: Any])?["id"] as? String)
+        var body: [String: Any] = ["name": "device", "userID": userID]
+        body.merge(extra) { $1 }
+        let (status, issued) = try gw.call("POST", "/v1/keys", body: body)
+        #expect(status == 201)
+        let object = try #require(issued as? [String: Any])
+        return (try #require((object["key"] as? [String: Any])?["id"] as? String), try #require(object["secret"] as? String))
+    }
+
+    /// A session: upgrade with the key, then read the welcome.
+    func connect(_ gw: TestGateway, secret: String, header: String = "X-API-Key: ") throws -> (TestClient, [String: Any]) {
+        let client = try TestClient(port: gw.port)
+        let head = try #require(client.upgrade(path: "/ws", headers: [header + secret]))
+        #expect(head.hasPrefix("HTTP/1.1 101"), "\(head)")
+        return (client, try #require(json(client.readFrame())))
+    }
+
+    func json(_ frame: WebSocketFrame?) -> [String: Any]? {
+        guard let frame, frame.opcode == .text else { return nil }
+        return try? JSONSerialization.jsonObject(with: Data(frame.payload)) as? [String: Any]
+    }
+
+    func send(_ client: TestClient, _ object: [String: Any]) throws {
+        client.sendFrame(.text, Array(try JSONSerialization.data(withJSONObject: object)))
+    }
+
+    @Test func welcomesSubscribesAndDeliversAPublishedEvent() throws {
+        let gw = try TestGateway()
+        let (_, secret) = try makeKey(gw, permissions: ["channel:subscribe.door-*", "channel:publish.door-*"], properties: ["hotel-1"])
+        let (client, welcome) = try connect(gw, secret: secret)
+        #expect(welcome["type"] as? String == "welcome")
+        #expect(welcome["session"] as? String != nil)
+        #expect((welcome["properties"] as? [String]) == ["hotel-1"])
+        try send(client, ["id": 1, "type": "subscribe", "channel": "door-events", "property": "hotel-1"])
+        #expect(json(client.readFrame())?["type"] as? String == "result")
+        // Forbidden: another property, another channel.
+        try send(client, ["id": 2, "type": "subscribe", "channel": "door-events", "property": "hotel-2"])
+        let denied = json(client.readFrame())
+        #expect(denied?["error"] as? String == "forbidden" && denied?["id"] as? Int == 2)
+        try send(client, ["id": 3, "type": "subscribe", "channel": "billing", "property": "hotel-1"])
+        #expect(json(client.readFrame())?["reason"] as? String == "not_permitted_for_user")
+        // Bad input is an error message, not a dropped connection.
+        client.sendFrame(.text, Array("{not json".utf8))
+        #expect(json(client.readFrame())?["error"] as? String == "invalid_message")
+        try send(client, ["id": 4, "type": "teleport"])
+        #expect(json(client.readFrame())?["error"] as? String == "unknown_type")
+
+        let (status, _) = try gw.call("POST", "/v1/publish", key: secret, body: ["channel": "door-events", "property": "hotel-1", "data": ["door": 12, "open": true]])
+        #expect(status == 202)
+        let event = try #require(json(client.readFrame()))
+        #expect(event["type"] as? String == "event" && event["channel"] as? String == "door-events")
+        #expect((event["data"] as? [String: Any])?["door"] as? Int == 12)
+        // A publish from a session reaches subscribers too.
+        try send(client, ["id": 5, "type": "publish", "channel": "door-events", "property": "hotel-1", "data": "hi"])
+        var seen: [String] = []
+        for _ in 0..<2 { seen.append(json(client.readFrame())?["type"] as? String ?? "?") }
+        #expect(Set(seen) == ["event", "result"])
+    }
+
+    @Test func revocationSendsANoticeThenCloses4001AndTheKeyNeverWorksAgain() throws {
+        let gw = try TestGateway()
+        let (keyID, secret) = try makeKey(gw)
+        let (a, _) = try connect(gw, secret: secret)
+        let (b, _) = try connect(gw, secret: secret, header: "Authorization: Bearer ")
+        #expect(try gw.call("POST", "/v1/keys/\(keyID)/revoke").0 == 200)
+        for client in [a, b] {
+            let notice = try #require(json(client.readFrame()))
+            #expect(notice["type"] as? String == "notice" && notice["reason"] as? String == "key_revoked")
+            #expect(notice["reconnect"] as? Bool == false)
+            #expect(client.readCloseCode() == 4001)
+        }
+        let again = try TestClient(port: gw.port)
+        let response = try #require(again.upgrade(path: "/ws", headers: ["X-API-Key: \(secret)"]))
+        #expect(response.hasPrefix("HTTP/1.1 401"))
+        #expect(again.readResponse()?.body.contains("revoked_key") == true || response.contains("401"))
+    }
+
+    @Test(arguments: [
+        ("suspend", 4002, "key_suspended"),
+        ("delete", 4006, "key_deleted"),
+    ])
+    func endsSessionsForEveryKindOfChange(action: String, code: UInt16, reason: String) throws {
+        let gw = try TestGateway()
+        let (keyID, secret) = try makeKey(gw)
+        let (client, _) = try connect(gw, secret: secret)
+        let (status, _) = action == "delete" ? try gw.call("DELETE", "/v1/keys/\(keyID)") : try gw.call("POST", "/v1/keys/\(keyID)/\(action)")
+        #expect(status < 300)
+        #expect(json(client.readFrame())?["reason"] as? String == reason)
+        #expect(client.readCloseCode() == code)
+    }
+
+    @Test func disablingTheUserEndsItsSessions() throws {
+        let gw = try TestGateway()
+        let (keyID, secret) = try makeKey(gw)
+        let (_, key) = try gw.call("GET", "/v1/keys/\(keyID)")
+        let userID = try #require((key as? [String: Any])?["userID"] as? String)
+        let (client, _) = try connect(gw, secret: secret)
+        #expect(try gw.call("POST", "/v1/users/\(userID)/disable").0 == 200)
+        #expect(json(client.readFrame())?["reason"] as? String == "user_disabled")
+        #expect(client.readCloseCode() == 4005)
+    }
+
+    @Test func narrowingRightsDropsSubscriptionsAndPushesPermissionsChanged() throws {
+        let gw = try TestGateway()
+        let (keyID, secret) = try makeKey(gw, permissions: ["channel:*"])
+        let (client, _) = try connect(gw, secret: secret)
+        try send(client, ["id": 1, "type": "subscribe", "channel": "a"])
+        try send(client, ["id": 2, "type": "subscribe", "channel": "b"])
+        _ = client.readFrame(); _ = client.readFrame()
+        #expect(try gw.call("PATCH", "/v1/keys/\(keyID)", body: ["scopes": ["channel:subscribe.a"]]).0 == 200)
+        let changed = try #require(json(client.readFrame()))
+        #expect(changed["type"] as? String == "permissions_changed")
+        #expect((changed["scopes"] as? [String]) == ["channel:subscribe.a"])
+        #expect((changed["removedSubscriptions"] as? [[String: Any]])?.map { $0["channel"] as? String } == ["b"])
+        // The session goes on, with "a" only.
+        #expect(try gw.call("POST", "/v1/publish", key: secret, body: ["channel": "b", "data": 1]).0 == 403)
+        let (_, admin) = try makeKey(gw, permissions: ["channel:*"])
+        #expect(try gw.call("POST", "/v1/publish", key: admin, body: ["channel": "b", "data": "no"]).0 == 202)
+        #expect(try gw.call("POST", "/v1/publish", key: admin, body: ["channel": "a", "data": "yes"]).0 == 202)
+        #expect(json(client.readFrame())?["data"] as? String == "yes")
+    }
+
+    @Test func expiresALiveSessionOnTime() throws {
+        let gw = try TestGateway()
+        // Whole seconds: what ISO 8601 without fractions carries.
+        let expiry = Date(timeIntervalSince1970: (Date().timeIntervalSince1970 + 1.5).rounded(.up))
+        let (_, secret) = try makeKey(gw, key: ["expiresAt": ISO8601DateFormatter().string(from: expiry)])
+        let (client, welcome) = try connect(gw, secret: secret)
+        #expect(welcome["expiresAt"] as? String != nil)
+        // (The default warning comes 300 s ahead: already past, so none here.)
+        let notice = try #require(json(client.readFrame()))
+        #expect(notice["reason"] as? String == "key_expired")
+        #expect(Date() >= expiry)   // never early
+        #expect(client.readCloseCode() == 4003)
+    }
+
+    @Test func rotationKeepsOldSessionsUntilTheGraceEnds() throws {
+        let gw = try TestGateway()
+        let (keyID, secret) = try makeKey(gw)
+        let (old, _) = try connect(gw, secret: secret)
+        let (_, rotated) = try gw.call("POST", "/v1/keys/\(keyID)/rotate", body: ["graceSeconds": 1])
+        let fresh = try #require((rotated as? [String: Any])?["secret"] as? String)
+        let (new, _) = try connect(gw, secret: fresh)
+        #expect(json(old.readFrame())?["reason"] as? String == "key_rotated")
+        #expect(old.readCloseCode() == 4004)
+        // The new secret's session is untouched.
+        try send(new, ["id": 9, "type": "ping"])
+        #expect(json(new.readFrame())?["type"] as? String == "result")
+    }
+
+    @Test func acceptsTheKeyInABrowserSubprotocolAndAnswersOnlyTheProtocolName() throws {
+        let gw = try TestGateway()
+        let (_, secret) = try makeKey(gw)
+        let client = try TestClient(port: gw.port)
+        let head = try #require(client.upgrade(path: "/ws", headers: ["Sec-WebSocket-Protocol: doorman.v1, doorman.key.\(secret)"]))
+        #expect(head.hasPrefix("HTTP/1.1 101"))
+        #expect(head.contains("Sec-WebSocket-Protocol: doorman.v1\r\n"))
+        #expect(!head.contains(secret))
+    }
+
+    @Test(arguments: [
+        ([String](), "missing_key"),
+        (["X-API-Key: dmk_wrong"], "malformed_key"),
+        (["X-API-Key: \(APIKeySecret.generate().text)"], "unknown_key"),
+    ])
+    func rejectsHandshakesWithAReason(headers: [String], reason: String) throws {
+        let gw = try TestGateway()
+        let client = try TestClient(port: gw.port)
+        client.send("GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
+                    + headers.map { $0 + "\r\n" }.joined() + "\r\n")
+        let response = try #require(client.readResponse())
+        #expect(response.head.hasPrefix("HTTP/1.1 401"))
+        #expect(response.body.contains(reason))
+    }
+
+    @Test func noSessionSurvivesARevokeRacingItsHandshake() throws {
+        let gw = try TestGateway()
+        var survivors = 0
+        for _ in 0..<100 {
+            let (keyID, secret) = try makeKey(gw)
+            let client = try TestClient(port: gw.port)
+            // The handshake is in flight while the revoke commits.
+            client.send("GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\nX-API-Key: \(secret)\r\n\r\n")
+            #expect(try gw.call("POST", "/v1/keys/\(keyID)/revoke").0 == 200)
+            guard let head = client.readResponseHead() else { continue }
+            if head.hasPrefix("HTTP/1.1 101") {
+                // Accepted before the revoke: it must be told and closed.
+                _ = client.readFrame()   // welcome
+                if client.readCloseCode() != 4001 { survivors += 1 }
+            }
+        }
+        #expect(survivors == 0)
+    }
+}
