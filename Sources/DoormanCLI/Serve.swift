@@ -60,6 +60,22 @@ struct Serve: ParsableCommand {
     var maxKeyLifetimeDays: Double?
     @Option(help: "Threads for blocking store calls. [env: DOORMAN_POOL_THREADS] (default: 2)")
     var poolThreads: Int?
+    @Option(help: "Seconds before a key expires at which its sessions are warned. [env: DOORMAN_EXPIRY_WARNING] (default: 300)")
+    var expiryWarning: Double?
+    @Option(help: "Messages per second a key may send on this node. [env: DOORMAN_MESSAGES_PER_SECOND] (default: 100)")
+    var messagesPerSecond: Double?
+    @Option(help: "Burst of messages allowed above that rate. [env: DOORMAN_MESSAGE_BURST] (default: 200)")
+    var messageBurst: Double?
+    @Option(help: "Live sessions per key on this node; 0 = no cap. [env: DOORMAN_MAX_SESSIONS_PER_KEY] (default: 0)")
+    var maxSessionsPerKey: Int?
+    @Option(help: "Handshakes per second per client address; 0 = no limit. [env: DOORMAN_HANDSHAKES_PER_SECOND] (default: 50)")
+    var handshakesPerSecond: Double?
+    @Option(help: "Burst of handshakes allowed per address. [env: DOORMAN_HANDSHAKE_BURST] (default: 100)")
+    var handshakeBurst: Double?
+    @Option(help: "An Origin browsers may connect from (repeatable; none = any). [env: DOORMAN_ALLOWED_ORIGINS, comma-separated]")
+    var allowedOrigin: [String] = []
+    @Flag(help: "Also accept the key as ?key= in the URL (it leaks into logs and history). [env: DOORMAN_ALLOW_QUERY_KEY=1]")
+    var allowQueryKey = false
     @Option(help: "trace, debug, info, notice, warning, error or critical. [env: DOORMAN_LOG_LEVEL] (default: info)")
     var logLevel: String?
 
@@ -144,6 +160,18 @@ struct Serve: ParsableCommand {
         }
         c.poolThreads = try pick(poolThreads, env, "DOORMAN_POOL_THREADS", "pool-threads", c.poolThreads)
         c.bootstrapKey = env["DOORMAN_BOOTSTRAP_KEY"]
+        var p = c.sessions
+        p.expiryWarning = try pick(expiryWarning, env, "DOORMAN_EXPIRY_WARNING", "expiry-warning", p.expiryWarning)
+        p.messagesPerSecond = try pick(messagesPerSecond, env, "DOORMAN_MESSAGES_PER_SECOND", "messages-per-second", p.messagesPerSecond)
+        p.messageBurst = try pick(messageBurst, env, "DOORMAN_MESSAGE_BURST", "message-burst", p.messageBurst)
+        p.maxSessionsPerKey = try pick(maxSessionsPerKey, env, "DOORMAN_MAX_SESSIONS_PER_KEY", "max-sessions-per-key", p.maxSessionsPerKey)
+        p.handshakesPerSecond = try pick(handshakesPerSecond, env, "DOORMAN_HANDSHAKES_PER_SECOND", "handshakes-per-second", p.handshakesPerSecond)
+        p.handshakeBurst = try pick(handshakeBurst, env, "DOORMAN_HANDSHAKE_BURST", "handshake-burst", p.handshakeBurst)
+        p.allowedOrigins = allowedOrigin.isEmpty
+            ? (env["DOORMAN_ALLOWED_ORIGINS"]?.split(separator: ",").map { String($0).trimmingCharacters(in: " ") } ?? [])
+            : allowedOrigin
+        p.allowQueryKey = allowQueryKey || ["1", "true", "yes"].contains(env["DOORMAN_ALLOW_QUERY_KEY"]?.lowercased() ?? "")
+        c.sessions = p
         return c
     }
 

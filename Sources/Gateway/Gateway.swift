@@ -61,15 +61,21 @@ public final class Gateway: Sendable {
     /// What a committed change does to live sessions, on every loop.
     static func propagate(_ change: IdentityChange, to services: SessionServices) {
         let cache = services.cache
+        let start = monotonicNanoseconds()
+        let metrics = services.metrics
+        // Commit to the last close frame queued, when the change ended sessions.
+        let done: @Sendable (Int) -> Void = { ended in
+            if ended > 0 { metrics.revocationToClose.observe(Double(monotonicNanoseconds() - start) / 1e9) }
+        }
         switch change {
         case .putKey(let key, _):
-            services.everyHub { $0.recompute(keyIDs: [key.id], cache: cache) }
+            services.everyHub({ $0.recompute(keyIDs: [key.id], cache: cache) }, done: done)
         case .deleteKey(let id):
-            services.everyHub { $0.end(keyID: id, reason: .keyDeleted) }
+            services.everyHub({ $0.end(keyID: id, reason: .keyDeleted) }, done: done)
         case .putUser(let user):
-            services.everyHub { $0.recompute(keyIDs: $0.keyIDs(ofUser: user.id), cache: cache) }
+            services.everyHub({ $0.recompute(keyIDs: $0.keyIDs(ofUser: user.id), cache: cache) }, done: done)
         case .deleteUser, .putGroup, .deleteGroup:
-            services.everyHub { $0.recompute(keyIDs: nil, cache: cache) }
+            services.everyHub({ $0.recompute(keyIDs: nil, cache: cache) }, done: done)
         }
     }
 

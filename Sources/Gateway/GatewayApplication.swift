@@ -52,12 +52,15 @@ public final class GatewayApplication: ServerApplication {
         }
         switch authenticate(head, upgrade, connection: connection, sessions: sessions) {
         case .failure(let rejection):
+            sessions.metrics.handshake(rejection.reason)
             sessions.logger.info("handshake rejected", metadata: ["status": "\(rejection.status)", "reason": "\(rejection.reason)"])
             return .reject(rejection.response)
         case .success(let (resolved, selected)):
             guard sessions.reserveSession(for: resolved.key.id) else {
+                sessions.metrics.handshake("too_many_sessions_for_key")
                 return .reject(HandshakeRejection(status: 429, reason: "too_many_sessions_for_key", headers: [HTTPHeader("Retry-After", "5")]).response)
             }
+            sessions.metrics.handshake("accepted")
             sessions.usage?.record(KeyUse(keyID: resolved.key.id, time: Date(), address: connection.peerAddress))
             sessions.logger.info("session opened", metadata: ["session.id": "\(connection.id)", "key.id": "\(resolved.key.id)", "user.id": "\(resolved.user.id)"])
             return .accept(protocol: selected, session: GatewaySession(id: connection.id, resolved: resolved, services: sessions, hub: hub))
@@ -168,6 +171,15 @@ public final class GatewayApplication: ServerApplication {
             }
             let connections = server.withLock { $0?.activeConnections ?? 0 }
             return .json(status: 200, #"{"status":"ok","connections":\#(connections)}"#)
+        case "/readyz":
+            // Ready: serving, not draining, and (gateway mode) the identity cache loaded.
+            let draining = server.withLock { $0?.isDraining ?? true }
+            return draining ? .json(status: 503, #"{"status":"draining"}"#) : .json(status: 200, #"{"status":"ready"}"#)
+        case "/metrics":
+            let (connections, slow) = server.withLock { ($0?.activeConnections ?? 0, $0?.slowConsumerCloses ?? 0) }
+            let metrics = sessions?.metrics ?? GatewayMetrics()
+            let text = metrics.render(connections: connections, sessions: sessions?.liveSessions.load(ordering: .relaxed) ?? 0, slowConsumers: slow)
+            return HTTPResponse(status: 200, headers: [HTTPHeader("Content-Type", "text/plain; version=0.0.4")], body: Array(text.utf8))
         default:
             return .json(status: 404, #"{"error":"not_found"}"#)
         }

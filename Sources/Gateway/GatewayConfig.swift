@@ -50,6 +50,11 @@ public struct GatewayConfig: Sendable, Equatable {
         try require(!database.isEmpty, "db", "must name a file")
         try require(keyPolicy.maxLifetime.map { $0 > 0 } ?? true, "max-key-lifetime", "must be > 0 seconds")
         try require((1...64).contains(poolThreads), "pool-threads", "must be 1 to 64")
+        let p = sessions
+        try require(p.expiryWarning >= 0, "expiry-warning", "must be >= 0 seconds")
+        try require(p.messagesPerSecond >= 0 && p.messageBurst >= 1, "messages-per-second", "rate >= 0 and burst >= 1")
+        try require(p.maxSessionsPerKey >= 0, "max-sessions-per-key", "must be >= 0")
+        try require(p.handshakesPerSecond >= 0 && p.handshakeBurst >= 1, "handshakes-per-second", "rate >= 0 and burst >= 1")
         if let bootstrapKey {
             try require((try? APIKeySecret(parsing: bootstrapKey)) != nil, "DOORMAN_BOOTSTRAP_KEY", "is not a Doorman key (dmk_…, checksum)")
         }

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 import Logging
+import Synchronization
 public import Transport
 public import WireCodec
 
@@ -108,6 +109,7 @@ public final class Connection: IOHandler {
         // Backpressure: never queue without bound for a peer that does not read.
         if out.count - outStart > context.shared.configuration.maxWriteQueueBytes {
             context.shared.logger.debug("write queue full", metadata: ["connection.id": "\(id)", "queued": "\(queuedBytes)"])
+            context.shared.slowConsumerCloses.add(1, ordering: .relaxed)
             fail(.slowConsumer, reason: "write queue full")
             return
         }

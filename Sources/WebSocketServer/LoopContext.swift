@@ -13,6 +13,8 @@ final class ServerShared: Sendable {
     let application: any ServerApplication
     let logger: Logger
     let activeConnections = Atomic<Int>(0)
+    /// Connections closed because their write queue passed the high-water mark.
+    let slowConsumerCloses = Atomic<Int>(0)
     let nextConnectionID = Atomic<UInt64>(1)
     // Nanosecond copies of the configured seconds.
     let handshakeTimeout: UInt64

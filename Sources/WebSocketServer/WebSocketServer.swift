@@ -53,6 +53,12 @@ public final class WebSocketServer: Sendable {
     /// Open connections (HTTP and WebSocket) across all loops.
     public var activeConnections: Int { shared.activeConnections.load(ordering: .relaxed) }
 
+    /// Connections closed for not reading (write queue over the limit), since start.
+    public var slowConsumerCloses: Int { shared.slowConsumerCloses.load(ordering: .relaxed) }
+
+    /// True once shutdown has begun.
+    public var isDraining: Bool { stopped.load(ordering: .relaxed) }
+
     /// Number of event loops.
     public var loopCount: Int { contexts.count }
 

@@ -163,6 +163,39 @@ import WireCodec
         #expect(json(new.readFrame())?["type"] as? String == "result")
     }
 
+    @Test func exportsPrometheusMetricsAndReadiness() throws {
+        let gw = try TestGateway()
+        let (keyID, secret) = try makeKey(gw)
+        let (client, _) = try connect(gw, secret: secret)
+        #expect(try gw.call("POST", "/v1/keys/\(keyID)/revoke").0 == 200)
+        #expect(client.readCloseCode() == 4001)
+        let c = try TestClient(port: gw.port)
+        c.send("GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+        let metrics = try #require(c.readResponse())
+        #expect(metrics.head.contains("text/plain; version=0.0.4"))
+        #expect(metrics.body.contains("doorman_handshakes_total{result=\"accepted\"} 1"))
+        #expect(metrics.body.contains("doorman_sessions_ended_total{reason=\"key_revoked\"} 1"))
+        #expect(metrics.body.contains("doorman_revocation_to_close_seconds_count 1"))
+        #expect(!metrics.body.contains("dmk_"))
+        c.send("GET /readyz HTTP/1.1\r\nHost: x\r\n\r\n")
+        #expect(c.readResponse()?.head.hasPrefix("HTTP/1.1 200") == true)
+    }
+
+    @Test func throttlesAFloodThenClosesWith4129() throws {
+        let gw = try TestGateway { $0.sessions.messagesPerSecond = 1; $0.sessions.messageBurst = 5; $0.sessions.floodTolerance = 20 }
+        let (_, secret) = try makeKey(gw)
+        let (client, _) = try connect(gw, secret: secret)
+        for i in 0..<100 { try send(client, ["id": i, "type": "ping"]) }
+        var limited = 0
+        var code: UInt16?
+        while let frame = client.readFrame() {
+            if frame.opcode == .close { code = frame.payload.count >= 2 ? UInt16(frame.payload[0]) << 8 | UInt16(frame.payload[1]) : nil; break }
+            if json(frame)?["error"] as? String == "rate_limited" { limited += 1 }
+        }
+        #expect(limited > 0)
+        #expect(code == 4129)
+    }
+
     @Test func acceptsTheKeyInABrowserSubprotocolAndAnswersOnlyTheProtocolName() throws {
         let gw = try TestGateway()
         let (_, secret) = try makeKey(gw)
@@ -189,9 +222,9 @@ import WireCodec
     }
 
     @Test func noSessionSurvivesARevokeRacingItsHandshake() throws {
-        let gw = try TestGateway()
+        let gw = try TestGateway { $0.sessions.handshakesPerSecond = 0 }
         var survivors = 0
-        for _ in 0..<100 {
+        for _ in 0..<1000 {
             let (keyID, secret) = try makeKey(gw)
             let client = try TestClient(port: gw.port)
             // The handshake is in flight while the revoke commits.

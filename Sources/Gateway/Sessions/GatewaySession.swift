@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 import Foundation
 import Logging
+import Synchronization
 import GatewayCore
 import Transport
 import WebSocketServer
@@ -54,6 +55,7 @@ final class GatewaySession: WebSocketSession {
 
     func received(_ message: WebSocketMessage, on connection: Connection) {
         guard !ended else { return }
+        services.metrics.messagesIn.add(1, ordering: .relaxed)
         if let wait = services.messageLimiter.take(keyID) {
             rejectedMessages += 1
             if rejectedMessages > services.policy.floodTolerance { return end(.rateLimited) }
@@ -134,6 +136,7 @@ final class GatewaySession: WebSocketSession {
     }
 
     private func reply(_ bytes: [UInt8]) {
+        services.metrics.messagesOut.add(1, ordering: .relaxed)
         connection?.send(text: bytes)
     }
 
@@ -143,6 +146,7 @@ final class GatewaySession: WebSocketSession {
     func end(_ reason: SessionEndReason) {
         guard !ended, let connection else { return }
         ended = true
+        services.metrics.sessionEnded(reason)
         connection.send(text: SessionMessage.encode([
             "type": "notice", "reason": reason.rawValue, "code": Int(reason.closeCode.rawValue), "message": reason.message,
             "reconnect": reason.mayReconnect,

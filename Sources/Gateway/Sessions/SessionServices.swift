@@ -66,6 +66,9 @@ final class SessionServices: Sendable {
     let usage: KeyUsageRecorder?
     let messageLimiter: RateLimiter
     let handshakeLimiter: RateLimiter
+    let metrics = GatewayMetrics()
+    /// Live sessions on this node.
+    let liveSessions = Atomic<Int>(0)
     private let hubList = Mutex<[SessionHub]>([])
     private let sessionsPerKey = Mutex<[String: Int]>([:])
 
@@ -94,6 +97,7 @@ final class SessionServices: Sendable {
             let n = counts[keyID, default: 0]
             if policy.maxSessionsPerKey > 0, n >= policy.maxSessionsPerKey { return false }
             counts[keyID] = n + 1
+            liveSessions.add(1, ordering: .relaxed)
             return true
         }
     }
@@ -102,6 +106,7 @@ final class SessionServices: Sendable {
         sessionsPerKey.withLock { counts in
             let n = counts[keyID, default: 1] - 1
             counts[keyID] = n > 0 ? n : nil
+            liveSessions.subtract(1, ordering: .relaxed)
         }
     }
 
@@ -113,13 +118,13 @@ final class SessionServices: Sendable {
         SessionMessage.encode(event).withUnsafeBytes { FrameEncoder.append(opcode: .text, payload: $0, to: &encoded) }
         let frame = encoded
         let key = SessionMessage.channelKey(channel, property: property)
-        for hub in hubs {
-            if hub.loop.isInLoop {
-                hub.deliver(frame, to: key)
-            } else {
-                hub.loop.execute { hub.deliver(frame, to: key) }
-            }
-        }
+        let metrics = metrics
+        let start = monotonicNanoseconds()
+        metrics.publishes.add(1, ordering: .relaxed)
+        everyHub({ $0.deliver(frame, to: key) }, done: { delivered in
+            metrics.deliveries.add(delivered, ordering: .relaxed)
+            metrics.publishToLastWrite.observe(Double(monotonicNanoseconds() - start) / 1e9)
+        })
     }
 
     /// Runs `body` on every loop's hub and reports the sum of what each returned (a receipt).

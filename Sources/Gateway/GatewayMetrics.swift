@@ -1,0 +1,83 @@
+// SPDX-License-Identifier: Apache-2.0
+import GatewayCore
+import Synchronization
+
+/// Counters and histograms for `/metrics` (Prometheus text format 0.0.4). Lock-free counters;
+/// touched from any loop.
+final class GatewayMetrics: Sendable {
+    /// An atomic counter with reference identity (Atomic itself is non-copyable, so it cannot sit in collections).
+    final class Counter: Sendable {
+        private let value = Atomic<Int>(0)
+        // Relaxed: these are statistics, read with no other memory depending on them.
+        func add(_ n: Int, ordering _: AtomicUpdateOrdering = .relaxed) { value.add(n, ordering: .relaxed) }
+        func load(ordering _: AtomicLoadOrdering = .relaxed) -> Int { value.load(ordering: .relaxed) }
+    }
+
+    /// A histogram with fixed upper bounds, in seconds.
+    final class Histogram: Sendable {
+        let bounds: [Double]
+        private let counts: [Counter]
+        private let sumMicros = Counter()
+        private let total = Counter()
+
+        init(bounds: [Double]) {
+            self.bounds = bounds
+            counts = bounds.map { _ in Counter() }
+        }
+
+        func observe(_ seconds: Double) {
+            for (i, bound) in bounds.enumerated() where seconds <= bound { counts[i].add(1, ordering: .relaxed) }
+            sumMicros.add(Int(seconds * 1e6), ordering: .relaxed)
+            total.add(1, ordering: .relaxed)
+        }
+
+        func render(_ name: String, _ help: String, into out: inout String) {
+            out += "# HELP \(name) \(help)\n# TYPE \(name) histogram\n"
+            for (i, bound) in bounds.enumerated() { out += "\(name)_bucket{le=\"\(bound)\"} \(counts[i].load(ordering: .relaxed))\n" }
+            out += "\(name)_bucket{le=\"+Inf\"} \(total.load(ordering: .relaxed))\n"
+            out += "\(name)_sum \(Double(sumMicros.load(ordering: .relaxed)) / 1e6)\n\(name)_count \(total.load(ordering: .relaxed))\n"
+        }
+    }
+
+    static let handshakeResults = ["accepted", "missing_key", "malformed_key", "unknown_key", "revoked_key", "suspended_key", "expired_key",
+                                   "user_disabled", "origin_not_allowed", "conflicting_keys", "handshake_rate", "too_many_sessions_for_key", "other"]
+    private let handshakes: [String: Counter] = Dictionary(uniqueKeysWithValues: handshakeResults.map { ($0, Counter()) })
+    private let ended: [SessionEndReason: Counter] = Dictionary(uniqueKeysWithValues: SessionEndReason.allCases.map { ($0, Counter()) })
+    let messagesIn = Counter()
+    let messagesOut = Counter()
+    let publishes = Counter()
+    let deliveries = Counter()
+    /// From a committed change to the last close frame queued for the sessions it ended, per change.
+    let revocationToClose = Histogram(bounds: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5])
+    /// From a publish to the last subscriber's frame queued, per publish.
+    let publishToLastWrite = Histogram(bounds: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 1])
+
+    func handshake(_ result: String) {
+        (handshakes[result] ?? handshakes["other"]!).add(1, ordering: .relaxed)
+    }
+
+    func sessionEnded(_ reason: SessionEndReason) {
+        ended[reason]?.add(1, ordering: .relaxed)
+    }
+
+    /// The exposition text. `connections` and `slowConsumers` come from the engine.
+    func render(connections: Int, sessions: Int, slowConsumers: Int) -> String {
+        var out = ""
+        func gauge(_ name: String, _ help: String, _ value: Int) { out += "# HELP \(name) \(help)\n# TYPE \(name) gauge\n\(name) \(value)\n" }
+        func counter(_ name: String, _ help: String, _ value: Int) { out += "# HELP \(name) \(help)\n# TYPE \(name) counter\n\(name) \(value)\n" }
+        gauge("doorman_connections", "Open TCP connections (HTTP and WebSocket).", connections)
+        gauge("doorman_sessions", "Live authenticated WebSocket sessions.", sessions)
+        out += "# HELP doorman_handshakes_total WebSocket handshakes by result.\n# TYPE doorman_handshakes_total counter\n"
+        for result in Self.handshakeResults { out += "doorman_handshakes_total{result=\"\(result)\"} \(handshakes[result]!.load(ordering: .relaxed))\n" }
+        counter("doorman_messages_in_total", "Messages received from sessions.", messagesIn.load(ordering: .relaxed))
+        counter("doorman_messages_out_total", "Replies and notices sent to sessions (events counted in deliveries).", messagesOut.load(ordering: .relaxed))
+        counter("doorman_publishes_total", "Events published (HTTP or session).", publishes.load(ordering: .relaxed))
+        counter("doorman_deliveries_total", "Event frames queued to subscribers.", deliveries.load(ordering: .relaxed))
+        counter("doorman_slow_consumer_closes_total", "Connections closed because their write queue passed the limit (drops).", slowConsumers)
+        out += "# HELP doorman_sessions_ended_total Sessions the server ended, by reason (revocations and the like).\n# TYPE doorman_sessions_ended_total counter\n"
+        for reason in SessionEndReason.allCases { out += "doorman_sessions_ended_total{reason=\"\(reason.rawValue)\"} \(ended[reason]!.load(ordering: .relaxed))\n" }
+        revocationToClose.render("doorman_revocation_to_close_seconds", "From a committed key or user change to the last close frame queued for the sessions it ended.", into: &out)
+        publishToLastWrite.render("doorman_publish_to_last_write_seconds", "From a publish to the last subscriber's event frame queued.", into: &out)
+        return out
+    }
+}
