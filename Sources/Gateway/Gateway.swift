@@ -67,16 +67,18 @@ public final class Gateway: Sendable {
         let done: @Sendable (Int) -> Void = { ended in
             if ended > 0 { metrics.revocationToClose.observe(Double(monotonicNanoseconds() - start) / 1e9) }
         }
+        let receipt: ChangeReceipt
         switch change {
         case .putKey(let key, _):
-            services.everyHub({ $0.recompute(keyIDs: [key.id], cache: cache) }, done: done)
+            receipt = services.everyHub({ $0.recompute(keyIDs: [key.id], cache: cache) }, done: done)
         case .deleteKey(let id):
-            services.everyHub({ $0.end(keyID: id, reason: .keyDeleted) }, done: done)
+            receipt = services.everyHub({ $0.end(keyID: id, reason: .keyDeleted) }, done: done)
         case .putUser(let user):
-            services.everyHub({ $0.recompute(keyIDs: $0.keyIDs(ofUser: user.id), cache: cache) }, done: done)
+            receipt = services.everyHub({ $0.recompute(keyIDs: $0.keyIDs(ofUser: user.id), cache: cache) }, done: done)
         case .deleteUser, .putGroup, .deleteGroup:
-            services.everyHub({ $0.recompute(keyIDs: nil, cache: cache) }, done: done)
+            receipt = services.everyHub({ $0.recompute(keyIDs: nil, cache: cache) }, done: done)
         }
+        ChangeReceipts.add(receipt)
     }
 
     public var port: Int { server.port }

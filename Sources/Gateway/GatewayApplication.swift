@@ -63,7 +63,9 @@ public final class GatewayApplication: ServerApplication {
             sessions.metrics.handshake("accepted")
             sessions.usage?.record(KeyUse(keyID: resolved.key.id, time: Date(), address: connection.peerAddress))
             sessions.logger.info("session opened", metadata: ["session.id": "\(connection.id)", "key.id": "\(resolved.key.id)", "user.id": "\(resolved.user.id)"])
-            return .accept(protocol: selected, session: GatewaySession(id: connection.id, resolved: resolved, services: sessions, hub: hub))
+            let session = GatewaySession(id: connection.id, resolved: resolved, services: sessions, hub: hub,
+                                         address: connection.peerAddress, userAgent: head.value("user-agent"))
+            return .accept(protocol: selected, session: session)
         }
     }
 

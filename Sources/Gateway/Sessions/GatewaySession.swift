@@ -27,12 +27,19 @@ final class GatewaySession: WebSocketSession {
     private var timers: [UInt64] = []
     private var rejectedMessages = 0
     private var ended = false
+    /// For the admin API's session list.
+    let address: String
+    let userAgent: String?
+    let since = Date()
+    private var lastActivity = Date()
 
     var subscriptions: Dictionary<String, (channel: String, property: String?)>.Keys { subscribed.keys }
     var isLive: Bool { !ended && connection?.isOpen == true }
 
-    init(id: UInt64, resolved: IdentityCache.Resolved, services: SessionServices, hub: SessionHub) {
+    init(id: UInt64, resolved: IdentityCache.Resolved, services: SessionServices, hub: SessionHub, address: String, userAgent: String?) {
         self.id = id
+        self.address = address
+        self.userAgent = userAgent.map { String($0.prefix(256)) }
         keyID = resolved.key.id
         userID = resolved.user.id
         digest = resolved.digest
@@ -56,6 +63,7 @@ final class GatewaySession: WebSocketSession {
     func received(_ message: WebSocketMessage, on connection: Connection) {
         guard !ended else { return }
         services.metrics.messagesIn.add(1, ordering: .relaxed)
+        lastActivity = Date()
         if let wait = services.messageLimiter.take(keyID) {
             rejectedMessages += 1
             if rejectedMessages > services.policy.floodTolerance { return end(.rateLimited) }
@@ -84,6 +92,11 @@ final class GatewaySession: WebSocketSession {
         self.connection = nil
         services.releaseSession(for: keyID)
         services.logger.info("session closed", metadata: ["session.id": "\(id)", "key.id": "\(keyID)", "code": "\(code?.rawValue ?? 1006)"])
+    }
+
+    func info(node: String) -> SessionInfo {
+        SessionInfo(id: String(id), keyID: keyID, userID: userID, address: address, userAgent: userAgent, since: since,
+                    lastActivity: lastActivity, node: node, subscriptions: subscribed.count)
     }
 
     // MARK: - Requests

@@ -102,6 +102,9 @@ final class SessionServices: Sendable {
         }
     }
 
+    /// Live sessions of a key on this node.
+    func sessionsOf(_ keyID: String) -> Int { sessionsPerKey.withLock { $0[keyID] ?? 0 } }
+
     func releaseSession(for keyID: String) {
         sessionsPerKey.withLock { counts in
             let n = counts[keyID, default: 1] - 1
@@ -128,16 +131,21 @@ final class SessionServices: Sendable {
     }
 
     /// Runs `body` on every loop's hub and reports the sum of what each returned (a receipt).
-    func everyHub(_ body: @escaping @Sendable (SessionHub) -> Int, done: @escaping @Sendable (Int) -> Void = { _ in }) {
+    @discardableResult
+    func everyHub(_ body: @escaping @Sendable (SessionHub) -> Int, done: @escaping @Sendable (Int) -> Void = { _ in }) -> ChangeReceipt {
         let hubs = self.hubs
+        let receipt = ChangeReceipt(loops: hubs.count)
         let remaining = Atomic<Int>(hubs.count)
         let total = Atomic<Int>(0)
-        if hubs.isEmpty { return done(0) }
+        if hubs.isEmpty { done(0); return receipt }
         for hub in hubs {
             hub.loop.execute {
-                total.add(body(hub), ordering: .relaxed)
+                let n = body(hub)
+                total.add(n, ordering: .relaxed)
                 if remaining.subtract(1, ordering: .acquiringAndReleasing).newValue == 0 { done(total.load(ordering: .relaxed)) }
+                receipt.loopDone(ended: n)
             }
         }
+        return receipt
     }
 }
