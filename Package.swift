@@ -52,7 +52,7 @@ let package = Package(
         .executableTarget(
             name: "DoormanCLI",
             dependencies: [
-                "Gateway", "Transport", "CLinux",
+                "Gateway", "GatewayCore", "GatewayStore", "Transport", "CLinux",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],

@@ -48,9 +48,9 @@ start_doorman() {
 }
 new_key() {
   local port=$1 user
-  user=$(curl -sf -H "X-API-Key: $ADMIN" -d '{"name":"bench devices","permissions":["channel:*"]}' "http://127.0.0.1:$port/v1/users" \
+  user=$(curl -sf -H "X-API-Key: $ADMIN" -H "Content-Type: application/json" -d '{"name":"bench devices","permissions":["channel:*"]}' "http://127.0.0.1:$port/v1/users" \
     | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
-  read -r KEY_ID KEY < <(curl -sf -H "X-API-Key: $ADMIN" -d "{\"name\":\"bench\",\"userID\":\"$user\"}" "http://127.0.0.1:$port/v1/keys" \
+  read -r KEY_ID KEY < <(curl -sf -H "X-API-Key: $ADMIN" -H "Content-Type: application/json" -d "{\"name\":\"bench\",\"userID\":\"$user\"}" "http://127.0.0.1:$port/v1/keys" \
     | python3 -c 'import json,sys; d=json.load(sys.stdin); print(d["key"]["id"], d["secret"])')
 }
 metric() { # port name → value

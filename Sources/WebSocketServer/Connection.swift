@@ -22,7 +22,7 @@ public final class Connection: IOHandler {
         case head
         case body(remaining: Int)
         /// A request is with the application; reading is paused until its reply.
-        case awaitingReply(keepAlive: Bool)
+        case awaitingReply(keepAlive: Bool, headOnly: Bool)
         case open
         case closing
         case finishing
@@ -275,7 +275,7 @@ public final class Connection: IOHandler {
     }
 
     private func respond(to request: HTTPRequest) {
-        state = .awaitingReply(keepAlive: request.head.keepAlive && !context.draining)
+        state = .awaitingReply(keepAlive: request.head.keepAlive && !context.draining, headOnly: request.head.method == "HEAD")
         context.awaitingReply[id] = self
         context.shared.application.respond(to: request, on: self, reply: HTTPReply(context: context, connectionID: id))
         if case .awaitingReply = state, !readingPaused {
@@ -287,8 +287,8 @@ public final class Connection: IOHandler {
 
     /// The application's answer to the pending request (on the loop thread).
     func deliverReply(_ response: HTTPResponse) {
-        guard case .awaitingReply(let keepAlive) = state else { return }
-        response.encode(into: &out, keepAlive: keepAlive)
+        guard case .awaitingReply(let keepAlive, let headOnly) = state else { return }
+        response.encode(into: &out, keepAlive: keepAlive, headOnly: headOnly)
         if keepAlive {
             state = .head
             deadline = context.loop.now + context.shared.handshakeTimeout

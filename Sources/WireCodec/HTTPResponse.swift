@@ -20,7 +20,8 @@ public struct HTTPResponse: Equatable, Sendable {
 
     /// Appends the response. A header whose name or value holds CR, LF or NUL is dropped, so no
     /// value can split the response (response splitting). Status 101 gets no Content-Length.
-    public func encode(into out: inout [UInt8], keepAlive: Bool = true) {
+    /// - Parameter headOnly: answer to HEAD: the headers a GET would get, no body (RFC 9110 §9.3.2).
+    public func encode(into out: inout [UInt8], keepAlive: Bool = true, headOnly: Bool = false) {
         out.append(contentsOf: "HTTP/1.1 \(status) \(Self.reasonPhrase(status))\r\n".utf8)
         for header in headers where header.isSafe {
             out.append(contentsOf: header.name.utf8)
@@ -33,7 +34,7 @@ public struct HTTPResponse: Equatable, Sendable {
             if !keepAlive { out.append(contentsOf: "Connection: close\r\n".utf8) }
         }
         out.append(contentsOf: "\r\n".utf8)
-        out.append(contentsOf: body)
+        if !headOnly { out.append(contentsOf: body) }
     }
 
     public static func reasonPhrase(_ status: Int) -> String {

@@ -7,7 +7,9 @@ import WireCodec
 /// The REST admin API under `/v1`: routing, authentication, JSON. Runs on a blocking pool.
 ///
 /// Every route but the OpenAPI document needs a key whose user may perform the route's
-/// `admin:` action; `routes` is the single table both the server and the tests enumerate.
+/// `admin:` action; `routes` is the single table the server, the OpenAPI document and the tests
+/// enumerate. A request goes: route (404, or 405 with `Allow`) → key (401, 403) → body (415, 400,
+/// by the route's `BodySchema`) → the service (400, 404, 409, 503).
 struct AdminAPI: Sendable {
     struct Route: Sendable {
         var method: String
@@ -15,15 +17,21 @@ struct AdminAPI: Sendable {
         var pattern: [String]
         /// The permission the caller needs; nil = public.
         var action: String?
+        /// The JSON body the route takes, if any.
+        var body: BodySchema?
         var handler: @Sendable (AdminAPI, Call) throws(AdminError) -> HTTPResponse
 
-        init(_ method: String, _ path: String, _ action: String?,
+        init(_ method: String, _ path: String, _ action: String?, body: BodySchema? = nil,
              _ handler: @escaping @Sendable (AdminAPI, Call) throws(AdminError) -> HTTPResponse) {
             self.method = method
             pattern = path.split(separator: "/").map(String.init)
             self.action = action
+            self.body = body
             self.handler = handler
         }
+
+        /// `/v1/users/{id}`.
+        var path: String { "/" + pattern.joined(separator: "/") }
     }
 
     /// One authenticated request.
@@ -31,6 +39,8 @@ struct AdminAPI: Sendable {
         var request: HTTPRequest
         var id: String
         var query: [String: String]
+        /// The checked body (empty when the route takes none).
+        var body: ParsedBody
         /// The admin key's id: the audit trail's actor.
         var actor: String
     }
@@ -40,32 +50,32 @@ struct AdminAPI: Sendable {
     let usage: KeyUsageRecorder?
 
     static let routes: [Route] = [
-        Route("GET", "/v1/openapi.json", nil) { _, _ in HTTPResponse(status: 200, headers: [HTTPHeader("Content-Type", "application/json")], body: Array(OpenAPIDocument.json.utf8)) },
+        Route("GET", "/v1/openapi.json", nil) { _, _ in HTTPResponse(status: 200, headers: [HTTPHeader("Content-Type", "application/json")], body: OpenAPIDocument.bytes) },
 
         Route("GET", "/v1/users", "admin:users.read") { api, _ throws(AdminError) in try json(200, api.service.users()) },
-        Route("POST", "/v1/users", "admin:users.write") { api, call throws(AdminError) in try json(201, api.service.createUser(decode(call), actor: call.actor)) },
+        Route("POST", "/v1/users", "admin:users.write", body: .userCreate) { api, call throws(AdminError) in try json(201, api.service.createUser(UserInput(call.body), actor: call.actor)) },
         Route("GET", "/v1/users/{id}", "admin:users.read") { api, call throws(AdminError) in try json(200, api.service.user(call.id)) },
-        Route("PATCH", "/v1/users/{id}", "admin:users.write") { api, call throws(AdminError) in try json(200, api.service.updateUser(call.id, decode(call), actor: call.actor)) },
+        Route("PATCH", "/v1/users/{id}", "admin:users.write", body: .userUpdate) { api, call throws(AdminError) in try json(200, api.service.updateUser(call.id, UserInput(call.body), actor: call.actor)) },
         Route("POST", "/v1/users/{id}/disable", "admin:users.write") { api, call throws(AdminError) in try json(200, api.service.setUserState(call.id, .disabled, actor: call.actor)) },
         Route("POST", "/v1/users/{id}/enable", "admin:users.write") { api, call throws(AdminError) in try json(200, api.service.setUserState(call.id, .active, actor: call.actor)) },
         Route("DELETE", "/v1/users/{id}", "admin:users.write") { api, call throws(AdminError) in try api.service.deleteUser(call.id, actor: call.actor); return HTTPResponse(status: 204) },
 
         Route("GET", "/v1/groups", "admin:groups.read") { api, _ throws(AdminError) in try json(200, api.service.groups()) },
-        Route("POST", "/v1/groups", "admin:groups.write") { api, call throws(AdminError) in try json(201, api.service.createGroup(decode(call), actor: call.actor)) },
+        Route("POST", "/v1/groups", "admin:groups.write", body: .groupCreate) { api, call throws(AdminError) in try json(201, api.service.createGroup(GroupInput(call.body), actor: call.actor)) },
         Route("GET", "/v1/groups/{id}", "admin:groups.read") { api, call throws(AdminError) in try json(200, api.service.group(call.id)) },
-        Route("PATCH", "/v1/groups/{id}", "admin:groups.write") { api, call throws(AdminError) in try json(200, api.service.updateGroup(call.id, decode(call), actor: call.actor)) },
+        Route("PATCH", "/v1/groups/{id}", "admin:groups.write", body: .groupUpdate) { api, call throws(AdminError) in try json(200, api.service.updateGroup(call.id, GroupInput(call.body), actor: call.actor)) },
         Route("DELETE", "/v1/groups/{id}", "admin:groups.write") { api, call throws(AdminError) in try api.service.deleteGroup(call.id, actor: call.actor); return HTTPResponse(status: 204) },
 
         Route("GET", "/v1/keys", "admin:keys.read") { api, call throws(AdminError) in try json(200, KeyList(api.service.keys(keyQuery(call.query)))) },
-        Route("POST", "/v1/keys", "admin:keys.write") { api, call throws(AdminError) in try json(201, api.service.createKey(decode(call), actor: call.actor)) },
+        Route("POST", "/v1/keys", "admin:keys.write", body: .keyCreate) { api, call throws(AdminError) in try json(201, api.service.createKey(KeyInput(call.body), actor: call.actor)) },
         Route("GET", "/v1/keys/{id}", "admin:keys.read") { api, call throws(AdminError) in try json(200, api.service.key(call.id)) },
-        Route("PATCH", "/v1/keys/{id}", "admin:keys.write") { api, call throws(AdminError) in try json(200, api.service.updateKey(call.id, decode(call), actor: call.actor)) },
+        Route("PATCH", "/v1/keys/{id}", "admin:keys.write", body: .keyUpdate) { api, call throws(AdminError) in try json(200, api.service.updateKey(call.id, KeyInput(call.body), actor: call.actor)) },
         Route("POST", "/v1/keys/{id}/suspend", "admin:keys.write") { api, call throws(AdminError) in try json(200, api.service.setKeyState(call.id, .suspended, actor: call.actor)) },
         Route("POST", "/v1/keys/{id}/resume", "admin:keys.write") { api, call throws(AdminError) in try json(200, api.service.setKeyState(call.id, .active, actor: call.actor)) },
         Route("POST", "/v1/keys/{id}/revoke", "admin:keys.write") { api, call throws(AdminError) in try json(200, api.service.setKeyState(call.id, .revoked, actor: call.actor)) },
-        Route("POST", "/v1/keys/{id}/rotate", "admin:keys.write") { api, call throws(AdminError) in try json(200, api.service.rotateKey(call.id, decode(call, empty: RotateInput()), actor: call.actor)) },
+        Route("POST", "/v1/keys/{id}/rotate", "admin:keys.write", body: .rotate) { api, call throws(AdminError) in try json(200, api.service.rotateKey(call.id, RotateInput(graceSeconds: call.body.number("graceSeconds")), actor: call.actor)) },
         Route("DELETE", "/v1/keys/{id}", "admin:keys.write") { api, call throws(AdminError) in try api.service.deleteKey(call.id, actor: call.actor); return HTTPResponse(status: 204) },
-        Route("POST", "/v1/keys/{id}/explain", "admin:keys.read") { api, call throws(AdminError) in try json(200, api.service.explain(call.id, decode(call))) },
+        Route("POST", "/v1/keys/{id}/explain", "admin:keys.read", body: .explain) { api, call throws(AdminError) in try json(200, api.service.explain(call.id, ExplainInput(call.body))) },
 
         Route("GET", "/v1/audit", "admin:audit.read") { api, call throws(AdminError) in try json(200, AuditList(api.service.audit(auditQuery(call.query)))) },
     ]
@@ -73,8 +83,9 @@ struct AdminAPI: Sendable {
     /// True if `path` belongs to the admin API.
     static func owns(_ path: Substring) -> Bool { path == "/v1" || path.hasPrefix("/v1/") }
 
-    /// Handles one request (blocking).
+    /// Handles one request (blocking): route (404, 405), key (401, 403), body (415, 400), then the route.
     func handle(_ request: HTTPRequest, presentedKey: String?, peer: String = "") -> HTTPResponse {
+        var response: HTTPResponse
         do throws(AdminError) {
             let (route, id) = try Self.match(request.head)
             var actor = "anonymous"
@@ -85,14 +96,17 @@ struct AdminAPI: Sendable {
                 try service.authorize(key, user, action)
                 actor = key.id
             }
-            return try route.handler(self, Call(request: request, id: id, query: Self.query(request.head.target), actor: actor))
+            let body = try route.body.map { schema throws(AdminError) in try Self.body(of: request, schema) } ?? ParsedBody(values: [:])
+            response = try route.handler(self, Call(request: request, id: id, query: Self.query(request.head.target), body: body, actor: actor))
         } catch {
-            return error.response
+            response = error.response
         }
+        // HEAD: the engine sends these headers (with the GET body's length) and no body (RFC 9110 §9.3.2).
+        return response
     }
 
     static func match(_ head: HTTPRequestHead) throws(AdminError) -> (Route, String) {
-        let segments = head.path.split(separator: "/").map(String.init)
+        let segments = head.path.split(separator: "/").map { String($0).removingPercentEncoding ?? String($0) }
         var allowed: [String] = []
         for route in routes where route.pattern.count == segments.count {
             var id = ""
@@ -103,73 +117,116 @@ struct AdminAPI: Sendable {
             guard fits else { continue }
             if route.method == head.method || (head.method == "HEAD" && route.method == "GET") { return (route, id) }
             allowed.append(route.method)
+            if route.method == "GET" { allowed.append("HEAD") }
         }
         if !allowed.isEmpty {
-            throw AdminError(status: 405, code: "method_not_allowed", message: "allowed: \(allowed.joined(separator: ", "))")
+            // RFC 9110 §15.5.6: a 405 lists the methods the resource has.
+            var error = AdminError(status: 405, code: "method_not_allowed", message: "\(head.method) is not allowed here; allowed: \(allowed.joined(separator: ", "))")
+            error.headers = [HTTPHeader("Allow", allowed.joined(separator: ", "))]
+            throw error
         }
         throw AdminError.notFound("route \(head.path)")
     }
 
+    /// A route's body, checked against its schema (400). It is JSON: a body labelled as anything
+    /// else (a form, text) is refused with 415; an unlabelled one is read as JSON.
+    static func body(of request: HTTPRequest, _ schema: BodySchema) throws(AdminError) -> ParsedBody {
+        let types = request.head.values("content-type")
+        if !request.body.isEmpty, !types.isEmpty {
+            let mediaType = types[0].split(separator: ";", maxSplits: 1, omittingEmptySubsequences: false)[0].trimmingOWS.lowercased()
+            guard types.count == 1, mediaType == "application/json" else {
+                throw AdminError(status: 415, code: "unsupported_media_type", message: "send the body as Content-Type: application/json")
+            }
+        }
+        return try schema.parse(request.body)
+    }
+
+    /// The query string's parameters, `application/x-www-form-urlencoded` style (`+` is a space).
     static func query(_ target: String) -> [String: String] {
         guard let q = target.firstIndex(of: "?") else { return [:] }
         var out: [String: String] = [:]
         for pair in target[target.index(after: q)...].split(separator: "&") {
-            let parts = pair.split(separator: "=", maxSplits: 1).map { String($0).removingPercentEncoding ?? String($0) }
+            let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false).map { part in
+                let spaced = part.replacingOccurrences(of: "+", with: " ")
+                return spaced.removingPercentEncoding ?? spaced
+            }
             if let k = parts.first { out[k] = parts.count > 1 ? parts[1] : "" }
         }
         return out
     }
 
     static func keyQuery(_ q: [String: String]) throws(AdminError) -> KeyQuery {
-        var query = KeyQuery(userID: q["user"], after: q["after"], limit: 100)
+        var query = KeyQuery(userID: q["user"], limit: 100)
         if let s = q["state"] {
             guard let state = KeyState(rawValue: s) else { throw .invalid("state", "one of active, suspended, revoked") }
             query.state = state
         }
-        if let l = q["limit"] {
-            guard let limit = Int(l), (1...1000).contains(limit) else { throw .invalid("limit", "1 to 1000") }
-            query.limit = limit
+        if let l = q["limit"] { query.limit = try integer(l, "limit", 1...1000) }
+        if let after = q["after"] {
+            // The cursor is a page's `next`: 1 to 18 digits.
+            guard (1...18).contains(after.utf8.count), after.utf8.allSatisfy({ (48...57).contains($0) }) else {
+                throw .invalid("after", "a cursor from a previous page's next")
+            }
+            query.after = after
         }
-        if let after = q["after"], Int64(after) == nil { throw .invalid("after", "a cursor from a previous page") }
         return query
     }
 
     static func auditQuery(_ q: [String: String]) throws(AdminError) -> AuditQuery {
         var query = AuditQuery(targetID: q["target"], actor: q["actor"], action: q["action"], limit: 100)
-        if let b = q["before"] {
-            guard let before = Int64(b) else { throw .invalid("before", "a cursor from a previous page") }
-            query.before = before
-        }
-        if let l = q["limit"] {
-            guard let limit = Int(l), (1...1000).contains(limit) else { throw .invalid("limit", "1 to 1000") }
-            query.limit = limit
-        }
+        if let b = q["before"] { query.before = Int64(try integer(b, "before", 1...Int.max)) }
+        if let l = q["limit"] { query.limit = try integer(l, "limit", 1...1000) }
         return query
     }
 
-    static func decode<T: Decodable>(_ call: Call, empty: T? = nil) throws(AdminError) -> T {
-        if call.request.body.isEmpty, let empty { return empty }
-        let decoder = JSONDecoder()
-        decoder.dateDecodingStrategy = .iso8601
-        do {
-            return try decoder.decode(T.self, from: Data(call.request.body))
-        } catch let DecodingError.typeMismatch(_, context), let DecodingError.valueNotFound(_, context) {
-            throw .invalid(context.codingPath.map(\.stringValue).joined(separator: "."), "wrong type: \(context.debugDescription)")
-        } catch let DecodingError.keyNotFound(key, _) {
-            throw .invalid(key.stringValue, "\(key.stringValue) is required")
-        } catch let DecodingError.dataCorrupted(context) {
-            throw .invalid(context.codingPath.map(\.stringValue).joined(separator: ".").ifEmpty("body"), "not valid JSON: \(context.debugDescription)")
-        } catch {
-            throw .invalid("body", "not valid JSON")
+    /// A decimal integer (digits only) in `range`.
+    static func integer(_ text: String, _ name: String, _ range: ClosedRange<Int>) throws(AdminError) -> Int {
+        guard !text.isEmpty, text.utf8.allSatisfy({ (48...57).contains($0) }), let value = Int(text), range.contains(value) else {
+            throw .invalid(name, "an integer from \(range.lowerBound) to \(range.upperBound)")
+        }
+        return value
+    }
+
+    /// RFC 3339 in UTC, whole seconds (`RFC3339`), for responses and the audit trail.
+    static var dateEncoding: JSONEncoder.DateEncodingStrategy {
+        .custom { date, encoder in
+            var container = encoder.singleValueContainer()
+            try container.encode(RFC3339.format(date))
         }
     }
 
     static func json<T: Encodable>(_ status: Int, _ value: T) -> HTTPResponse {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
-        encoder.dateEncodingStrategy = .iso8601
+        encoder.dateEncodingStrategy = dateEncoding
         let body = (try? encoder.encode(value)) ?? Data("{}".utf8)
         return HTTPResponse(status: status, headers: [HTTPHeader("Content-Type", "application/json"), HTTPHeader("Cache-Control", "no-store")], body: Array(body))
+    }
+}
+
+extension UserInput {
+    init(_ body: ParsedBody) {
+        self.init(name: body.text("name"), permissions: body.list("permissions"), groups: body.list("groups"), properties: body.list("properties"))
+    }
+}
+
+extension GroupInput {
+    init(_ body: ParsedBody) {
+        self.init(name: body.text("name"), description: body.text("description"), permissions: body.list("permissions"))
+    }
+}
+
+extension KeyInput {
+    init(_ body: ParsedBody) {
+        self.init(name: body.text("name"), description: body.text("description"), userID: body.text("userID"), groupID: body.text("groupID"),
+                  scopes: body.list("scopes"), properties: body.list("properties"), rules: body.list("rules"), expiresAt: body.date("expiresAt"),
+                  clearExpiry: body.flag("clearExpiry"), clearGroup: body.flag("clearGroup"))
+    }
+}
+
+extension ExplainInput {
+    init(_ body: ParsedBody) {
+        self.init(action: body.text("action") ?? "", property: body.text("property"))
     }
 }
 
@@ -185,6 +242,3 @@ struct AuditList: Encodable {
     init(_ page: Page<AuditEntry>) { items = page.items; next = page.next }
 }
 
-extension String {
-    func ifEmpty(_ other: String) -> String { isEmpty ? other : self }
-}

@@ -9,11 +9,16 @@ struct AdminError: Error, Equatable {
     var code: String
     var message: String
     var field: String?
+    /// Extra response headers (`Allow` on a 405).
+    var headers: [HTTPHeader] = []
 
     static func invalid(_ field: String, _ message: String) -> AdminError {
         AdminError(status: 400, code: "invalid_field", message: message, field: field)
     }
-    static func notFound(_ what: String) -> AdminError { AdminError(status: 404, code: "not_found", message: "no such \(what)") }
+    /// 404: the object a path names, or one a body refers to (then `field` names the reference).
+    static func notFound(_ what: String, field: String? = nil) -> AdminError {
+        AdminError(status: 404, code: "not_found", message: "no such \(what)", field: field)
+    }
     static func conflict(_ code: String, _ message: String) -> AdminError { AdminError(status: 409, code: code, message: message) }
 
     init(status: Int, code: String, message: String, field: String? = nil) {
@@ -34,7 +39,8 @@ struct AdminError: Error, Equatable {
     var response: HTTPResponse {
         var body: [String: String] = ["error": code, "message": message]
         if let field { body["field"] = field }
-        let data = (try? JSONSerialization.data(withJSONObject: body, options: [.sortedKeys])) ?? Data()
-        return HTTPResponse(status: status, headers: [HTTPHeader("Content-Type", "application/json")], body: Array(data))
+        let data = (try? JSONSerialization.data(withJSONObject: body, options: [.sortedKeys, .withoutEscapingSlashes])) ?? Data()
+        return HTTPResponse(status: status, headers: [HTTPHeader("Content-Type", "application/json"), HTTPHeader("Cache-Control", "no-store")] + headers,
+                            body: Array(data))
     }
 }

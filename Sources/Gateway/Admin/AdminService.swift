@@ -15,7 +15,8 @@ public struct KeyPolicy: Sendable, Equatable {
     }
 }
 
-// Inputs (JSON bodies). Every field optional: creates check what they need, edits apply what is given.
+// Inputs (JSON bodies, checked first by their `BodySchema`). Every field optional: creates check
+// what they need, edits apply what is given.
 struct UserInput: Codable {
     var name: String?
     var permissions: [String]?
@@ -38,9 +39,9 @@ struct KeyInput: Codable {
     var properties: [String]?
     var rules: [String]?
     var expiresAt: Date?
-    /// Set true in an edit to remove the expiry.
+    /// Set true in an edit to remove the expiry (before `expiresAt` applies).
     var clearExpiry: Bool?
-    /// Set true in an edit to remove the group.
+    /// Set true in an edit to remove the group (before `groupID` applies).
     var clearGroup: Bool?
 }
 
@@ -117,7 +118,7 @@ final class AdminService: Sendable {
     func createUser(_ input: UserInput, actor: String) throws(AdminError) -> User {
         let now = clock()
         guard let name = input.name else { throw .invalid("name", "name is required") }
-        var user = User(id: Self.makeID("usr"), name: name, createdAt: now, updatedAt: now)
+        var user = User(id: Self.makeID("usr"), name: try Self.checked(name, .name, "name"), createdAt: now, updatedAt: now)
         try apply(input, to: &user)
         try commit(.putUser(user), actor: actor, action: "user.create", type: "user", id: user.id, change: input)
         return user
@@ -148,14 +149,15 @@ final class AdminService: Sendable {
     }
 
     private func apply(_ input: UserInput, to user: inout User) throws(AdminError) {
-        if let name = input.name { user.name = try Self.checkName(name, "name") }
-        if let permissions = input.permissions { user.permissions = try Self.checkPatterns(permissions, "permissions") }
+        if let name = input.name { user.name = try Self.checked(name, .name, "name") }
+        if let permissions = input.permissions { user.permissions = try Self.checked(permissions, .permission, "permissions", maxItems: FieldRule.maxPatterns) }
         if let groups = input.groups {
+            _ = try Self.checked(groups, .reference, "groups", maxItems: FieldRule.maxPatterns)
             let known = try groupTable()
-            for (i, g) in groups.enumerated() where known[g] == nil { throw .invalid("groups[\(i)]", "no such group \(g)") }
+            for (i, g) in groups.enumerated() where known[g] == nil { throw .notFound("group \(g)", field: "groups[\(i)]") }
             user.groups = groups
         }
-        if let properties = input.properties { user.properties = try Self.checkProperties(properties) }
+        if let properties = input.properties { user.properties = try Self.checked(properties, .property, "properties", maxItems: FieldRule.maxProperties) }
     }
 
     // MARK: - Groups
@@ -170,18 +172,18 @@ final class AdminService: Sendable {
     func createGroup(_ input: GroupInput, actor: String) throws(AdminError) -> PermissionGroup {
         let now = clock()
         guard let name = input.name else { throw .invalid("name", "name is required") }
-        var group = PermissionGroup(id: Self.makeID("grp"), name: try Self.checkName(name, "name"), permissions: [], createdAt: now, updatedAt: now)
-        group.description = input.description ?? ""
-        group.permissions = try Self.checkPatterns(input.permissions ?? [], "permissions")
+        var group = PermissionGroup(id: Self.makeID("grp"), name: try Self.checked(name, .name, "name"), permissions: [], createdAt: now, updatedAt: now)
+        group.description = try Self.checked(input.description ?? "", .text(maxLength: 2000), "description")
+        group.permissions = try Self.checked(input.permissions ?? [], .permission, "permissions", maxItems: FieldRule.maxPatterns)
         try commit(.putGroup(group), actor: actor, action: "group.create", type: "group", id: group.id, change: input)
         return group
     }
 
     func updateGroup(_ id: String, _ input: GroupInput, actor: String) throws(AdminError) -> PermissionGroup {
         var group = try self.group(id)
-        if let name = input.name { group.name = try Self.checkName(name, "name") }
-        if let description = input.description { group.description = description }
-        if let permissions = input.permissions { group.permissions = try Self.checkPatterns(permissions, "permissions") }
+        if let name = input.name { group.name = try Self.checked(name, .name, "name") }
+        if let description = input.description { group.description = try Self.checked(description, .text(maxLength: 2000), "description") }
+        if let permissions = input.permissions { group.permissions = try Self.checked(permissions, .permission, "permissions", maxItems: FieldRule.maxPatterns) }
         group.updatedAt = clock()
         try commit(.putGroup(group), actor: actor, action: "group.update", type: "group", id: id, change: input)
         return group
@@ -190,8 +192,13 @@ final class AdminService: Sendable {
     func deleteGroup(_ id: String, actor: String) throws(AdminError) {
         _ = try group(id)
         if try users().contains(where: { $0.groups.contains(id) }) { throw .conflict("group_in_use", "users still hold this group") }
-        let keys = try wrap { () throws(StoreError) in try store.keys(KeyQuery(limit: 1000)) }
-        if keys.items.contains(where: { $0.groupID == id }) { throw .conflict("group_in_use", "keys still use this group") }
+        var query = KeyQuery(limit: 1000)
+        while true {
+            let page = try keys(query)
+            if page.items.contains(where: { $0.groupID == id }) { throw .conflict("group_in_use", "keys still use this group") }
+            guard let next = page.next else { break }
+            query.after = next
+        }
         try commit(.deleteGroup(id: id), actor: actor, action: "group.delete", type: "group", id: id, change: [String: String]())
     }
 
@@ -208,9 +215,10 @@ final class AdminService: Sendable {
         let now = clock()
         guard let name = input.name else { throw .invalid("name", "name is required") }
         guard let userID = input.userID else { throw .invalid("userID", "userID is required") }
-        guard try wrap({ () throws(StoreError) in try store.user(userID) }) != nil else { throw .invalid("userID", "no such user \(userID)") }
+        _ = try Self.checked(userID, .reference, "userID")
+        guard try wrap({ () throws(StoreError) in try store.user(userID) }) != nil else { throw .notFound("user \(userID)", field: "userID") }
         let secret = APIKeySecret.generate()
-        var key = APIKey(id: Self.makeID("key"), name: try Self.checkName(name, "name"), userID: userID, createdAt: now, updatedAt: now,
+        var key = APIKey(id: Self.makeID("key"), name: try Self.checked(name, .name, "name"), userID: userID, createdAt: now, updatedAt: now,
                          createdBy: actor, displayStart: secret.displayStart)
         try apply(input, to: &key, creating: true)
         try commit(.putKey(key, secrets: KeySecrets(current: KeyDigest(of: secret))), actor: actor, action: "key.create", type: "key",
@@ -242,7 +250,7 @@ final class AdminService: Sendable {
         var key = try self.key(id)
         guard key.state != .revoked else { throw .conflict("key_revoked", "a revoked key cannot be rotated") }
         let grace = input.graceSeconds ?? 0
-        guard grace >= 0, grace <= 30 * 86400 else { throw .invalid("graceSeconds", "must be 0 to 2592000 seconds") }
+        guard (0...Self.maxGraceSeconds).contains(grace) else { throw .invalid("graceSeconds", "must be 0 to \(Int(Self.maxGraceSeconds)) seconds") }
         let now = clock()
         guard let current = try wrap({ () throws(StoreError) in try store.currentDigest(of: id) }) else { throw .notFound("key \(id)") }
         let secret = APIKeySecret.generate()
@@ -267,29 +275,20 @@ final class AdminService: Sendable {
     }
 
     private func apply(_ input: KeyInput, to key: inout APIKey, creating: Bool) throws(AdminError) {
-        if let name = input.name { key.name = try Self.checkName(name, "name") }
-        if let description = input.description {
-            guard description.count <= 2000 else { throw .invalid("description", "at most 2000 characters") }
-            key.description = description
-        }
+        if let name = input.name { key.name = try Self.checked(name, .name, "name") }
+        if let description = input.description { key.description = try Self.checked(description, .text(maxLength: 2000), "description") }
+        if input.clearGroup == true { key.groupID = nil }
         if let group = input.groupID {
-            guard try wrap({ () throws(StoreError) in try store.group(group) }) != nil else { throw .invalid("groupID", "no such group \(group)") }
+            _ = try Self.checked(group, .reference, "groupID")
+            guard try wrap({ () throws(StoreError) in try store.group(group) }) != nil else { throw .notFound("group \(group)", field: "groupID") }
             key.groupID = group
         }
-        if input.clearGroup == true { key.groupID = nil }
-        if let scopes = input.scopes { key.scopes = try Self.checkPatterns(scopes, "scopes") }
-        if let properties = input.properties { key.properties = try Self.checkProperties(properties) }
-        if let rules = input.rules {
-            for (i, rule) in rules.enumerated() {
-                if let problem = ActionName.validateRule(rule) { throw .invalid("rules[\(i)]", "\(rule): \(problem)") }
-            }
-            key.rules = rules
-        }
+        if let scopes = input.scopes { key.scopes = try Self.checked(scopes, .permission, "scopes", maxItems: FieldRule.maxPatterns) }
+        if let properties = input.properties { key.properties = try Self.checked(properties, .property, "properties", maxItems: FieldRule.maxProperties) }
+        if let rules = input.rules { key.rules = try Self.checked(rules, .rule, "rules", maxItems: FieldRule.maxPatterns) }
+        // A time already past is allowed: it expires the key at once (sessions close as for any expiry).
         if input.clearExpiry == true { key.expiresAt = nil }
-        if let expiry = input.expiresAt {
-            guard expiry > clock() else { throw .invalid("expiresAt", "must be in the future") }
-            key.expiresAt = expiry
-        }
+        if let expiry = input.expiresAt { key.expiresAt = expiry }
         if policy.requireExpiry, key.expiresAt == nil { throw .invalid("expiresAt", "the server requires every key to expire") }
         if let cap = policy.maxLifetime, let expiry = key.expiresAt, expiry.timeIntervalSince(clock()) > cap {
             throw .invalid("expiresAt", "the server caps key lifetime at \(Int(cap)) seconds")
@@ -309,7 +308,7 @@ final class AdminService: Sendable {
     private func commit<C: Encodable>(_ change: IdentityChange, actor: String, action: String, type: String, id: String, change detail: C) throws(AdminError) {
         let encoder = JSONEncoder()
         encoder.outputFormatting = .sortedKeys
-        encoder.dateEncodingStrategy = .iso8601
+        encoder.dateEncodingStrategy = AdminAPI.dateEncoding
         let text = (try? encoder.encode(detail)).map { String(decoding: $0, as: UTF8.self) } ?? "{}"
         _ = try wrap { () throws(StoreError) in
             try store.apply(change, audit: AuditEntry(time: clock(), actor: actor, action: action, targetType: type, targetID: id, change: text))
@@ -320,33 +319,25 @@ final class AdminService: Sendable {
         do { return try body() } catch { throw AdminError(error) }
     }
 
+    /// Longest grace period of a rotated key's old secret: 30 days.
+    static let maxGraceSeconds: Double = 30 * 86400
+
     static func makeID(_ kind: String) -> String {
         var rng = SystemRandomNumberGenerator()
         return kind + "_" + Base62.encode((0..<12).map { _ in UInt8.random(in: 0...255, using: &rng) }, width: 16)
     }
 
-    static func checkName(_ name: String, _ field: String) throws(AdminError) -> String {
-        let trimmed = name.trimmingCharacters(in: .whitespaces)
-        guard !trimmed.isEmpty, trimmed.count <= 200 else { throw .invalid(field, "must be 1 to 200 characters") }
-        guard !trimmed.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) else {
-            throw .invalid(field, "must not contain control characters")
+    static func checked(_ value: String, _ rule: FieldRule, _ field: String) throws(AdminError) -> String {
+        switch rule.check(value) {
+        case .success(let accepted): return accepted
+        case .failure(let problem): throw .invalid(field, problem.message)
         }
-        return trimmed
     }
 
-    static func checkPatterns(_ patterns: [String], _ field: String) throws(AdminError) -> [String] {
-        guard patterns.count <= 256 else { throw .invalid(field, "at most 256 entries") }
-        for (i, p) in patterns.enumerated() {
-            if let problem = ActionName.validatePattern(p) { throw .invalid("\(field)[\(i)]", "\(p): \(problem)") }
-        }
-        return patterns
-    }
-
-    static func checkProperties(_ properties: [String]) throws(AdminError) -> [String] {
-        guard properties.count <= 1024 else { throw .invalid("properties", "at most 1024 entries") }
-        for (i, p) in properties.enumerated() where p.isEmpty || p.count > 200 || p.contains(where: { $0.isWhitespace || $0.isNewline }) {
-            throw .invalid("properties[\(i)]", "a property is 1 to 200 characters without spaces")
-        }
-        return properties
+    static func checked(_ values: [String], _ rule: FieldRule, _ field: String, maxItems: Int) throws(AdminError) -> [String] {
+        guard values.count <= maxItems else { throw .invalid(field, "at most \(maxItems) entries") }
+        var out: [String] = []
+        for (i, value) in values.enumerated() { out.append(try checked(value, rule, "\(field)[\(i)]")) }
+        return out
     }
 }

@@ -1,9 +1,218 @@
 // SPDX-License-Identifier: Apache-2.0
+import Foundation
 
-/// The OpenAPI 3 document of the admin API, served at `/v1/openapi.json`. Schemathesis checks
-/// the server against it in the test command; `AdminAPITests` checks every route is in it.
+/// The OpenAPI 3 document of the admin API, served at `/v1/openapi.json` and checked against the
+/// running server by `scripts/api-check.sh` (Schemathesis).
+///
+/// Built from the same tables the server runs on, so they cannot drift apart: paths, methods and
+/// request bodies from `AdminAPI.routes` and their `BodySchema`s (every field rule spelled out as
+/// JSON Schema); the rest (summaries, results, the errors each route can give) from `operations`
+/// below, which must name every route (checked when the document is built).
 enum OpenAPIDocument {
-    static let json = #"""
-{"components":{"schemas":{"AuditEntry":{"properties":{"action":{"type":"string"},"actor":{"type":"string"},"change":{"type":"string"},"seq":{"type":"integer"},"targetID":{"type":"string"},"targetType":{"type":"string"},"time":{"format":"date-time","type":"string"}},"required":["seq","time","actor","action","targetType","targetID","change"],"type":"object"},"AuditList":{"properties":{"items":{"items":{"$ref":"#/components/schemas/AuditEntry"},"type":"array"},"next":{"type":"string"}},"required":["items"],"type":"object"},"Decision":{"properties":{"allowed":{"type":"boolean"},"decidedBy":{"type":"string"},"reason":{"type":"string"},"ruleIndex":{"type":"integer"}},"required":["allowed","reason"],"type":"object"},"Error":{"properties":{"error":{"type":"string"},"field":{"type":"string"},"message":{"type":"string"}},"required":["error","message"],"type":"object"},"ExplainInput":{"properties":{"action":{"type":"string"},"property":{"type":"string"}},"required":["action"],"type":"object"},"Group":{"properties":{"createdAt":{"format":"date-time","type":"string"},"description":{"type":"string"},"id":{"type":"string"},"name":{"type":"string"},"permissions":{"items":{"type":"string"},"type":"array"},"updatedAt":{"format":"date-time","type":"string"}},"required":["id","name","description","permissions","createdAt","updatedAt"],"type":"object"},"GroupInput":{"properties":{"description":{"type":"string"},"name":{"maxLength":200,"minLength":1,"type":"string"},"permissions":{"items":{"type":"string"},"type":"array"}},"type":"object"},"IssuedKey":{"properties":{"key":{"$ref":"#/components/schemas/Key"},"secret":{"description":"shown once","type":"string"}},"required":["key","secret"],"type":"object"},"Key":{"properties":{"createdAt":{"format":"date-time","type":"string"},"createdBy":{"type":"string"},"description":{"type":"string"},"displayStart":{"type":"string"},"expiresAt":{"format":"date-time","type":"string"},"groupID":{"type":"string"},"id":{"type":"string"},"lastUsedAddress":{"type":"string"},"lastUsedAt":{"format":"date-time","type":"string"},"name":{"type":"string"},"properties":{"items":{"type":"string"},"type":"array"},"rules":{"items":{"type":"string"},"type":"array"},"scopes":{"items":{"type":"string"},"type":"array"},"state":{"enum":["active","suspended","revoked"],"type":"string"},"updatedAt":{"format":"date-time","type":"string"},"userID":{"type":"string"}},"required":["id","name","description","userID","scopes","properties","rules","state","createdAt","updatedAt","createdBy","displayStart"],"type":"object"},"KeyInput":{"properties":{"clearExpiry":{"type":"boolean"},"clearGroup":{"type":"boolean"},"description":{"maxLength":2000,"type":"string"},"expiresAt":{"format":"date-time","type":"string"},"groupID":{"type":"string"},"name":{"maxLength":200,"minLength":1,"type":"string"},"properties":{"items":{"type":"string"},"type":"array"},"rules":{"items":{"type":"string"},"type":"array"},"scopes":{"items":{"type":"string"},"type":"array"},"userID":{"type":"string"}},"type":"object"},"KeyList":{"properties":{"items":{"items":{"$ref":"#/components/schemas/Key"},"type":"array"},"next":{"type":"string"}},"required":["items"],"type":"object"},"RotateInput":{"properties":{"graceSeconds":{"maximum":2592000,"minimum":0,"type":"number"}},"type":"object"},"User":{"properties":{"createdAt":{"format":"date-time","type":"string"},"groups":{"items":{"type":"string"},"type":"array"},"id":{"type":"string"},"name":{"type":"string"},"permissions":{"items":{"type":"string"},"type":"array"},"properties":{"items":{"type":"string"},"type":"array"},"state":{"enum":["active","disabled"],"type":"string"},"updatedAt":{"format":"date-time","type":"string"}},"required":["id","name","state","permissions","groups","properties","createdAt","updatedAt"],"type":"object"},"UserInput":{"properties":{"groups":{"items":{"type":"string"},"type":"array"},"name":{"maxLength":200,"minLength":1,"type":"string"},"permissions":{"items":{"type":"string"},"type":"array"},"properties":{"items":{"type":"string"},"type":"array"}},"type":"object"}},"securitySchemes":{"apiKey":{"in":"header","name":"X-API-Key","type":"apiKey"}}},"info":{"title":"Doorman admin API","version":"1"},"openapi":"3.0.3","paths":{"/v1/audit":{"get":{"operationId":"listAudit","parameters":[{"in":"query","name":"target","required":false,"schema":{"type":"string"}},{"in":"query","name":"actor","required":false,"schema":{"type":"string"}},{"in":"query","name":"action","required":false,"schema":{"type":"string"}},{"in":"query","name":"before","required":false,"schema":{"type":"integer"}},{"in":"query","name":"limit","required":false,"schema":{"maximum":1000,"minimum":1,"type":"integer"}}],"responses":{"200":{"content":{"application/json":{"schema":{"$ref":"#/components/schemas/AuditList"}}},"description":"ok"},"400":{"content":{"application/json":{"schema":{"$ref":"#/components/schemas/Error"}}},"description":"error"},"401":{"content":{"application/json":{"schema":{"$ref":"#/components/schemas/Error"}}},"description":"error"},"403":{"content":{"application/json":{"schema":{"$ref":"#/components/schemas/Error"}}},"description":"error"},"503":{"content":{"application/json":{"schema":{"$ref":"#/components/schemas/Error"}}},"description":"error"}},"summary":"Read the audit trail (newest first)"}},"/v1/groups":{"get":{"operationId":"listGroups","responses":{"200":{"content":{"application/json":{"schema":{"items":{"$ref":"#/components/schemas/Group"},"type":"array"}}},"description":"ok"},"401":{"content":{"application/json":{"schema":{"$ref":"#/components/schemas/Error"}}},"description":"error"},"403":{"content":{"application/json":{"schema":{"$ref":"#/components/schemas/Error"}}},"description":"error"},"503":{"content":{"application/json":{"schema":{"$ref":"#/components/schemas/Error"}}},"description":"error"}},"summary":"List permission groups"},"post":{"operationId":"createGroup","requestBody":{"content":{"application/json":{"schema":{"$ref":"#/components/schemas/GroupInput"}}},"required":true},"responses":{"201":{"content":{"application/json":{"schema":{"$ref":"#/components/schemas/Group"}}},"description":"ok"},"400":{"content":{"application/json":{"schema":{"$ref":"#/components/schemas/Error"}}},"description":"error"},"401":{"content":{"application/json":{"schema":{"$ref":"#/components/schemas/Error"}}},"description":"error"},"403":{"content":{"application/json":{"schema":{"$ref":"#/components/schemas/Error"}}},"description":"error"},"404":{"content":{"application/json":{"schema":{"$ref":"#/components/schemas/Error"}}},"description":"error"},"409":{"content":{"application/json":{"schema":{"$ref":"#/components/schemas/Error"}}},"description":"error"},"503":{"content":{"application/json":{"schema":{"$ref":"#/components/schemas/Error"}}},"description":"error"}},"summary":"Create a group"}},"/v1/groups/{id}":{"delete":{"operationId":"deleteGroup","responses":{"204":{"description":"deleted"},"401":{"content":{"application/json":{"schema":{"$ref":"#/components/schemas/Error"}}},"description":"error"},"403":{"content":{"application/json":{"schema":{"$ref":"#/components/schemas/Error"}}},"description":"error"},"404":{"content":{"application/json":{"schema":{"$ref":"#/components/schemas/Error"}}},"description":"error"},"409":{"content":{"application/json":{"schema":{"$ref":"#/components/schemas/Error"}}},"description":"error"},"503":{"content":{"application/json":{"schema":{"$ref":"#/components/schemas/Error"}}},"description":"error"}},"summary":"Delete a group (unused)"},"get":{"operationId":"getGroup","responses":{"200":{"content":{"application/json":{"schema":{"$ref":"#/components/schemas/Group"}}},"description":"ok"},"401":{"content":{"application/json":{"schema":{"$ref":"#/components/schemas/Error"}}},"description":"error"},"403":{"content":{"application/json":{"schema":{"$ref":"#/components/schemas/Error"}}},"description":"error"},"404":{"content":{"application/json":{"schema":{"$ref":"#/components/schemas/Error"}}},"description":"error"},"503":{"content":{"application/json":{"schema":{"$ref":"#/components/schemas/Error"}}},"description":"error"}},"summary":"Show a group"},"parameters":[{"in":"path","name":"id","required":true,"schema":{"type":"string"}}],"patch":{"operationId":"updateGroup","requestBody":{"content":{"application/json":{"schema":{"$ref":"#/components/schemas/GroupInput"}}},"required":true},"responses":{"200":{"content":{"application/json":{"schema":{"$ref":"#/components/schemas/Group"}}},"description":"ok"},"400":{"content":{"application/json":{"schema":{"$ref":"#/components/schemas/Error"}}},"description":"error"},"401":{"content":{"application/json":{"schema":{"$ref":"#/components/schemas/Error"}}},"description":"error"},"403":{"content":{"application/json":{"schema":{"$ref":"#/components/schemas/Error"}}},"description":"error"},"404":{"content":{"application/json":{"schema":{"$ref":"#/components/schemas/Error"}}},"description":"error"},"409":{"content":{"application/json":{"schema":{"$ref":"#/components/schemas/Error"}}},"description":"error"},"503":{"content":{"application/json":{"schema":{"$ref":"#/components/schemas/Error"}}},"description":"error"}},"summary":"Edit a group"}},"/v1/keys":{"get":{"operationId":"listKeys","parameters":[{"in":"query","name":"user","required":false,"schema":{"type":"string"}},{"in":"query","name":"state","required":false,"schema":{"enum":["active","suspended","revoked"],"type":"string"}},{"in":"query","name":"after","required":false,"schema":{"pattern":"^[0-9]+$","type":"string"}},{"in":"query","name":"limit","required":false,"schema":{"maximum":1000,"minimum":1,"type":"integer"}}],"responses":{"200":{"content":{"application/json":{"schema":{"$ref":"#/components/schemas/KeyList"}}},"description":"ok"},"400":{"content":{"application/json":{"schema":{"$ref":"#/components/schemas/Error"}}},"description":"error"},"401":{"content":{"application/json":{"schema":{"$ref":"#/components/schemas/Error"}}},"description":"error"},"403":{"content":{"application/json":{"schema":{"$ref":"#/components/schemas/Error"}}},"description":"error"},"503":{"content":{"application/json":{"schema":{"$ref":"#/components/schemas/Error"}}},"description":"error"}},"summary":"List keys"},"post":{"operationId":"createKey","requestBody":{"content":{"application/json":{"schema":{"$ref":"#/components/schemas/KeyInput"}}},"required":true},"responses":{"201":{"content":{"application/json":{"schema":{"$ref":"#/components/schemas/IssuedKey"}}},"description":"ok"},"400":{"content":{"application/json":{"schema":{"$ref":"#/components/schemas/Error"}}},"description":"error"},"401":{"content":{"application/json":{"schema":{"$ref":"#/components/schemas/Error"}}},"description":"error"},"403":{"content":{"application/json":{"schema":{"$ref":"#/components/schemas/Error"}}},"description":"error"},"404":{"content":{"application/json":{"schema":{"$ref":"#/components/schemas/Error"}}},"description":"error"},"409":{"content":{"application/json":{"schema":{"$ref":"#/components/schemas/Error"}}},"description":"error"},"503":{"content":{"application/json":{"schema":{"$ref":"#/components/schemas/Error"}}},"description":"error"}},"summary":"Create a key (the secret is shown once)"}},"/v1/keys/{id}":{"delete":{"operationId":"deleteKey","responses":{"204":{"description":"deleted"},"401":{"content":{"application/json":{"schema":{"$ref":"#/components/schemas/Error"}}},"description":"error"},"403":{"content":{"application/json":{"schema":{"$ref":"#/components/schemas/Error"}}},"description":"error"},"404":{"content":{"application/json":{"schema":{"$ref":"#/components/schemas/Error"}}},"description":"error"},"503":{"content":{"application/json":{"schema":{"$ref":"#/components/schemas/Error"}}},"description":"error"}},"summary":"Delete a key (stays in the audit trail)"},"get":{"operationId":"getKey","responses":{"200":{"content":{"application/json":{"schema":{"$ref":"#/components/schemas/Key"}}},"description":"ok"},"401":{"content":{"application/json":{"schema":{"$ref":"#/components/schemas/Error"}}},"description":"error"},"403":{"content":{"application/json":{"schema":{"$ref":"#/components/schemas/Error"}}},"description":"error"},"404":{"content":{"application/json":{"schema":{"$ref":"#/components/schemas/Error"}}},"description":"error"},"503":{"content":{"application/json":{"schema":{"$ref":"#/components/schemas/Error"}}},"description":"error"}},"summary":"Show a key"},"parameters":[{"in":"path","name":"id","required":true,"schema":{"type":"string"}}],"patch":{"operationId":"updateKey","requestBody":{"content":{"application/json":{"schema":{"$ref":"#/components/schemas/KeyInput"}}},"required":true},"responses":{"200":{"content":{"application/json":{"schema":{"$ref":"#/components/schemas/Key"}}},"description":"ok"},"400":{"content":{"application/json":{"schema":{"$ref":"#/components/schemas/Error"}}},"description":"error"},"401":{"content":{"application/json":{"schema":{"$ref":"#/components/schemas/Error"}}},"description":"error"},"403":{"content":{"application/json":{"schema":{"$ref":"#/components/schemas/Error"}}},"description":"error"},"404":{"content":{"application/json":{"schema":{"$ref":"#/components/schemas/Error"}}},"description":"error"},"409":{"content":{"application/json":{"schema":{"$ref":"#/components/schemas/Error"}}},"description":"error"},"503":{"content":{"application/json":{"schema":{"$ref":"#/components/schemas/Error"}}},"description":"error"}},"summary":"Edit a key"}},"/v1/keys/{id}/explain":{"parameters":[{"in":"path","name":"id","required":true,"schema":{"type":"string"}}],"post":{"operationId":"explainKey","requestBody":{"content":{"application/json":{"schema":{"$ref":"#/components/schemas/ExplainInput"}}},"required":true},"responses":{"200":{"content":{"application/json":{"schema":{"$ref":"#/components/schemas/Decision"}}},"description":"ok"},"400":{"content":{"application/json":{"schema":{"$ref":"#/components/schemas/Error"}}},"description":"error"},"401":{"content":{"application/json":{"schema":{"$ref":"#/components/schemas/Error"}}},"description":"error"},"403":{"content":{"application/json":{"schema":{"$ref":"#/components/schemas/Error"}}},"description":"error"},"404":{"content":{"application/json":{"schema":{"$ref":"#/components/schemas/Error"}}},"description":"error"},"409":{"content":{"application/json":{"schema":{"$ref":"#/components/schemas/Error"}}},"description":"error"},"503":{"content":{"application/json":{"schema":{"$ref":"#/components/schemas/Error"}}},"description":"error"}},"summary":"May this key do an action on a property, and why"}},"/v1/keys/{id}/resume":{"parameters":[{"in":"path","name":"id","required":true,"schema":{"type":"string"}}],"post":{"operationId":"resumeKey","responses":{"200":{"content":{"application/json":{"schema":{"$ref":"#/components/schemas/Key"}}},"description":"ok"},"401":{"content":{"application/json":{"schema":{"$ref":"#/components/schemas/Error"}}},"description":"error"},"403":{"content":{"application/json":{"schema":{"$ref":"#/components/schemas/Error"}}},"description":"error"},"404":{"content":{"application/json":{"schema":{"$ref":"#/components/schemas/Error"}}},"description":"error"},"409":{"content":{"application/json":{"schema":{"$ref":"#/components/schemas/Error"}}},"description":"error"},"503":{"content":{"application/json":{"schema":{"$ref":"#/components/schemas/Error"}}},"description":"error"}},"summary":"Resume a suspended key"}},"/v1/keys/{id}/revoke":{"parameters":[{"in":"path","name":"id","required":true,"schema":{"type":"string"}}],"post":{"operationId":"revokeKey","responses":{"200":{"content":{"application/json":{"schema":{"$ref":"#/components/schemas/Key"}}},"description":"ok"},"401":{"content":{"application/json":{"schema":{"$ref":"#/components/schemas/Error"}}},"description":"error"},"403":{"content":{"application/json":{"schema":{"$ref":"#/components/schemas/Error"}}},"description":"error"},"404":{"content":{"application/json":{"schema":{"$ref":"#/components/schemas/Error"}}},"description":"error"},"409":{"content":{"application/json":{"schema":{"$ref":"#/components/schemas/Error"}}},"description":"error"},"503":{"content":{"application/json":{"schema":{"$ref":"#/components/schemas/Error"}}},"description":"error"}},"summary":"Revoke a key (terminal)"}},"/v1/keys/{id}/rotate":{"parameters":[{"in":"path","name":"id","required":true,"schema":{"type":"string"}}],"post":{"operationId":"rotateKey","requestBody":{"content":{"application/json":{"schema":{"$ref":"#/components/schemas/RotateInput"}}},"required":true},"responses":{"200":{"content":{"application/json":{"schema":{"$ref":"#/components/schemas/IssuedKey"}}},"description":"ok"},"400":{"content":{"application/json":{"schema":{"$ref":"#/components/schemas/Error"}}},"description":"error"},"401":{"content":{"application/json":{"schema":{"$ref":"#/components/schemas/Error"}}},"description":"error"},"403":{"content":{"application/json":{"schema":{"$ref":"#/components/schemas/Error"}}},"description":"error"},"404":{"content":{"application/json":{"schema":{"$ref":"#/components/schemas/Error"}}},"description":"error"},"409":{"content":{"application/json":{"schema":{"$ref":"#/components/schemas/Error"}}},"description":"error"},"503":{"content":{"application/json":{"schema":{"$ref":"#/components/schemas/Error"}}},"description":"error"}},"summary":"Rotate a key's secret (shown once)"}},"/v1/keys/{id}/suspend":{"parameters":[{"in":"path","name":"id","required":true,"schema":{"type":"string"}}],"post":{"operationId":"suspendKey","responses":{"200":{"content":{"application/json":{"schema":{"$ref":"#/components/schemas/Key"}}},"description":"ok"},"401":{"content":{"application/json":{"schema":{"$ref":"#/components/schemas/Error"}}},"description":"error"},"403":{"content":{"application/json":{"schema":{"$ref":"#/components/schemas/Error"}}},"description":"error"},"404":{"content":{"application/json":{"schema":{"$ref":"#/components/schemas/Error"}}},"description":"error"},"409":{"content":{"application/json":{"schema":{"$ref":"#/components/schemas/Error"}}},"description":"error"},"503":{"content":{"application/json":{"schema":{"$ref":"#/components/schemas/Error"}}},"description":"error"}},"summary":"Suspend a key"}},"/v1/openapi.json":{"get":{"operationId":"openapi","responses":{"200":{"content":{"application/json":{"schema":{"type":"object"}}},"description":"ok"}},"security":[],"summary":"This document"}},"/v1/users":{"get":{"operationId":"listUsers","responses":{"200":{"content":{"application/json":{"schema":{"items":{"$ref":"#/components/schemas/User"},"type":"array"}}},"description":"ok"},"401":{"content":{"application/json":{"schema":{"$ref":"#/components/schemas/Error"}}},"description":"error"},"403":{"content":{"application/json":{"schema":{"$ref":"#/components/schemas/Error"}}},"description":"error"},"503":{"content":{"application/json":{"schema":{"$ref":"#/components/schemas/Error"}}},"description":"error"}},"summary":"List users"},"post":{"operationId":"createUser","requestBody":{"content":{"application/json":{"schema":{"$ref":"#/components/schemas/UserInput"}}},"required":true},"responses":{"201":{"content":{"application/json":{"schema":{"$ref":"#/components/schemas/User"}}},"description":"ok"},"400":{"content":{"application/json":{"schema":{"$ref":"#/components/schemas/Error"}}},"description":"error"},"401":{"content":{"application/json":{"schema":{"$ref":"#/components/schemas/Error"}}},"description":"error"},"403":{"content":{"application/json":{"schema":{"$ref":"#/components/schemas/Error"}}},"description":"error"},"404":{"content":{"application/json":{"schema":{"$ref":"#/components/schemas/Error"}}},"description":"error"},"409":{"content":{"application/json":{"schema":{"$ref":"#/components/schemas/Error"}}},"description":"error"},"503":{"content":{"application/json":{"schema":{"$ref":"#/components/schemas/Error"}}},"description":"error"}},"summary":"Create a user"}},"/v1/users/{id}":{"delete":{"operationId":"deleteUser","responses":{"204":{"description":"deleted"},"401":{"content":{"application/json":{"schema":{"$ref":"#/components/schemas/Error"}}},"description":"error"},"403":{"content":{"application/json":{"schema":{"$ref":"#/components/schemas/Error"}}},"description":"error"},"404":{"content":{"application/json":{"schema":{"$ref":"#/components/schemas/Error"}}},"description":"error"},"409":{"content":{"application/json":{"schema":{"$ref":"#/components/schemas/Error"}}},"description":"error"},"503":{"content":{"application/json":{"schema":{"$ref":"#/components/schemas/Error"}}},"description":"error"}},"summary":"Delete a user (no keys left)"},"get":{"operationId":"getUser","responses":{"200":{"content":{"application/json":{"schema":{"$ref":"#/components/schemas/User"}}},"description":"ok"},"401":{"content":{"application/json":{"schema":{"$ref":"#/components/schemas/Error"}}},"description":"error"},"403":{"content":{"application/json":{"schema":{"$ref":"#/components/schemas/Error"}}},"description":"error"},"404":{"content":{"application/json":{"schema":{"$ref":"#/components/schemas/Error"}}},"description":"error"},"503":{"content":{"application/json":{"schema":{"$ref":"#/components/schemas/Error"}}},"description":"error"}},"summary":"Show a user"},"parameters":[{"in":"path","name":"id","required":true,"schema":{"type":"string"}}],"patch":{"operationId":"updateUser","requestBody":{"content":{"application/json":{"schema":{"$ref":"#/components/schemas/UserInput"}}},"required":true},"responses":{"200":{"content":{"application/json":{"schema":{"$ref":"#/components/schemas/User"}}},"description":"ok"},"400":{"content":{"application/json":{"schema":{"$ref":"#/components/schemas/Error"}}},"description":"error"},"401":{"content":{"application/json":{"schema":{"$ref":"#/components/schemas/Error"}}},"description":"error"},"403":{"content":{"application/json":{"schema":{"$ref":"#/components/schemas/Error"}}},"description":"error"},"404":{"content":{"application/json":{"schema":{"$ref":"#/components/schemas/Error"}}},"description":"error"},"409":{"content":{"application/json":{"schema":{"$ref":"#/components/schemas/Error"}}},"description":"error"},"503":{"content":{"application/json":{"schema":{"$ref":"#/components/schemas/Error"}}},"description":"error"}},"summary":"Edit a user"}},"/v1/users/{id}/disable":{"parameters":[{"in":"path","name":"id","required":true,"schema":{"type":"string"}}],"post":{"operationId":"disableUser","responses":{"200":{"content":{"application/json":{"schema":{"$ref":"#/components/schemas/User"}}},"description":"ok"},"401":{"content":{"application/json":{"schema":{"$ref":"#/components/schemas/Error"}}},"description":"error"},"403":{"content":{"application/json":{"schema":{"$ref":"#/components/schemas/Error"}}},"description":"error"},"404":{"content":{"application/json":{"schema":{"$ref":"#/components/schemas/Error"}}},"description":"error"},"503":{"content":{"application/json":{"schema":{"$ref":"#/components/schemas/Error"}}},"description":"error"}},"summary":"Disable a user"}},"/v1/users/{id}/enable":{"parameters":[{"in":"path","name":"id","required":true,"schema":{"type":"string"}}],"post":{"operationId":"enableUser","responses":{"200":{"content":{"application/json":{"schema":{"$ref":"#/components/schemas/User"}}},"description":"ok"},"401":{"content":{"application/json":{"schema":{"$ref":"#/components/schemas/Error"}}},"description":"error"},"403":{"content":{"application/json":{"schema":{"$ref":"#/components/schemas/Error"}}},"description":"error"},"404":{"content":{"application/json":{"schema":{"$ref":"#/components/schemas/Error"}}},"description":"error"},"503":{"content":{"application/json":{"schema":{"$ref":"#/components/schemas/Error"}}},"description":"error"}},"summary":"Enable a user"}}},"security":[{"apiKey":[]}]}
-"""#
+    /// The document as served (compact JSON, keys sorted).
+    static let bytes: [UInt8] = {
+        let data = try? JSONSerialization.data(withJSONObject: make(), options: [.sortedKeys, .withoutEscapingSlashes])
+        return Array(data ?? Data("{}".utf8))
+    }()
+
+    static var json: String { String(decoding: bytes, as: UTF8.self) }
+
+    /// What the table says about one route beyond its method, path and body.
+    struct Operation {
+        var id: String
+        var summary: String
+        /// Success status and result schema (nil: no content).
+        var ok: Int = 200
+        var returns: Any?
+        /// Statuses besides those every route of its kind can give (see `responses`).
+        var errors: [Int] = []
+        var query: [[String: Any]] = []
+        /// Follow-up operations that take this one's new id (for stateful testing): operation id → JSON pointer.
+        var links: [String] = []
+        var linkPointer = "/id"
+    }
+
+    static func operations() -> [String: Operation] {
+        let userLinks = ["getUser", "updateUser", "disableUser", "enableUser", "deleteUser"]
+        let keyLinks = ["getKey", "updateKey", "suspendKey", "resumeKey", "revokeKey", "rotateKey", "explainKey", "deleteKey"]
+        return [
+            "GET /v1/openapi.json": Operation(id: "openapi", summary: "This document", returns: ["type": "object"]),
+            "GET /v1/users": Operation(id: "listUsers", summary: "List users", returns: list("User")),
+            "POST /v1/users": Operation(id: "createUser", summary: "Create a user", ok: 201, returns: ref("User"), errors: [404], links: userLinks),
+            "GET /v1/users/{id}": Operation(id: "getUser", summary: "Show a user", returns: ref("User"), errors: [404]),
+            "PATCH /v1/users/{id}": Operation(id: "updateUser", summary: "Edit a user", returns: ref("User"), errors: [404]),
+            "POST /v1/users/{id}/disable": Operation(id: "disableUser", summary: "Disable a user (every key of theirs stops working)", returns: ref("User"), errors: [404]),
+            "POST /v1/users/{id}/enable": Operation(id: "enableUser", summary: "Enable a user", returns: ref("User"), errors: [404]),
+            "DELETE /v1/users/{id}": Operation(id: "deleteUser", summary: "Delete a user (409 user_has_keys while keys remain)", ok: 204, errors: [404, 409]),
+
+            "GET /v1/groups": Operation(id: "listGroups", summary: "List permission groups", returns: list("Group")),
+            "POST /v1/groups": Operation(id: "createGroup", summary: "Create a group", ok: 201, returns: ref("Group"),
+                                         links: ["getGroup", "updateGroup", "deleteGroup"]),
+            "GET /v1/groups/{id}": Operation(id: "getGroup", summary: "Show a group", returns: ref("Group"), errors: [404]),
+            "PATCH /v1/groups/{id}": Operation(id: "updateGroup", summary: "Edit a group", returns: ref("Group"), errors: [404]),
+            "DELETE /v1/groups/{id}": Operation(id: "deleteGroup", summary: "Delete a group (409 group_in_use while users or keys use it)", ok: 204, errors: [404, 409]),
+
+            "GET /v1/keys": Operation(id: "listKeys", summary: "List keys, oldest first, a page at a time", returns: ref("KeyList"), query: [
+                param("user", ["type": "string"], "only this user's keys"),
+                param("state", ["type": "string", "enum": ["active", "suspended", "revoked"]], "only keys in this state"),
+                param("after", ["type": "string", "pattern": "^[0-9]{1,18}$"], "the previous page's next"),
+                param("limit", ["type": "integer", "minimum": 1, "maximum": 1000], "page size (default 100)"),
+            ]),
+            "POST /v1/keys": Operation(id: "createKey", summary: "Create a key (the secret is shown once)", ok: 201, returns: ref("IssuedKey"), errors: [404],
+                                       links: keyLinks, linkPointer: "/key/id"),
+            "GET /v1/keys/{id}": Operation(id: "getKey", summary: "Show a key", returns: ref("Key"), errors: [404]),
+            "PATCH /v1/keys/{id}": Operation(id: "updateKey", summary: "Edit a key (409 key_revoked once revoked)", returns: ref("Key"), errors: [404, 409]),
+            "POST /v1/keys/{id}/suspend": Operation(id: "suspendKey", summary: "Suspend a key", returns: ref("Key"), errors: [404, 409]),
+            "POST /v1/keys/{id}/resume": Operation(id: "resumeKey", summary: "Resume a suspended key", returns: ref("Key"), errors: [404, 409]),
+            "POST /v1/keys/{id}/revoke": Operation(id: "revokeKey", summary: "Revoke a key (terminal)", returns: ref("Key"), errors: [404, 409]),
+            "POST /v1/keys/{id}/rotate": Operation(id: "rotateKey", summary: "Rotate a key's secret (the new secret is shown once)", returns: ref("IssuedKey"), errors: [404, 409]),
+            "DELETE /v1/keys/{id}": Operation(id: "deleteKey", summary: "Delete a key (it stays in the audit trail)", ok: 204, errors: [404]),
+            "POST /v1/keys/{id}/explain": Operation(id: "explainKey", summary: "May this key do an action on a property, and why", returns: ref("Decision"), errors: [404]),
+
+            "GET /v1/audit": Operation(id: "listAudit", summary: "Read the audit trail, newest first, a page at a time", returns: ref("AuditList"), query: [
+                param("target", ["type": "string"], "only entries about this object id"),
+                param("actor", ["type": "string"], "only entries by this key id (or bootstrap)"),
+                param("action", ["type": "string"], "only this action, e.g. key.revoke"),
+                param("before", ["type": "integer", "minimum": 1, "maximum": Int.max], "the previous page's next: entries older than this seq"),
+                param("limit", ["type": "integer", "minimum": 1, "maximum": 1000], "page size (default 100)"),
+            ]),
+        ]
+    }
+
+    /// What each error status means; every status a route can give is listed with it.
+    static let errorMeanings: [Int: String] = [
+        400: "invalid_field: a body field, query parameter (named in field) or the body itself; conflicting_keys: two different keys presented",
+        401: "missing_key, malformed_key, unknown_key, revoked_key, suspended_key or expired_key",
+        403: "forbidden: the key (or its user) may not do this",
+        404: "not_found: no such object; with field, no such object referred to by that body field",
+        409: "the object's state forbids it: user_has_keys, group_in_use, key_revoked, conflict",
+        413: "body_too_large (--max-body-bytes)",
+        415: "unsupported_media_type: a body labelled with a Content-Type other than application/json",
+        503: "store_unavailable (nothing was changed) or draining",
+    ]
+
+    static func make() -> [String: Any] {
+        let table = operations()
+        var paths: [String: [String: Any]] = [:]
+        for route in AdminAPI.routes {
+            let key = "\(route.method) \(route.path)"
+            guard let operation = table[key] else { preconditionFailure("OpenAPIDocument.operations lacks \(key)") }
+            var item = paths[route.path] ?? [:]
+            if route.pattern.contains("{id}") {
+                item["parameters"] = [["name": "id", "in": "path", "required": true, "schema": ["type": "string", "minLength": 1]]]
+            }
+            item[route.method.lowercased()] = self.operation(operation, route, table)
+            paths[route.path] = item
+        }
+        var schemas = responseSchemas()
+        for route in AdminAPI.routes {
+            if let body = route.body { schemas[body.name] = body.jsonSchema }
+        }
+        return [
+            "openapi": "3.0.3",
+            "info": [
+                "title": "Doorman admin API",
+                "version": "1",
+                "description": """
+                    Users, permission groups, API keys and the audit trail. Every operation but this document needs an \
+                    admin key (X-API-Key: <key>, or Authorization: Bearer <key>) whose user holds the operation's admin: \
+                    permission. Errors are JSON: {"error": code, "message": text, "field": the offending field (400, 404)}. \
+                    Bodies are JSON objects; unknown fields and null are refused (400).
+                    """,
+            ],
+            "security": [["apiKey": [String]()]],
+            "components": [
+                "securitySchemes": ["apiKey": ["type": "apiKey", "in": "header", "name": "X-API-Key"]],
+                "schemas": schemas,
+            ],
+            "paths": paths,
+        ]
+    }
+
+    private static func operation(_ op: Operation, _ route: AdminAPI.Route, _ table: [String: Operation]) -> [String: Any] {
+        var out: [String: Any] = ["operationId": op.id, "summary": op.summary]
+        if let action = route.action { out["description"] = "Needs the \(action) permission." } else { out["security"] = [Any]() }
+        if !op.query.isEmpty { out["parameters"] = op.query }
+        if let body = route.body {
+            out["requestBody"] = ["required": !body.optional,
+                                  "content": ["application/json": ["schema": ref(body.name)]]]
+        }
+        var success: [String: Any] = ["description": op.ok == 204 ? "done" : "ok"]
+        if let returns = op.returns { success["content"] = ["application/json": ["schema": returns]] }
+        if !op.links.isEmpty {
+            var links: [String: Any] = [:]
+            for target in op.links {
+                guard table.values.contains(where: { $0.id == target }) else { preconditionFailure("link to unknown operation \(target)") }
+                links[target] = ["operationId": target, "parameters": ["id": "$response.body#\(op.linkPointer)"]]
+            }
+            success["links"] = links
+        }
+        var responses: [String: Any] = [String(op.ok): success]
+        var errors = Set(op.errors)
+        if route.action != nil { errors.formUnion([400, 401, 403, 503]) }
+        if route.body != nil { errors.formUnion([400, 413, 415]) }
+        for status in errors.sorted() {
+            responses[String(status)] = ["description": errorMeanings[status] ?? "error",
+                                         "content": ["application/json": ["schema": ref("Error")]]]
+        }
+        out["responses"] = responses
+        return out
+    }
+
+    // MARK: - Results
+
+    private static func responseSchemas() -> [String: Any] {
+        let date: [String: Any] = ["type": "string", "format": "date-time"]
+        let string: [String: Any] = ["type": "string"]
+        let strings: [String: Any] = ["type": "array", "items": string]
+        return [
+            "Error": object(["error": ["type": "string", "description": "a stable code"], "message": string, "field": string],
+                            required: ["error"]),
+            "User": object(["id": string, "name": string, "state": ["type": "string", "enum": ["active", "disabled"]],
+                            "permissions": strings, "groups": strings, "properties": strings, "createdAt": date, "updatedAt": date],
+                           required: ["id", "name", "state", "permissions", "groups", "properties", "createdAt", "updatedAt"]),
+            "Group": object(["id": string, "name": string, "description": string, "permissions": strings, "createdAt": date, "updatedAt": date],
+                            required: ["id", "name", "description", "permissions", "createdAt", "updatedAt"]),
+            "Key": object(["id": string, "name": string, "description": string, "userID": string, "groupID": string,
+                           "scopes": strings, "properties": strings, "rules": strings,
+                           "state": ["type": "string", "enum": ["active", "suspended", "revoked"]],
+                           "expiresAt": date, "createdAt": date, "updatedAt": date, "lastUsedAt": date, "lastUsedAddress": string,
+                           "createdBy": ["type": "string", "description": "the admin key id that created it, or bootstrap"],
+                           "displayStart": ["type": "string", "description": "dmk_ and the secret's first 4 random characters"]],
+                          required: ["id", "name", "description", "userID", "scopes", "properties", "rules", "state",
+                                     "createdAt", "updatedAt", "createdBy", "displayStart"]),
+            "IssuedKey": object(["key": ref("Key"), "secret": ["type": "string", "description": "the key itself: shown this once, never stored"]],
+                                required: ["key", "secret"]),
+            "KeyList": object(["items": ["type": "array", "items": ref("Key")],
+                               "next": ["type": "string", "description": "pass as after for the next page; absent on the last"]],
+                              required: ["items"]),
+            "AuditEntry": object(["seq": ["type": "integer"], "time": date, "actor": string, "action": string, "targetType": string,
+                                  "targetID": string, "change": ["type": "string", "description": "what changed, as JSON text"]],
+                                 required: ["seq", "time", "actor", "action", "targetType", "targetID", "change"]),
+            "AuditList": object(["items": ["type": "array", "items": ref("AuditEntry")],
+                                 "next": ["type": "string", "description": "pass as before for the next page; absent on the last"]],
+                                required: ["items"]),
+            "Decision": object(["allowed": ["type": "boolean"],
+                                "reason": ["type": "string", "enum": [
+                                    "allowed", "invalid_action", "key_revoked", "key_suspended", "key_expired", "user_disabled",
+                                    "property_not_allowed_for_user", "property_not_allowed_for_key", "not_permitted_for_user",
+                                    "not_in_key_scopes", "denied_by_rule", "no_rule_matched",
+                                ]],
+                                "decidedBy": ["type": "string", "description": "the pattern, scope or rule that decided"],
+                                "ruleIndex": ["type": "integer", "minimum": 0]],
+                               required: ["allowed", "reason"]),
+        ]
+    }
+
+    private static func object(_ properties: [String: Any], required: [String]) -> [String: Any] {
+        ["type": "object", "properties": properties, "required": required, "additionalProperties": false]
+    }
+
+    private static func ref(_ name: String) -> [String: Any] { ["$ref": "#/components/schemas/\(name)"] }
+
+    private static func list(_ name: String) -> [String: Any] { ["type": "array", "items": ref(name)] }
+
+    private static func param(_ name: String, _ schema: [String: Any], _ description: String) -> [String: Any] {
+        ["name": name, "in": "query", "required": false, "schema": schema, "description": description]
+    }
 }
