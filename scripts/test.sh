@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The test command (README): unit + integration tests, fuzzing, Autobahn|Testsuite conformance
-# and a real headless Chromium, against the real binary. Installs what it needs (as root, via
+# The test command (README): unit + integration tests, fuzzing, a SIGKILL crash test of the store,
+# Schemathesis against the admin API's OpenAPI document, Autobahn|Testsuite conformance and a real
+# headless Chromium, against the real binary. Installs what it needs (as root, via
 # apt-get and pip, through ../shared/tools/*/setup.sh). Ends with one line: "doorman: N passed, M failed".
 #
 #   scripts/test.sh                 everything
@@ -51,7 +52,7 @@ if [[ "${QUICK:-0}" == 1 ]]; then
   [[ $failed -eq 0 ]]; exit
 fi
 
-# 2. Fuzzing (libFuzzer + AddressSanitizer), briefly.
+# 2. Fuzzing (libFuzzer + AddressSanitizer), briefly: frames, handshake, rules.
 if bash scripts/fuzz.sh; then step "fuzz" pass; else step "fuzz" fail; fi
 
 # 3. The real binary, release build, in echo mode with Autobahn's limits (9.* sends 16 MiB
@@ -70,7 +71,25 @@ start_server() { # args... ; sets PORT
   echo "server did not start" >&2; return 1
 }
 
-# 4. Autobahn|Testsuite 1.* to 11.*: 0 failed, 0 non-strict.
+# 4. The store survives SIGKILL mid-writes (nothing acknowledged lost, never corrupt).
+if BIN="$BIN" bash scripts/crash-test.sh 2>&1 | tee /tmp/doorman-crash.log | tail -2 && grep -qE '^crash-test: [1-9][0-9]* passed, 0 failed' /tmp/doorman-crash.log; then
+  step "crash test" pass
+else
+  step "crash test" fail
+fi
+
+# 5. The admin API against its own OpenAPI document (Schemathesis from PyPI).
+if BIN="$BIN" bash scripts/api-check.sh 2>&1 | tee /tmp/doorman-api.log | tail -4 && grep -qE '^api-check: 1 passed, 0 failed' /tmp/doorman-api.log; then
+  step "schemathesis" pass
+else
+  if grep -q "venv-schemathesis" /tmp/doorman-api.log && ! [[ -x "$CACHE/venv-schemathesis/bin/schemathesis" ]]; then
+    missing_tool "schemathesis" "could not install schemathesis from PyPI"
+  else
+    step "schemathesis" fail
+  fi
+fi
+
+# 6. Autobahn|Testsuite 1.* to 11.*: 0 failed, 0 non-strict.
 if [[ -x "$CACHE/venv-autobahn/bin/wstest" ]] || bash "$TOOLS/autobahn/setup.sh" >/tmp/doorman-autobahn-setup.log 2>&1; then
   start_server --echo --max-frame-bytes 16777216 --max-message-bytes 16777216 --max-fragments 100000 --max-write-queue-bytes 67108864
   report=$(mktemp -d)
@@ -81,7 +100,7 @@ else
   missing_tool "autobahn 1-11" "autobahn setup failed"
 fi
 
-# 5. A real headless Chromium: handshake, text/binary/256 KiB echo, clean close.
+# 7. A real headless Chromium: handshake, text/binary/256 KiB echo, clean close.
 if bash "$TOOLS/browser/setup.sh" >/tmp/doorman-browser-setup.log 2>&1; then
   start_server --echo
   if "$CACHE/venv-browser/bin/python" "$TOOLS/browser/ws_check.py" "ws://127.0.0.1:$PORT/ws" | tee /tmp/doorman-browser.log | tail -3 \

@@ -21,6 +21,46 @@ func printIssued(_ value: Any?, json: Bool) {
     FileHandle.standardError.write(Data("This secret is shown once and never stored: copy it now.\n".utf8))
 }
 
+/// Prints a suspension's or revocation's receipt.
+func printReceipt(_ value: Any?, json: Bool) {
+    if json { return Output.print(value, json: true, columns: []) }
+    let change = value as? [String: Any]
+    Output.table([change?["key"] as? [String: Any] ?? [:]], keyColumns)
+    let ended = (change?["sessionsEnded"] as? Int) ?? 0
+    print("live sessions ended: \(ended)" + ((change?["complete"] as? Bool) == true ? "" : " (closing)"))
+}
+
+let sessionColumns = [("ID", "id"), ("KEY", "keyID"), ("USER", "userID"), ("ADDRESS", "address"), ("SINCE", "since"),
+                      ("LAST ACTIVITY", "lastActivity"), ("SUBSCRIPTIONS", "subscriptions"), ("NODE", "node")]
+
+struct Sessions: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "See and end live sessions.", subcommands: [List.self, Kill.self])
+
+    struct List: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List live sessions.")
+        @OptionGroup var options: AdminOptions
+        @Option(help: "Only this key's sessions.") var key: String?
+        @Option(help: "Only this user's sessions.") var user: String?
+        func run() throws {
+            var query: [String] = []
+            if let key { query.append("key=\(escaped(key))") }
+            if let user { query.append("user=\(escaped(user))") }
+            let path = "/v1/sessions" + (query.isEmpty ? "" : "?" + query.joined(separator: "&"))
+            Output.print(try options.client().call("GET", path), json: options.json, columns: sessionColumns)
+        }
+    }
+
+    struct Kill: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "End one live session (notice, then close 4007).")
+        @OptionGroup var options: AdminOptions
+        @Argument var id: String
+        func run() throws {
+            _ = try options.client().call("DELETE", "/v1/sessions/\(escaped(id))")
+            if !options.json { print("ended session \(id)") }
+        }
+    }
+}
+
 struct Keys: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Manage API keys through a running gateway's admin API.",
@@ -105,10 +145,11 @@ struct Keys: ParsableCommand {
     }
 
     struct Suspend: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Suspend a key (resume brings it back).")
+        static let configuration = CommandConfiguration(abstract: "Suspend a key (resume brings it back); its live sessions are closed (4002).")
         @OptionGroup var options: AdminOptions
         @Argument var id: String
-        func run() throws { Output.print(try options.client().call("POST", "/v1/keys/\(escaped(id))/suspend"), json: options.json, columns: keyColumns) }
+        @Flag(help: "Wait until every live session is told and closed.") var wait = false
+        func run() throws { printReceipt(try options.client().call("POST", "/v1/keys/\(escaped(id))/suspend" + (wait ? "?wait=true" : "")), json: options.json) }
     }
 
     struct Resume: ParsableCommand {
@@ -119,10 +160,11 @@ struct Keys: ParsableCommand {
     }
 
     struct Revoke: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Revoke a key for good (it stays listed, disabled).")
+        static let configuration = CommandConfiguration(abstract: "Revoke a key for good (it stays listed, disabled); its live sessions are closed (4001).")
         @OptionGroup var options: AdminOptions
         @Argument var id: String
-        func run() throws { Output.print(try options.client().call("POST", "/v1/keys/\(escaped(id))/revoke"), json: options.json, columns: keyColumns) }
+        @Flag(help: "Wait until every live session is told and closed.") var wait = false
+        func run() throws { printReceipt(try options.client().call("POST", "/v1/keys/\(escaped(id))/revoke" + (wait ? "?wait=true" : "")), json: options.json) }
     }
 
     struct Rotate: ParsableCommand {

@@ -42,7 +42,9 @@ public final class Gateway: Sendable {
                 Self.propagate(change, to: services)
             }
             let service = AdminService(store: store, policy: config.keyPolicy)
-            admin = AdminAPI(service: service, usage: usage)
+            var api = AdminAPI(service: service, usage: usage)
+            api.sessions = services
+            admin = api
             sessions = services
         }
         bootstrapSecret = secret

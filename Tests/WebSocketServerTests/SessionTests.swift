@@ -163,6 +163,38 @@ import WireCodec
         #expect(json(new.readFrame())?["type"] as? String == "result")
     }
 
+    @Test func revokeReturnsAReceiptAndCanWaitForEveryClose() throws {
+        let gw = try TestGateway { $0.server.loops = 2 }
+        let (keyID, secret) = try makeKey(gw)
+        let clients = try (0..<6).map { _ in try connect(gw, secret: secret).0 }
+        // Live sessions are listed, per key, with their address.
+        let (_, listed) = try gw.call("GET", "/v1/sessions?key=\(keyID)")
+        let items = try #require((listed as? [String: Any])?["items"] as? [[String: Any]])
+        #expect(items.count == 6)
+        #expect(items.allSatisfy { $0["address"] as? String == "127.0.0.1" && $0["keyID"] as? String == keyID })
+        let (status, receipt) = try gw.call("POST", "/v1/keys/\(keyID)/revoke?wait=true")
+        #expect(status == 200)
+        #expect((receipt as? [String: Any])?["sessionsEnded"] as? Int == 6)
+        #expect((receipt as? [String: Any])?["complete"] as? Bool == true)
+        for c in clients { #expect(c.readCloseCode() == 4001) }
+        let (_, after) = try gw.call("GET", "/v1/sessions?key=\(keyID)")
+        #expect(((after as? [String: Any])?["items"] as? [[String: Any]])?.isEmpty == true)
+    }
+
+    @Test func anAdministratorKillsOneSession() throws {
+        let gw = try TestGateway()
+        let (_, secret) = try makeKey(gw)
+        let (a, welcomeA) = try connect(gw, secret: secret)
+        let (b, _) = try connect(gw, secret: secret)
+        let id = try #require(welcomeA["session"] as? String)
+        #expect(try gw.call("DELETE", "/v1/sessions/\(id)").0 == 204)
+        #expect(json(a.readFrame())?["reason"] as? String == "killed_by_administrator")
+        #expect(a.readCloseCode() == 4007)
+        try send(b, ["id": 1, "type": "ping"])
+        #expect(json(b.readFrame())?["type"] as? String == "result")
+        #expect(try gw.call("DELETE", "/v1/sessions/\(id)").0 == 404)
+    }
+
     @Test func exportsPrometheusMetricsAndReadiness() throws {
         let gw = try TestGateway()
         let (keyID, secret) = try makeKey(gw)

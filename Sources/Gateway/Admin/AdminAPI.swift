@@ -48,6 +48,8 @@ struct AdminAPI: Sendable {
     let service: AdminService
     /// Where admin key uses go (last used time and address).
     let usage: KeyUsageRecorder?
+    /// Live sessions (listing, kills, revocation receipts).
+    var sessions: SessionServices?
 
     static let routes: [Route] = [
         Route("GET", "/v1/openapi.json", nil) { _, _ in HTTPResponse(status: 200, headers: [HTTPHeader("Content-Type", "application/json")], body: OpenAPIDocument.bytes) },
@@ -70,12 +72,23 @@ struct AdminAPI: Sendable {
         Route("POST", "/v1/keys", "admin:keys.write", body: .keyCreate) { api, call throws(AdminError) in try json(201, api.service.createKey(KeyInput(call.body), actor: call.actor)) },
         Route("GET", "/v1/keys/{id}", "admin:keys.read") { api, call throws(AdminError) in try json(200, api.service.key(call.id)) },
         Route("PATCH", "/v1/keys/{id}", "admin:keys.write", body: .keyUpdate) { api, call throws(AdminError) in try json(200, api.service.updateKey(call.id, KeyInput(call.body), actor: call.actor)) },
-        Route("POST", "/v1/keys/{id}/suspend", "admin:keys.write") { api, call throws(AdminError) in try json(200, api.service.setKeyState(call.id, .suspended, actor: call.actor)) },
+        Route("POST", "/v1/keys/{id}/suspend", "admin:keys.write") { api, call throws(AdminError) in try api.stopKey(call, .suspended) },
         Route("POST", "/v1/keys/{id}/resume", "admin:keys.write") { api, call throws(AdminError) in try json(200, api.service.setKeyState(call.id, .active, actor: call.actor)) },
-        Route("POST", "/v1/keys/{id}/revoke", "admin:keys.write") { api, call throws(AdminError) in try json(200, api.service.setKeyState(call.id, .revoked, actor: call.actor)) },
+        Route("POST", "/v1/keys/{id}/revoke", "admin:keys.write") { api, call throws(AdminError) in try api.stopKey(call, .revoked) },
         Route("POST", "/v1/keys/{id}/rotate", "admin:keys.write", body: .rotate) { api, call throws(AdminError) in try json(200, api.service.rotateKey(call.id, RotateInput(graceSeconds: call.body.number("graceSeconds")), actor: call.actor)) },
         Route("DELETE", "/v1/keys/{id}", "admin:keys.write") { api, call throws(AdminError) in try api.service.deleteKey(call.id, actor: call.actor); return HTTPResponse(status: 204) },
         Route("POST", "/v1/keys/{id}/explain", "admin:keys.read", body: .explain) { api, call throws(AdminError) in try json(200, api.service.explain(call.id, ExplainInput(call.body))) },
+
+        Route("GET", "/v1/sessions", "admin:sessions.read") { api, call throws(AdminError) in
+            guard let sessions = api.sessions else { return json(200, SessionList(items: [])) }
+            return json(200, SessionList(items: sessions.list(keyID: call.query["key"], userID: call.query["user"])))
+        },
+        Route("DELETE", "/v1/sessions/{id}", "admin:sessions.write") { api, call throws(AdminError) in
+            guard let id = UInt64(call.id), let sessions = api.sessions, sessions.kill(sessionID: id) else {
+                throw AdminError.notFound("session \(call.id)")
+            }
+            return HTTPResponse(status: 204)
+        },
 
         Route("GET", "/v1/audit", "admin:audit.read") { api, call throws(AdminError) in try json(200, AuditList(api.service.audit(auditQuery(call.query)))) },
     ]
@@ -103,6 +116,30 @@ struct AdminAPI: Sendable {
         }
         // HEAD: the engine sends these headers (with the GET body's length) and no body (RFC 9110 §9.3.2).
         return response
+    }
+
+    /// Suspend or revoke, with a receipt: how many live sessions the change ended. With
+    /// `?wait=true`, waits until every loop has sent them their notice and close frame.
+    func stopKey(_ call: Call, _ state: KeyState) throws(AdminError) -> HTTPResponse {
+        let wait: Bool
+        switch call.query["wait"] {
+        case nil, "false": wait = false
+        case "true": wait = true
+        default: throw AdminError.invalid("wait", "true or false")
+        }
+        let before = sessions?.liveCount(keyID: call.id) ?? 0
+        var key: APIKey?
+        var failure: AdminError?
+        let receipts = ChangeReceipts.collect {
+            do throws(AdminError) { key = try service.setKeyState(call.id, state, actor: call.actor) } catch { failure = error }
+        }
+        if let failure { throw failure }
+        guard let key else { throw AdminError.notFound("key \(call.id)") }
+        if wait {
+            let complete = receipts.allSatisfy { $0.wait() }
+            return Self.json(200, KeyChange(key: key, sessionsEnded: receipts.reduce(0) { $0 + $1.ended }, complete: complete))
+        }
+        return Self.json(200, KeyChange(key: key, sessionsEnded: before, complete: receipts.allSatisfy(\.isComplete)))
     }
 
     static func match(_ head: HTTPRequestHead) throws(AdminError) -> (Route, String) {
@@ -228,6 +265,20 @@ extension ExplainInput {
     init(_ body: ParsedBody) {
         self.init(action: body.text("action") ?? "", property: body.text("property"))
     }
+}
+
+/// A suspension or revocation and what it did to live sessions.
+struct KeyChange: Encodable {
+    var key: APIKey
+    /// Sessions ended (with ?wait=true, counted once every loop has acted; otherwise the key's
+    /// live sessions at the time, all being ended).
+    var sessionsEnded: Int
+    /// True once every loop has sent its sessions their notice and close frame.
+    var complete: Bool
+}
+
+struct SessionList: Encodable {
+    var items: [SessionInfo]
 }
 
 struct KeyList: Encodable {

@@ -77,7 +77,7 @@ final class SessionHub: @unchecked Sendable {
 
     /// Ends one session by id (an administrator's kill).
     func end(sessionID: UInt64, reason: SessionEndReason) -> Bool {
-        guard let session = sessions[sessionID] else { return false }
+        guard let session = sessions[sessionID], session.isLive else { return false }
         session.end(reason)
         return true
     }
