@@ -40,7 +40,7 @@ start_doorman() {
   local port=$1 out="$DB_DIR/out.$1"
   rm -f "$DB_DIR/bench.db"*
   taskset -c 1 "$DOORMAN" serve --port "$port" --db "$DB_DIR/bench.db" --loops 1 --max-connections 25000 \
-    --idle-timeout 0 --handshakes-per-second 0 --log-level warning >"$out" 2>/dev/null &
+    --idle-timeout 0 --handshakes-per-second 0 --messages-per-second 0 --log-level warning >"$out" 2>/dev/null &
   pid=$!
   wait_port "$port"
   ADMIN=$(sed -n 's/^admin key: //p' "$out")

@@ -50,7 +50,8 @@ public final class GatewayApplication: ServerApplication {
         guard let sessions, let hub = sessions.hub(for: connection.loop) else {
             return .reject(HandshakeRejection(status: 503, reason: "not_ready").response)
         }
-        switch authenticate(head, upgrade, connection: connection, sessions: sessions) {
+        let address = connection.peerAddress
+        switch authenticate(head, upgrade, address: address, sessions: sessions) {
         case .failure(let rejection):
             sessions.metrics.handshake(rejection.reason)
             sessions.logger.info("handshake rejected", metadata: ["status": "\(rejection.status)", "reason": "\(rejection.reason)"])
@@ -61,10 +62,10 @@ public final class GatewayApplication: ServerApplication {
                 return .reject(HandshakeRejection(status: 429, reason: "too_many_sessions_for_key", headers: [HTTPHeader("Retry-After", "5")]).response)
             }
             sessions.metrics.handshake("accepted")
-            sessions.usage?.record(KeyUse(keyID: resolved.key.id, time: Date(), address: connection.peerAddress))
+            sessions.usage?.record(KeyUse(keyID: resolved.key.id, time: Date(), address: address))
             sessions.logger.info("session opened", metadata: ["session.id": "\(connection.id)", "key.id": "\(resolved.key.id)", "user.id": "\(resolved.user.id)"])
             let session = GatewaySession(id: connection.id, resolved: resolved, services: sessions, hub: hub,
-                                         address: connection.peerAddress, userAgent: head.value("user-agent"))
+                                         address: address, userAgent: head.value("user-agent"))
             return .accept(protocol: selected, session: session)
         }
     }
@@ -72,7 +73,7 @@ public final class GatewayApplication: ServerApplication {
     /// Checks run cheapest first: origin, presence and format of the key, the address's
     /// handshake rate, the digest lookup in memory, state and expiry.
     private func authenticate(
-        _ head: HTTPRequestHead, _ upgrade: WebSocketUpgrade, connection: Connection, sessions: SessionServices
+        _ head: HTTPRequestHead, _ upgrade: WebSocketUpgrade, address: String, sessions: SessionServices
     ) -> Result<(IdentityCache.Resolved, String?), HandshakeRejection> {
         let policy = sessions.policy
         if !policy.allowedOrigins.isEmpty, let origin = upgrade.origin, !policy.allowedOrigins.contains(origin) {
@@ -96,7 +97,7 @@ public final class GatewayApplication: ServerApplication {
         guard Set(candidates).count <= 1 else { return .failure(HandshakeRejection(status: 400, reason: "conflicting_keys")) }
         guard let text = candidates.first else { return .failure(HandshakeRejection(status: 401, reason: "missing_key")) }
         guard let secret = try? APIKeySecret(parsing: text) else { return .failure(HandshakeRejection(status: 401, reason: "malformed_key")) }
-        if let wait = sessions.handshakeLimiter.take(connection.peerAddress) {
+        if let wait = sessions.handshakeLimiter.take(address) {
             return .failure(HandshakeRejection(status: 429, reason: "handshake_rate", headers: [HTTPHeader("Retry-After", String(Int(wait.rounded(.up))))]))
         }
         let now = Date()
@@ -135,7 +136,7 @@ public final class GatewayApplication: ServerApplication {
     private func publish(_ request: HTTPRequest, sessions: SessionServices, connection: Connection) -> HTTPResponse {
         func fail(_ status: Int, _ code: String, _ message: String) -> HTTPResponse {
             HTTPResponse(status: status, headers: [HTTPHeader("Content-Type", "application/json")],
-                         body: SessionMessage.encode(["error": code, "message": message]))
+                         body: JSONText.object([("error", .string(code)), ("message", .string(message))]).bytes)
         }
         guard request.head.method == "POST" else { return fail(405, "method_not_allowed", "use POST") }
         let text: String
@@ -160,7 +161,7 @@ public final class GatewayApplication: ServerApplication {
         }
         sessions.usage?.record(KeyUse(keyID: resolved.key.id, time: Date(), address: connection.peerAddress))
         sessions.publish(channel: channel, property: property, data: object["data"] ?? NSNull())
-        return HTTPResponse(status: 202, headers: [HTTPHeader("Content-Type", "application/json")], body: SessionMessage.encode(["published": true]))
+        return HTTPResponse(status: 202, headers: [HTTPHeader("Content-Type", "application/json")], body: JSONText.object([("published", .bool(true))]).bytes)
     }
 
     func route(_ request: HTTPRequest) -> HTTPResponse {

@@ -96,6 +96,17 @@ public final class Connection: IOHandler {
         afterQueueing()
     }
 
+    /// Sends ready frame bytes, then starts the close handshake, in one write.
+    public func send(encodedFrame bytes: [UInt8], thenClose code: CloseCode, reason: String) {
+        guard state == .open else { return }
+        let wasCorked = corked
+        corked = true
+        send(encodedFrame: bytes)
+        close(code: code, reason: reason)
+        corked = wasCorked
+        if !corked { flush() }
+    }
+
     /// The loop this connection lives on.
     public var loop: EventLoop { context.loop }
 

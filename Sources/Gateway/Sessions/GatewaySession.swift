@@ -56,7 +56,7 @@ final class GatewaySession: WebSocketSession {
     func opened(_ connection: Connection) {
         self.connection = connection
         hub.add(self)
-        connection.send(text: SessionMessage.encode(welcome()))
+        connection.send(text: welcome())
         scheduleTimers()
     }
 
@@ -67,7 +67,7 @@ final class GatewaySession: WebSocketSession {
         if let wait = services.messageLimiter.take(keyID) {
             rejectedMessages += 1
             if rejectedMessages > services.policy.floodTolerance { return end(.rateLimited) }
-            return reply(SessionMessage.error(nil, "rate_limited", "too many messages", ["retryAfter": (wait * 1000).rounded() / 1000]))
+            return reply(SessionMessage.error(nil, "rate_limited", "too many messages", [("retryAfterMs", .int(Int((wait * 1000).rounded(.up))))]))
         }
         guard message.isText,
               let object = try? JSONSerialization.jsonObject(with: Data(message.payload)) as? [String: Any] else {
@@ -78,7 +78,7 @@ final class GatewaySession: WebSocketSession {
         case "subscribe": subscribe(object, requestID)
         case "unsubscribe": unsubscribe(object, requestID)
         case "publish": publish(object, requestID)
-        case "ping": reply(SessionMessage.result(requestID, ["pong": true]))
+        case "ping": reply(SessionMessage.result(requestID, [("pong", .bool(true))]))
         case let other:
             reply(SessionMessage.error(requestID, "unknown_type", "unknown message type \(other ?? "(none)")"))
         }
@@ -114,7 +114,7 @@ final class GatewaySession: WebSocketSession {
         }
         let decision = authorize(action, property)
         guard decision.allowed else {
-            reply(SessionMessage.error(id, "forbidden", "this key may not \(verb) \(channel)", ["reason": decision.reason.rawValue]))
+            reply(SessionMessage.error(id, "forbidden", "this key may not \(verb) \(channel)", [("reason", .string(decision.reason.rawValue))]))
             return nil
         }
         return (channel, property)
@@ -160,20 +160,17 @@ final class GatewaySession: WebSocketSession {
         guard !ended, let connection else { return }
         ended = true
         services.metrics.sessionEnded(reason)
-        connection.send(text: SessionMessage.encode([
-            "type": "notice", "reason": reason.rawValue, "code": Int(reason.closeCode.rawValue), "message": reason.message,
-            "reconnect": reason.mayReconnect,
-        ]))
-        connection.close(code: reason.closeCode, reason: reason.rawValue)
+        // One write: the notice (encoded once per reason), then the close frame.
+        connection.send(encodedFrame: SessionMessage.noticeFrames[reason]!, thenClose: reason.closeCode, reason: reason.rawValue)
         services.logger.info("session ended", metadata: ["session.id": "\(id)", "key.id": "\(keyID)", "reason": "\(reason.rawValue)"])
     }
 
     /// Re-reads the key and user after a change. Ends the session if it may no longer exist;
     /// otherwise drops subscriptions it may no longer hold and pushes `permissions_changed`.
     /// Returns true if the session was ended.
-    func recompute(_ cache: IdentityCache) -> Bool {
+    func recompute(_ current: (APIKey, User, [String: PermissionGroup], KeySecrets)?) -> Bool {
         guard !ended else { return false }
-        guard let (newKey, newUser, newGroups, secrets) = cache.current(keyID: keyID) else { end(.keyDeleted); return true }
+        guard let (newKey, newUser, newGroups, secrets) = current else { end(.keyDeleted); return true }
         if let reason = Self.endReason(key: newKey, user: newUser, secrets: secrets, digest: digest, now: Date()) {
             end(reason)
             return true
@@ -184,20 +181,18 @@ final class GatewaySession: WebSocketSession {
         user = newUser
         groups = newGroups
         previousUntil = secrets.current == digest ? nil : secrets.previousUntil
-        var removed: [[String: Any]] = []
+        var removed: [JSONText] = []
         for (channelKey, sub) in subscribed where !authorize("channel:subscribe.\(sub.channel)", sub.property).allowed {
             subscribed[channelKey] = nil
             hub.unsubscribe(id, from: channelKey)
-            var entry: [String: Any] = ["channel": sub.channel]
-            if let p = sub.property { entry["property"] = p }
-            removed.append(entry)
+            var entry: [(String, JSONText)] = [("channel", .string(sub.channel))]
+            if let p = sub.property { entry.append(("property", .string(p))) }
+            removed.append(.object(entry))
         }
         let after = rights()
-        if SessionMessage.encode(before) != SessionMessage.encode(after) || !removed.isEmpty || expiryBefore != key.expiresAt {
-            var message = after
-            message["type"] = "permissions_changed"
-            message["removedSubscriptions"] = removed
-            connection?.send(text: SessionMessage.encode(message))
+        if before != after || !removed.isEmpty {
+            let message = JSONText.object([("type", .string("permissions_changed"))] + after.members + [("removedSubscriptions", .array(removed))])
+            connection?.send(text: message.bytes)
         }
         if expiryBefore != key.expiresAt || previousUntil != nil {
             for timer in timers { hub.loop.cancel(timer) }
@@ -223,7 +218,20 @@ final class GatewaySession: WebSocketSession {
 
     // MARK: - Welcome, rights, timers
 
-    private func rights() -> [String: Any] {
+    /// Effective rights as a session sees them.
+    struct Rights: Equatable {
+        var scopes: [String]
+        var properties: [String]
+        var rules: [String]
+        var expiresAt: Date?
+
+        var members: [(String, JSONText)] {
+            [("scopes", JSONText.strings(scopes)), ("properties", JSONText.strings(properties)), ("rules", JSONText.strings(rules)),
+             ("expiresAt", expiresAt.map { .string(RFC3339.format($0)) } ?? .null)]
+        }
+    }
+
+    private func rights() -> Rights {
         var scopes = key.scopes + (key.groupID.flatMap { groups[$0]?.permissions } ?? [])
         if key.scopes.isEmpty && key.groupID == nil {
             scopes = user.permissions + user.groups.flatMap { groups[$0]?.permissions ?? [] }
@@ -232,18 +240,15 @@ final class GatewaySession: WebSocketSession {
         if key.properties.contains("*") { properties = user.properties }
         else if user.properties.contains("*") { properties = key.properties }
         else { properties = key.properties.filter(user.properties.contains) }
-        var out: [String: Any] = ["scopes": scopes, "properties": properties, "rules": key.rules]
-        out["expiresAt"] = key.expiresAt.map { ISO8601DateFormatter().string(from: $0) } ?? NSNull()
-        return out
+        return Rights(scopes: scopes, properties: properties, rules: key.rules, expiresAt: key.expiresAt)
     }
 
-    private func welcome() -> [String: Any] {
-        var message = rights()
-        message["type"] = "welcome"
-        message["session"] = String(id)
-        message["user"] = ["id": user.id, "name": user.name]
-        message["key"] = ["id": key.id, "name": key.name]
-        return message
+    private func welcome() -> [UInt8] {
+        JSONText.object([
+            ("type", .string("welcome")), ("session", .string(String(id))),
+            ("user", .object([("id", .string(user.id)), ("name", .string(user.name))])),
+            ("key", .object([("id", .string(key.id)), ("name", .string(key.name))])),
+        ] + rights().members).bytes
     }
 
     /// Exact-time timers: expiry warning, expiry, and the end of a rotation's grace.
@@ -258,7 +263,7 @@ final class GatewaySession: WebSocketSession {
             let warnAt = expiry.addingTimeInterval(-services.policy.expiryWarning)
             if warnAt > Date() {
                 timers.append(loop.schedule(at: at(warnAt)) { [weak self] in
-                    self?.connection?.send(text: SessionMessage.encode(["type": "expiry_warning", "expiresAt": ISO8601DateFormatter().string(from: expiry)]))
+                    self?.connection?.send(text: JSONText.object([("type", .string("expiry_warning")), ("expiresAt", .string(RFC3339.format(expiry)))]).bytes)
                 })
             }
             timers.append(loop.schedule(at: at(expiry)) { [weak self] in self?.end(.keyExpired) })

@@ -86,9 +86,12 @@ final class SessionHub: @unchecked Sendable {
     func recompute(keyIDs: Set<String>?, cache: IdentityCache) -> Int {
         var closed = 0
         let ids = keyIDs.map { keys in keys.flatMap { byKey[$0] ?? [] } } ?? Array(sessions.keys)
+        // One cache read per key, not per session (a key may hold thousands).
+        var current: [String: (APIKey, User, [String: PermissionGroup], KeySecrets)?] = [:]
         for id in ids {
             guard let session = sessions[id] else { continue }
-            if session.recompute(cache) { closed += 1 }
+            if current[session.keyID] == nil { current[session.keyID] = .some(cache.current(keyID: session.keyID)) }
+            if session.recompute(current[session.keyID]!) { closed += 1 }
         }
         return closed
     }

@@ -1,5 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 import Foundation
+import GatewayCore
+import WireCodec
 
 /// JSON messages of the session protocol (both ways). Requests carry an `id`; every request gets
 /// exactly one `result` or `error` with that id.
@@ -10,25 +12,55 @@ import Foundation
 ///     server → {"type":"event","channel":"door-events","property":"hotel-1","data":{…}}
 ///     server → {"type":"notice","reason":"key_revoked","code":4001,"message":"…"}  (then close 4001)
 enum SessionMessage {
-    /// Serialises a JSON object (sorted keys, no escaping of `/`).
-    static func encode(_ object: [String: Any]) -> [UInt8] {
-        let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])) ?? Data("{}".utf8)
-        return Array(data)
+    /// Serialises any JSON value (a published event's `data`), once per publish.
+    static func encodeAny(_ value: Any) -> [UInt8] {
+        let data = try? JSONSerialization.data(withJSONObject: value, options: [.fragmentsAllowed, .withoutEscapingSlashes])
+        return data.map(Array.init) ?? Array("null".utf8)
     }
 
-    static func result(_ id: Any?, _ extra: [String: Any] = [:]) -> [UInt8] {
-        var object: [String: Any] = ["type": "result"]
-        if let id { object["id"] = id }
-        object.merge(extra) { $1 }
-        return encode(object)
+    /// A request's `id` as the client sent it (number or string), for the answer.
+    static func id(_ value: Any?) -> JSONText? {
+        switch value {
+        case let s as String: return .string(s)
+        case let n as Int: return .int(n)
+        case nil: return nil
+        default: return .raw(encodeAny(value!))
+        }
     }
 
-    static func error(_ id: Any?, _ code: String, _ message: String, _ extra: [String: Any] = [:]) -> [UInt8] {
-        var object: [String: Any] = ["type": "error", "error": code, "message": message]
-        if let id { object["id"] = id }
-        object.merge(extra) { $1 }
-        return encode(object)
+    static func result(_ id: Any?, _ extra: [(String, JSONText)] = []) -> [UInt8] {
+        var members: [(String, JSONText)] = [("type", .string("result"))]
+        if let id = Self.id(id) { members.append(("id", id)) }
+        return JSONText.object(members + extra).bytes
     }
+
+    static func error(_ id: Any?, _ code: String, _ message: String, _ extra: [(String, JSONText)] = []) -> [UInt8] {
+        var members: [(String, JSONText)] = [("type", .string("error"))]
+        if let id = Self.id(id) { members.append(("id", id)) }
+        members += [("error", .string(code)), ("message", .string(message))]
+        return JSONText.object(members + extra).bytes
+    }
+
+    /// An event frame (encoded once, sent to every subscriber).
+    static func eventFrame(channel: String, property: String?, data: [UInt8]) -> [UInt8] {
+        var members: [(String, JSONText)] = [("type", .string("event")), ("channel", .string(channel))]
+        if let property { members.append(("property", .string(property))) }
+        members.append(("data", .raw(data)))
+        var frame: [UInt8] = []
+        JSONText.object(members).bytes.withUnsafeBytes { FrameEncoder.append(opcode: .text, payload: $0, to: &frame) }
+        return frame
+    }
+
+    /// The notice a reason sends before its close frame, as a ready text frame (one per reason).
+    static let noticeFrames: [SessionEndReason: [UInt8]] = Dictionary(uniqueKeysWithValues: SessionEndReason.allCases.map { reason in
+        let text = JSONText.object([
+            ("type", .string("notice")), ("reason", .string(reason.rawValue)), ("code", .int(Int(reason.closeCode.rawValue))),
+            ("reconnect", .bool(reason.mayReconnect)), ("message", .string(reason.message)),
+        ]).bytes
+        var frame: [UInt8] = []
+        text.withUnsafeBytes { FrameEncoder.append(opcode: .text, payload: $0, to: &frame) }
+        return (reason, frame)
+    })
 
     /// The key of a channel within a property.
     static func channelKey(_ channel: String, property: String?) -> String {

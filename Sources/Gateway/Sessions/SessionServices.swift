@@ -115,11 +115,7 @@ final class SessionServices: Sendable {
 
     /// Encodes an event once and hands the same bytes to every loop's subscribers.
     func publish(channel: String, property: String?, data: Any) {
-        var event: [String: Any] = ["type": "event", "channel": channel, "data": data]
-        if let property { event["property"] = property }
-        var encoded: [UInt8] = []
-        SessionMessage.encode(event).withUnsafeBytes { FrameEncoder.append(opcode: .text, payload: $0, to: &encoded) }
-        let frame = encoded
+        let frame = SessionMessage.eventFrame(channel: channel, property: property, data: SessionMessage.encodeAny(data))
         let key = SessionMessage.channelKey(channel, property: property)
         let metrics = metrics
         let start = monotonicNanoseconds()
