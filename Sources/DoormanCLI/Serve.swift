@@ -74,6 +74,8 @@ struct Serve: ParsableCommand {
     var handshakeBurst: Double?
     @Option(help: "An Origin browsers may connect from (repeatable; none = any). [env: DOORMAN_ALLOWED_ORIGINS, comma-separated]")
     var allowedOrigin: [String] = []
+    @Option(help: "A client network (CIDR or address) allowed to open sessions (repeatable; none = any). [env: DOORMAN_ALLOWED_NETWORKS, comma-separated]")
+    var allowedNetwork: [String] = []
     @Flag(help: "Also accept the key as ?key= in the URL (it leaks into logs and history). [env: DOORMAN_ALLOW_QUERY_KEY=1]")
     var allowQueryKey = false
     @Option(help: "trace, debug, info, notice, warning, error or critical. [env: DOORMAN_LOG_LEVEL] (default: info)")
@@ -170,6 +172,9 @@ struct Serve: ParsableCommand {
         p.allowedOrigins = allowedOrigin.isEmpty
             ? (env["DOORMAN_ALLOWED_ORIGINS"]?.split(separator: ",").map { String($0).trimmingCharacters(in: " ") } ?? [])
             : allowedOrigin
+        p.allowedNetworks = allowedNetwork.isEmpty
+            ? (env["DOORMAN_ALLOWED_NETWORKS"]?.split(separator: ",").map { String($0).trimmingCharacters(in: " ") } ?? [])
+            : allowedNetwork
         p.allowQueryKey = allowQueryKey || ["1", "true", "yes"].contains(env["DOORMAN_ALLOW_QUERY_KEY"]?.lowercased() ?? "")
         c.sessions = p
         return c

@@ -76,6 +76,7 @@ public final class GatewayApplication: ServerApplication {
         _ head: HTTPRequestHead, _ upgrade: WebSocketUpgrade, address: String, sessions: SessionServices
     ) -> Result<(IdentityCache.Resolved, String?), HandshakeRejection> {
         let policy = sessions.policy
+        guard sessions.networks.allows(address) else { return .failure(HandshakeRejection(status: 403, reason: "address_not_allowed")) }
         if !policy.allowedOrigins.isEmpty, let origin = upgrade.origin, !policy.allowedOrigins.contains(origin) {
             return .failure(HandshakeRejection(status: 403, reason: "origin_not_allowed"))
         }

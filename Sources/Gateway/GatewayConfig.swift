@@ -55,6 +55,11 @@ public struct GatewayConfig: Sendable, Equatable {
         try require(p.messagesPerSecond >= 0 && p.messageBurst >= 1, "messages-per-second", "rate >= 0 and burst >= 1")
         try require(p.maxSessionsPerKey >= 0, "max-sessions-per-key", "must be >= 0")
         try require(p.handshakesPerSecond >= 0 && p.handshakeBurst >= 1, "handshakes-per-second", "rate >= 0 and burst >= 1")
+        do {
+            _ = try NetworkAllowlist(p.allowedNetworks)
+        } catch {
+            throw ConfigError(key: "allowed-network", message: "\(error.entry) is not an address or CIDR block")
+        }
         if let bootstrapKey {
             try require((try? APIKeySecret(parsing: bootstrapKey)) != nil, "DOORMAN_BOOTSTRAP_KEY", "is not a Doorman key (dmk_…, checksum)")
         }

@@ -40,7 +40,7 @@ final class GatewayMetrics: Sendable {
     }
 
     static let handshakeResults = ["accepted", "missing_key", "malformed_key", "unknown_key", "revoked_key", "suspended_key", "expired_key",
-                                   "user_disabled", "origin_not_allowed", "conflicting_keys", "handshake_rate", "too_many_sessions_for_key", "other"]
+                                   "user_disabled", "origin_not_allowed", "address_not_allowed", "conflicting_keys", "handshake_rate", "too_many_sessions_for_key", "other"]
     private let handshakes: [String: Counter] = Dictionary(uniqueKeysWithValues: handshakeResults.map { ($0, Counter()) })
     private let ended: [SessionEndReason: Counter] = Dictionary(uniqueKeysWithValues: SessionEndReason.allCases.map { ($0, Counter()) })
     let messagesIn = Counter()

@@ -195,6 +195,29 @@ import WireCodec
         #expect(try gw.call("DELETE", "/v1/sessions/\(id)").0 == 404)
     }
 
+    @Test func refusesAddressesOutsideTheAllowlistAndOriginsOutsideTheirs() throws {
+        let gw = try TestGateway {
+            $0.sessions.allowedNetworks = ["10.0.0.0/8"]
+        }
+        let (_, secret) = try makeKey(gw)
+        let client = try TestClient(port: gw.port)
+        #expect(client.upgrade(path: "/ws", headers: ["X-API-Key: \(secret)"])?.hasPrefix("HTTP/1.1 403") == true)
+        let open = try TestGateway {
+            $0.sessions.allowedNetworks = ["127.0.0.0/8", "::1"]
+            $0.sessions.allowedOrigins = ["https://desk.example"]
+        }
+        let (_, key) = try makeKey(open)
+        #expect(try TestClient(port: open.port).upgrade(path: "/ws", headers: ["X-API-Key: \(key)"])?.hasPrefix("HTTP/1.1 101") == true)
+        #expect(try TestClient(port: open.port).upgrade(path: "/ws", headers: ["X-API-Key: \(key)", "Origin: https://desk.example"])?.hasPrefix("HTTP/1.1 101") == true)
+        #expect(try TestClient(port: open.port).upgrade(path: "/ws", headers: ["X-API-Key: \(key)", "Origin: https://evil.example"])?.hasPrefix("HTTP/1.1 403") == true)
+    }
+
+    @Test(arguments: [("10.1.2.3", true), ("11.0.0.1", false), ("::ffff:10.9.9.9", true), ("2001:db8::1", true), ("2001:db9::1", false), ("junk", false)])
+    func matchesCIDRBlocks(address: String, allowed: Bool) throws {
+        let list = try NetworkAllowlist(["10.0.0.0/8", "2001:db8::/32"])
+        #expect(list.allows(address) == allowed)
+    }
+
     @Test func exportsPrometheusMetricsAndReadiness() throws {
         let gw = try TestGateway()
         let (keyID, secret) = try makeKey(gw)

@@ -23,6 +23,8 @@ public struct SessionPolicy: Sendable, Equatable {
     public var handshakeBurst: Double = 100
     /// Origins browsers may connect from (empty = any).
     public var allowedOrigins: [String] = []
+    /// Client networks (CIDR) that may open sessions (empty = any); others get 403.
+    public var allowedNetworks: [String] = []
     /// Accept `?key=` in the URL (off: it ends up in proxy logs and browser history).
     public var allowQueryKey = false
 
@@ -66,6 +68,7 @@ final class SessionServices: Sendable {
     let usage: KeyUsageRecorder?
     let messageLimiter: RateLimiter
     let handshakeLimiter: RateLimiter
+    let networks: NetworkAllowlist
     let metrics = GatewayMetrics()
     /// Live sessions on this node.
     let liveSessions = Atomic<Int>(0)
@@ -78,6 +81,7 @@ final class SessionServices: Sendable {
         self.logger = logger
         self.usage = usage
         messageLimiter = RateLimiter(rate: policy.messagesPerSecond, burst: policy.messageBurst)
+        networks = (try? NetworkAllowlist(policy.allowedNetworks)) ?? NetworkAllowlist.denyAll
         handshakeLimiter = RateLimiter(rate: policy.handshakesPerSecond, burst: policy.handshakeBurst)
     }
 
