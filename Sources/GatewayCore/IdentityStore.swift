@@ -152,6 +152,8 @@ public protocol IdentityStore: Sendable {
     func key(digest: KeyDigest, now: Date) throws(StoreError) -> KeyMatch?
     /// Every key's secrets (digests and grace), for the in-memory cache handshakes use.
     func allKeySecrets() throws(StoreError) -> [String: KeySecrets]
+    /// One key's secrets (after a change to that key).
+    func keySecrets(of keyID: String) throws(StoreError) -> KeySecrets?
     /// The digest of a key's current secret (a rotation keeps it as the previous one).
     func currentDigest(of keyID: String) throws(StoreError) -> KeyDigest?
     /// Applies `change` and appends `audit` in one durable transaction; returns the audit seq.

@@ -115,13 +115,27 @@ public final class SQLiteStore: IdentityStore {
         }
     }
 
+    public func keySecrets(of keyID: String) throws(StoreError) -> KeySecrets? {
+        try with { db throws(StoreError) in
+            var out: [String: KeySecrets] = [:]
+            try db.query("SELECT id, digest, previous_digest, previous_until FROM keys WHERE id = ?", [.text(keyID)]) { row in
+                Self.secretsRow(row, into: &out)
+            }
+            return out[keyID]
+        }
+    }
+
+    private static func secretsRow(_ row: SQLiteConnection.Row, into out: inout [String: KeySecrets]) {
+        guard let id = row.text(0), let current = row.text(1).flatMap(KeyDigest.init(hex:)) else { return }
+        out[id] = KeySecrets(current: current, previous: row.text(2).flatMap(KeyDigest.init(hex:)),
+                             previousUntil: row.real(3).map { Date(timeIntervalSince1970: $0) })
+    }
+
     public func allKeySecrets() throws(StoreError) -> [String: KeySecrets] {
         try with { db throws(StoreError) in
             var out: [String: KeySecrets] = [:]
             try db.query("SELECT id, digest, previous_digest, previous_until FROM keys") { row in
-                guard let id = row.text(0), let current = row.text(1).flatMap(KeyDigest.init(hex:)) else { return }
-                out[id] = KeySecrets(current: current, previous: row.text(2).flatMap(KeyDigest.init(hex:)),
-                                     previousUntil: row.real(3).map { Date(timeIntervalSince1970: $0) })
+                Self.secretsRow(row, into: &out)
             }
             return out
         }

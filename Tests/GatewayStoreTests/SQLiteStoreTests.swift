@@ -47,6 +47,10 @@ import Testing
         let grace = now.addingTimeInterval(60)
         try store.apply(.putKey(key("k1"), secrets: KeySecrets(current: KeyDigest(of: new), previous: KeyDigest(of: old), previousUntil: grace)),
                         audit: audit("key.rotate", "k1"))
+        let secrets = try #require(try store.keySecrets(of: "k1"))
+        #expect(secrets == KeySecrets(current: KeyDigest(of: new), previous: KeyDigest(of: old), previousUntil: grace))
+        #expect(try store.allKeySecrets()["k1"] == secrets)
+        #expect(try store.keySecrets(of: "nope") == nil)
         #expect(try store.key(digest: KeyDigest(of: new), now: now)?.viaPreviousSecret == false)
         #expect(try store.key(digest: KeyDigest(of: old), now: now)?.viaPreviousSecret == true)
         #expect(try store.key(digest: KeyDigest(of: old), now: grace) == nil)

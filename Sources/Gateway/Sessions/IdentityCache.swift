@@ -66,7 +66,7 @@ final class IdentityCache: Sendable {
             state.withLock { $0.groups[id] = nil }
         case .putKey(let key, _):
             let stored = try store.key(key.id)
-            let secrets = try store.allKeySecrets()[key.id]
+            let secrets = try store.keySecrets(of: key.id)
             state.withLock { s in
                 if let old = s.secrets[key.id] {
                     s.byDigest[old.current] = nil
@@ -130,6 +130,7 @@ final class NotifyingStore: IdentityStore {
     func keys(_ query: KeyQuery) throws(StoreError) -> Page<APIKey> { try base.keys(query) }
     func key(digest: KeyDigest, now: Date) throws(StoreError) -> KeyMatch? { try base.key(digest: digest, now: now) }
     func allKeySecrets() throws(StoreError) -> [String: KeySecrets] { try base.allKeySecrets() }
+    func keySecrets(of keyID: String) throws(StoreError) -> KeySecrets? { try base.keySecrets(of: keyID) }
     func currentDigest(of keyID: String) throws(StoreError) -> KeyDigest? { try base.currentDigest(of: keyID) }
     func audit(_ query: AuditQuery) throws(StoreError) -> Page<AuditEntry> { try base.audit(query) }
     func recordUses(_ uses: [KeyUse]) throws(StoreError) { try base.recordUses(uses) }
