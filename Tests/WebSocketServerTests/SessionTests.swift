@@ -90,6 +90,32 @@ import WireCodec
         #expect(again.readResponse()?.body.contains("revoked_key") == true || response.contains("401"))
     }
 
+    @Test func noEventPublishedAfterARevocationReachesTheKeysSessions() throws {
+        let gw = try TestGateway { $0.server.loops = 2 }
+        let (keyID, secret) = try makeKey(gw)
+        let (_, publisher) = try makeKey(gw)
+        let sessions = try (0..<4).map { _ in try connect(gw, secret: secret).0 }
+        for (i, c) in sessions.enumerated() {
+            try send(c, ["id": i, "type": "subscribe", "channel": "alerts"])
+            #expect(json(c.readFrame())?["type"] as? String == "result")
+        }
+        #expect(try gw.call("POST", "/v1/publish", key: publisher, body: ["channel": "alerts", "data": "before"]).0 == 202)
+        #expect(try gw.call("POST", "/v1/keys/\(keyID)/revoke").0 == 200)
+        for i in 0..<20 {
+            #expect(try gw.call("POST", "/v1/publish", key: publisher, body: ["channel": "alerts", "data": "after \(i)"]).0 == 202)
+        }
+        for c in sessions {
+            var events: [String] = []
+            var code: UInt16?
+            while let frame = c.readFrame() {
+                if frame.opcode == .close { code = frame.payload.count >= 2 ? UInt16(frame.payload[0]) << 8 | UInt16(frame.payload[1]) : nil; break }
+                if let m = json(frame), m["type"] as? String == "event" { events.append(m["data"] as? String ?? "?") }
+            }
+            #expect(events == ["before"])
+            #expect(code == 4001)
+        }
+    }
+
     @Test(arguments: [
         ("suspend", 4002, "key_suspended"),
         ("delete", 4006, "key_deleted"),
