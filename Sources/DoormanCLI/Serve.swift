@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 import ArgumentParser
 import CLinux
+import Foundation
 import Gateway
 import Glibc
 import Logging
@@ -82,7 +83,7 @@ struct Serve: ParsableCommand {
     var logLevel: String?
 
     func run() throws {
-        let environment = Environment()
+        let environment = ProcessInfo.processInfo.environment
         let config: GatewayConfig
         let level: Logger.Level
         do {
@@ -133,7 +134,7 @@ struct Serve: ParsableCommand {
     }
 
     /// Defaults, then environment, then flags.
-    private func makeConfig(_ env: Environment) throws(ConfigError) -> GatewayConfig {
+    private func makeConfig(_ env: [String: String]) throws(ConfigError) -> GatewayConfig {
         var c = GatewayConfig()
         var s = c.server
         s.host = host ?? env["DOORMAN_HOST"] ?? s.host
@@ -170,36 +171,32 @@ struct Serve: ParsableCommand {
         p.handshakesPerSecond = try pick(handshakesPerSecond, env, "DOORMAN_HANDSHAKES_PER_SECOND", "handshakes-per-second", p.handshakesPerSecond)
         p.handshakeBurst = try pick(handshakeBurst, env, "DOORMAN_HANDSHAKE_BURST", "handshake-burst", p.handshakeBurst)
         p.allowedOrigins = allowedOrigin.isEmpty
-            ? (env["DOORMAN_ALLOWED_ORIGINS"]?.split(separator: ",").map { String($0).trimmingCharacters(in: " ") } ?? [])
+            ? (env["DOORMAN_ALLOWED_ORIGINS"]?.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) } ?? [])
             : allowedOrigin
         p.allowedNetworks = allowedNetwork.isEmpty
-            ? (env["DOORMAN_ALLOWED_NETWORKS"]?.split(separator: ",").map { String($0).trimmingCharacters(in: " ") } ?? [])
+            ? (env["DOORMAN_ALLOWED_NETWORKS"]?.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) } ?? [])
             : allowedNetwork
         p.allowQueryKey = allowQueryKey || ["1", "true", "yes"].contains(env["DOORMAN_ALLOW_QUERY_KEY"]?.lowercased() ?? "")
         c.sessions = p
         return c
     }
 
+    /// A setting: the flag if given, else the environment variable (parsed, or an error naming it), else `fallback`.
     private func pick<T: LosslessStringConvertible>(
-        _ flag: T?, _ env: Environment, _ variable: String, _ key: String, _ fallback: T?
+        _ flag: T?, _ env: [String: String], _ variable: String, _ key: String, _ fallback: T?
     ) throws(ConfigError) -> T? {
         if let flag { return flag }
         guard let text = env[variable] else { return fallback }
-        guard let value = T(text.trimmingCharacters(in: " ")) else {
+        guard let value = T(text.trimmingCharacters(in: .whitespaces)) else {
             throw ConfigError(key: key, message: "\(variable)=\(text) is not a valid \(T.self)")
         }
         return value
     }
 
     private func pick<T: LosslessStringConvertible>(
-        _ flag: T?, _ env: Environment, _ variable: String, _ key: String, _ fallback: T
+        _ flag: T?, _ env: [String: String], _ variable: String, _ key: String, _ fallback: T
     ) throws(ConfigError) -> T {
-        if let flag { return flag }
-        guard let text = env[variable] else { return fallback }
-        guard let value = T(text.trimmingCharacters(in: " ")) else {
-            throw ConfigError(key: key, message: "\(variable)=\(text) is not a valid \(T.self)")
-        }
-        return value
+        try pick(flag, env, variable, key, Optional(fallback)) ?? fallback
     }
 
     /// 10k+ connections need more descriptors than the usual soft limit of 1024.
@@ -210,31 +207,5 @@ struct Serve: ParsableCommand {
         if setrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) != 0 {
             logger.warning("could not raise the open-file limit", metadata: ["limit": "\(limit.rlim_cur)"])
         }
-    }
-}
-
-/// The process environment as a dictionary.
-struct Environment {
-    private let values: [String: String]
-
-    init() {
-        var values: [String: String] = [:]
-        var p = environ
-        while let entry = p.pointee {
-            let text = String(cString: entry)
-            if let eq = text.firstIndex(of: "=") {
-                values[String(text[..<eq])] = String(text[text.index(after: eq)...])
-            }
-            p += 1
-        }
-        self.values = values
-    }
-
-    subscript(_ name: String) -> String? { values[name] }
-}
-
-extension String {
-    func trimmingCharacters(in set: Character) -> String {
-        String(drop { $0 == set }.reversed().drop { $0 == set }.reversed())
     }
 }

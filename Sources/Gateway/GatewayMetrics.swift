@@ -9,8 +9,8 @@ final class GatewayMetrics: Sendable {
     final class Counter: Sendable {
         private let value = Atomic<Int>(0)
         // Relaxed: these are statistics, read with no other memory depending on them.
-        func add(_ n: Int, ordering _: AtomicUpdateOrdering = .relaxed) { value.add(n, ordering: .relaxed) }
-        func load(ordering _: AtomicLoadOrdering = .relaxed) -> Int { value.load(ordering: .relaxed) }
+        func add(_ n: Int = 1) { value.add(n, ordering: .relaxed) }
+        func load() -> Int { value.load(ordering: .relaxed) }
     }
 
     /// A histogram with fixed upper bounds, in seconds.
@@ -26,16 +26,16 @@ final class GatewayMetrics: Sendable {
         }
 
         func observe(_ seconds: Double) {
-            for (i, bound) in bounds.enumerated() where seconds <= bound { counts[i].add(1, ordering: .relaxed) }
-            sumMicros.add(Int(seconds * 1e6), ordering: .relaxed)
-            total.add(1, ordering: .relaxed)
+            for (i, bound) in bounds.enumerated() where seconds <= bound { counts[i].add() }
+            sumMicros.add(Int(seconds * 1e6))
+            total.add()
         }
 
         func render(_ name: String, _ help: String, into out: inout String) {
             out += "# HELP \(name) \(help)\n# TYPE \(name) histogram\n"
-            for (i, bound) in bounds.enumerated() { out += "\(name)_bucket{le=\"\(bound)\"} \(counts[i].load(ordering: .relaxed))\n" }
-            out += "\(name)_bucket{le=\"+Inf\"} \(total.load(ordering: .relaxed))\n"
-            out += "\(name)_sum \(Double(sumMicros.load(ordering: .relaxed)) / 1e6)\n\(name)_count \(total.load(ordering: .relaxed))\n"
+            for (i, bound) in bounds.enumerated() { out += "\(name)_bucket{le=\"\(bound)\"} \(counts[i].load())\n" }
+            out += "\(name)_bucket{le=\"+Inf\"} \(total.load())\n"
+            out += "\(name)_sum \(Double(sumMicros.load()) / 1e6)\n\(name)_count \(total.load())\n"
         }
     }
 
@@ -53,11 +53,11 @@ final class GatewayMetrics: Sendable {
     let publishToLastWrite = Histogram(bounds: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 1])
 
     func handshake(_ result: String) {
-        (handshakes[result] ?? handshakes["other"]!).add(1, ordering: .relaxed)
+        (handshakes[result] ?? handshakes["other"]!).add()
     }
 
     func sessionEnded(_ reason: SessionEndReason) {
-        ended[reason]?.add(1, ordering: .relaxed)
+        ended[reason]?.add()
     }
 
     /// The exposition text. `connections` and `slowConsumers` come from the engine.
@@ -68,14 +68,14 @@ final class GatewayMetrics: Sendable {
         gauge("doorman_connections", "Open TCP connections (HTTP and WebSocket).", connections)
         gauge("doorman_sessions", "Live authenticated WebSocket sessions.", sessions)
         out += "# HELP doorman_handshakes_total WebSocket handshakes by result.\n# TYPE doorman_handshakes_total counter\n"
-        for result in Self.handshakeResults { out += "doorman_handshakes_total{result=\"\(result)\"} \(handshakes[result]!.load(ordering: .relaxed))\n" }
-        counter("doorman_messages_in_total", "Messages received from sessions.", messagesIn.load(ordering: .relaxed))
-        counter("doorman_messages_out_total", "Replies and notices sent to sessions (events counted in deliveries).", messagesOut.load(ordering: .relaxed))
-        counter("doorman_publishes_total", "Events published (HTTP or session).", publishes.load(ordering: .relaxed))
-        counter("doorman_deliveries_total", "Event frames queued to subscribers.", deliveries.load(ordering: .relaxed))
+        for result in Self.handshakeResults { out += "doorman_handshakes_total{result=\"\(result)\"} \(handshakes[result]!.load())\n" }
+        counter("doorman_messages_in_total", "Messages received from sessions.", messagesIn.load())
+        counter("doorman_messages_out_total", "Replies and notices sent to sessions (events counted in deliveries).", messagesOut.load())
+        counter("doorman_publishes_total", "Events published (HTTP or session).", publishes.load())
+        counter("doorman_deliveries_total", "Event frames queued to subscribers.", deliveries.load())
         counter("doorman_slow_consumer_closes_total", "Connections closed because their write queue passed the limit (drops).", slowConsumers)
         out += "# HELP doorman_sessions_ended_total Sessions the server ended, by reason (revocations and the like).\n# TYPE doorman_sessions_ended_total counter\n"
-        for reason in SessionEndReason.allCases { out += "doorman_sessions_ended_total{reason=\"\(reason.rawValue)\"} \(ended[reason]!.load(ordering: .relaxed))\n" }
+        for reason in SessionEndReason.allCases { out += "doorman_sessions_ended_total{reason=\"\(reason.rawValue)\"} \(ended[reason]!.load())\n" }
         revocationToClose.render("doorman_revocation_to_close_seconds", "From a committed key or user change to the last close frame queued for the sessions it ended.", into: &out)
         publishToLastWrite.render("doorman_publish_to_last_write_seconds", "From a publish to the last subscriber's event frame queued.", into: &out)
         return out

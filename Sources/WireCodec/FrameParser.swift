@@ -246,7 +246,6 @@ extension FrameParser {
                     while !cursor.isAtEnd {
                         if case .frame(let f) = try parse(&cursor) { frames.append(f) }
                     }
-                    // A zero-length frame completes on its header; drain those too.
                 } catch {
                     failure = error
                 }

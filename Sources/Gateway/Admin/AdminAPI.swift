@@ -127,7 +127,7 @@ struct AdminAPI: Sendable {
         case "true": wait = true
         default: throw AdminError.invalid("wait", "true or false")
         }
-        let before = sessions?.liveCount(keyID: call.id) ?? 0
+        let before = sessions?.sessionsOf(call.id) ?? 0
         var key: APIKey?
         var failure: AdminError?
         let receipts = ChangeReceipts.collect {

@@ -62,7 +62,7 @@ final class GatewaySession: WebSocketSession {
 
     func received(_ message: WebSocketMessage, on connection: Connection) {
         guard !ended else { return }
-        services.metrics.messagesIn.add(1, ordering: .relaxed)
+        services.metrics.messagesIn.add()
         lastActivity = Date()
         if let wait = services.messageLimiter.take(keyID) {
             rejectedMessages += 1
@@ -149,7 +149,7 @@ final class GatewaySession: WebSocketSession {
     }
 
     private func reply(_ bytes: [UInt8]) {
-        services.metrics.messagesOut.add(1, ordering: .relaxed)
+        services.metrics.messagesOut.add()
         connection?.send(text: bytes)
     }
 

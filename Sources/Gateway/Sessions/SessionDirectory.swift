@@ -25,9 +25,11 @@ final class ChangeReceipt: Sendable {
 
     init(loops: Int) { remaining = Atomic(loops) }
 
-    func loopDone(ended: Int) {
+    /// Records one loop's count; true for the last loop to report.
+    @discardableResult
+    func loopDone(ended: Int) -> Bool {
         total.add(ended, ordering: .relaxed)
-        remaining.subtract(1, ordering: .releasing)
+        return remaining.subtract(1, ordering: .acquiringAndReleasing).newValue == 0
     }
 
     var isComplete: Bool { remaining.load(ordering: .acquiring) <= 0 }
@@ -70,33 +72,23 @@ extension SessionServices {
     /// Every live session, optionally of one key or user (blocking: waits for every loop).
     func list(keyID: String?, userID: String?) -> [SessionInfo] {
         let found = Mutex<[SessionInfo]>([])
-        let receipt = ChangeReceipt(loops: hubs.count)
         let node = Self.nodeName
-        for hub in hubs {
-            hub.loop.execute {
-                let infos = hub.sessions.values.filter { s in
-                    (keyID == nil || s.keyID == keyID) && (userID == nil || s.userID == userID) && s.isLive
-                }.map { $0.info(node: node) }
-                found.withLock { $0 += infos }
-                receipt.loopDone(ended: 0)
-            }
-        }
-        _ = receipt.wait()
+        _ = everyHub { hub in
+            let infos = hub.sessions.values.filter { s in
+                (keyID == nil || s.keyID == keyID) && (userID == nil || s.userID == userID) && s.isLive
+            }.map { $0.info(node: node) }
+            found.withLock { $0 += infos }
+            return 0
+        }.wait()
         return found.withLock { $0 }.sorted { $0.since < $1.since }
     }
 
     /// Ends one session (an administrator's kill). Blocking; true if it existed.
     func kill(sessionID: UInt64) -> Bool {
-        let receipt = ChangeReceipt(loops: hubs.count)
-        for hub in hubs {
-            hub.loop.execute { receipt.loopDone(ended: hub.end(sessionID: sessionID, reason: .killed) ? 1 : 0) }
-        }
+        let receipt = everyHub { $0.end(sessionID: sessionID, reason: .killed) ? 1 : 0 }
         _ = receipt.wait()
         return receipt.ended > 0
     }
-
-    /// Live sessions of a key on this node, now.
-    func liveCount(keyID: String) -> Int { sessionsOf(keyID) }
 
     static let nodeName: String = {
         var buffer = [CChar](repeating: 0, count: 256)

@@ -34,7 +34,13 @@ public struct SessionPolicy: Sendable, Equatable {
 /// A token bucket per name (key id, address), shared by all loops.
 final class RateLimiter: Sendable {
     private struct Bucket { var tokens: Double; var updated: UInt64 }
-    private let buckets = Mutex<[String: Bucket]>([:])
+    private struct State {
+        var buckets: [String: Bucket] = [:]
+        var lastPrune: UInt64 = 0
+    }
+    private let state = Mutex(State())
+    /// Names tracked before full (idle) buckets are forgotten.
+    private static let pruneAbove = 100_000
     let rate: Double
     let burst: Double
 
@@ -43,16 +49,25 @@ final class RateLimiter: Sendable {
         self.burst = burst
     }
 
+    /// Names currently tracked.
+    var trackedNames: Int { state.withLock { $0.buckets.count } }
+
     /// Takes one token; returns nil if allowed, else seconds until one is available.
     func take(_ name: String, now: UInt64 = monotonicNanoseconds()) -> Double? {
         guard rate > 0 else { return nil }
-        return buckets.withLock { all -> Double? in
-            var b = all[name] ?? Bucket(tokens: burst, updated: now)
+        return state.withLock { s -> Double? in
+            var b = s.buckets[name] ?? Bucket(tokens: burst, updated: now)
             b.tokens = min(burst, b.tokens + Double(now &- b.updated) / 1e9 * rate)
             b.updated = now
             defer {
-                all[name] = b
-                if all.count > 100_000 { all = all.filter { $0.value.tokens < burst } }   // forget idle names
+                s.buckets[name] = b
+                // Forget names whose bucket has refilled (they behave as new ones), at most once a
+                // second, so a flood of distinct names never makes every call scan the table.
+                if s.buckets.count > Self.pruneAbove, now &- s.lastPrune > 1_000_000_000 {
+                    s.lastPrune = now
+                    let rate = rate, burst = burst
+                    s.buckets = s.buckets.filter { $0.value.tokens + Double(now &- $0.value.updated) / 1e9 * rate < burst }
+                }
             }
             if b.tokens >= 1 { b.tokens -= 1; return nil }
             return (1 - b.tokens) / rate
@@ -123,9 +138,9 @@ final class SessionServices: Sendable {
         let key = SessionMessage.channelKey(channel, property: property)
         let metrics = metrics
         let start = monotonicNanoseconds()
-        metrics.publishes.add(1, ordering: .relaxed)
+        metrics.publishes.add()
         everyHub({ $0.deliver(frame, to: key) }, done: { delivered in
-            metrics.deliveries.add(delivered, ordering: .relaxed)
+            metrics.deliveries.add(delivered)
             metrics.publishToLastWrite.observe(Double(monotonicNanoseconds() - start) / 1e9)
         })
     }
@@ -135,15 +150,10 @@ final class SessionServices: Sendable {
     func everyHub(_ body: @escaping @Sendable (SessionHub) -> Int, done: @escaping @Sendable (Int) -> Void = { _ in }) -> ChangeReceipt {
         let hubs = self.hubs
         let receipt = ChangeReceipt(loops: hubs.count)
-        let remaining = Atomic<Int>(hubs.count)
-        let total = Atomic<Int>(0)
         if hubs.isEmpty { done(0); return receipt }
         for hub in hubs {
             hub.loop.execute {
-                let n = body(hub)
-                total.add(n, ordering: .relaxed)
-                if remaining.subtract(1, ordering: .acquiringAndReleasing).newValue == 0 { done(total.load(ordering: .relaxed)) }
-                receipt.loopDone(ended: n)
+                if receipt.loopDone(ended: body(hub)) { done(receipt.ended) }
             }
         }
         return receipt
