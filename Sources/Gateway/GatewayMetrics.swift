@@ -47,9 +47,9 @@ final class GatewayMetrics: Sendable {
     let messagesOut = Counter()
     let publishes = Counter()
     let deliveries = Counter()
-    /// From a committed change to the last close frame queued for the sessions it ended, per change.
+    /// From a committed change to the last close frame written (handed to the kernel, or queued behind a full socket) for the sessions it ended, per change.
     let revocationToClose = Histogram(bounds: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5])
-    /// From a publish to the last subscriber's frame queued, per publish.
+    /// From a publish to the last subscriber's frame written (or queued behind a full socket), per publish.
     let publishToLastWrite = Histogram(bounds: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 1])
 
     func handshake(_ result: String) {
@@ -76,8 +76,8 @@ final class GatewayMetrics: Sendable {
         counter("doorman_slow_consumer_closes_total", "Connections closed because their write queue passed the limit (drops).", slowConsumers)
         out += "# HELP doorman_sessions_ended_total Sessions the server ended, by reason (revocations and the like).\n# TYPE doorman_sessions_ended_total counter\n"
         for reason in SessionEndReason.allCases { out += "doorman_sessions_ended_total{reason=\"\(reason.rawValue)\"} \(ended[reason]!.load())\n" }
-        revocationToClose.render("doorman_revocation_to_close_seconds", "From a committed key or user change to the last close frame queued for the sessions it ended.", into: &out)
-        publishToLastWrite.render("doorman_publish_to_last_write_seconds", "From a publish to the last subscriber's event frame queued.", into: &out)
+        revocationToClose.render("doorman_revocation_to_close_seconds", "From a committed key or user change to the last close frame written for the sessions it ended.", into: &out)
+        publishToLastWrite.render("doorman_publish_to_last_write_seconds", "From a publish to the last subscriber's event frame written.", into: &out)
         return out
     }
 }

@@ -4,16 +4,18 @@ import Glibc
 
 /// Non-blocking socket calls on raw descriptors.
 public enum Socket {
-    /// read(2) into `buffer`; `.processed(0)` is end of stream.
+    /// recv(2) into `buffer`; `.processed(0)` is end of stream. (recv/send skip write(2)'s file
+    /// position lock and VFS layers: measurably cheaper per call when fanning out to many sockets.)
     @inline(__always)
     public static func read(_ fd: Int32, into buffer: UnsafeMutableRawBufferPointer) throws(SystemError) -> IOResult<Int> {
-        try retryingSyscall("read") { Glibc.read(fd, buffer.baseAddress, buffer.count) }
+        try retryingSyscall("recv") { Glibc.recv(fd, buffer.baseAddress, buffer.count, 0) }
     }
 
-    /// write(2) from `bytes`; may write fewer bytes than given.
+    /// send(2) from `bytes` (MSG_NOSIGNAL: a reset peer is an error, not SIGPIPE); may write fewer
+    /// bytes than given.
     @inline(__always)
     public static func write(_ fd: Int32, _ bytes: UnsafeRawBufferPointer) throws(SystemError) -> IOResult<Int> {
-        try retryingSyscall("write") { Glibc.write(fd, bytes.baseAddress, bytes.count) }
+        try retryingSyscall("send") { Glibc.send(fd, bytes.baseAddress, bytes.count, Int32(MSG_NOSIGNAL)) }
     }
 
     /// accept4(2) with SOCK_NONBLOCK | SOCK_CLOEXEC.

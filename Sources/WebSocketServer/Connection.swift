@@ -92,19 +92,18 @@ public final class Connection: IOHandler {
     /// Sends frame bytes encoded once for many connections (fan-out): no per-subscriber encoding.
     public func send(encodedFrame bytes: [UInt8]) {
         guard state == .open else { return }
-        out.append(contentsOf: bytes)
-        afterQueueing()
+        writeOrQueue(bytes)
     }
 
-    /// Sends ready frame bytes, then starts the close handshake, in one write.
-    public func send(encodedFrame bytes: [UInt8], thenClose code: CloseCode, reason: String) {
+    /// Sends ready bytes that end with a close frame carrying `code` (encoded once for many
+    /// connections, e.g. a notice and its close), and starts the close handshake: one write,
+    /// no per-connection encoding.
+    public func send(finalFrames bytes: [UInt8], closeCode code: CloseCode) {
         guard state == .open else { return }
-        let wasCorked = corked
-        corked = true
-        send(encodedFrame: bytes)
-        close(code: code, reason: reason)
-        corked = wasCorked
-        if !corked { flush() }
+        closeCode = code
+        state = .closing
+        deadline = context.loop.now + context.shared.closeTimeout
+        writeOrQueue(bytes)
     }
 
     /// The loop this connection lives on.
@@ -114,6 +113,32 @@ public final class Connection: IOHandler {
         guard state == .open else { return }
         payload.withUnsafeBytes { FrameEncoder.append(opcode: opcode, payload: $0, to: &out) }
         afterQueueing()
+    }
+
+    /// Writes straight from `bytes` when nothing is queued (no copy), queueing what the kernel
+    /// does not take.
+    private func writeOrQueue(_ bytes: [UInt8]) {
+        guard !corked, outStart == out.count else {
+            out.append(contentsOf: bytes)
+            return afterQueueing()
+        }
+        let result: IOResult<Int>
+        do {
+            result = try bytes.withUnsafeBytes { raw throws(SystemError) in try Socket.write(fd, raw) }
+        } catch {
+            return closeNow()
+        }
+        let written: Int
+        switch result {
+        case .processed(let n): written = n
+        case .wouldBlock: written = 0
+        }
+        if written < bytes.count {
+            out.removeAll(keepingCapacity: true)
+            outStart = 0
+            out.append(contentsOf: bytes[written...])
+            afterQueueing()
+        }
     }
 
     private func afterQueueing() {

@@ -160,8 +160,8 @@ final class GatewaySession: WebSocketSession {
         guard !ended, let connection else { return }
         ended = true
         services.metrics.sessionEnded(reason)
-        // One write: the notice (encoded once per reason), then the close frame.
-        connection.send(encodedFrame: SessionMessage.noticeFrames[reason]!, thenClose: reason.closeCode, reason: reason.rawValue)
+        // One write of bytes encoded once per reason: the notice, then the close frame.
+        connection.send(finalFrames: SessionMessage.endFrames[reason]!, closeCode: reason.closeCode)
         services.logger.info("session ended", metadata: ["session.id": "\(id)", "key.id": "\(keyID)", "reason": "\(reason.rawValue)"])
     }
 

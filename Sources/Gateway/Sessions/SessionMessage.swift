@@ -52,14 +52,18 @@ enum SessionMessage {
     }
 
     /// The notice a reason sends before its close frame, as a ready text frame (one per reason).
-    static let noticeFrames: [SessionEndReason: [UInt8]] = Dictionary(uniqueKeysWithValues: SessionEndReason.allCases.map { reason in
+    /// Per reason, encoded once: the notice message, then the close frame with the reason's code.
+    static let endFrames: [SessionEndReason: [UInt8]] = Dictionary(uniqueKeysWithValues: SessionEndReason.allCases.map { reason in
         let text = JSONText.object([
             ("type", .string("notice")), ("reason", .string(reason.rawValue)), ("code", .int(Int(reason.closeCode.rawValue))),
             ("reconnect", .bool(reason.mayReconnect)), ("message", .string(reason.message)),
         ]).bytes
-        var frame: [UInt8] = []
-        text.withUnsafeBytes { FrameEncoder.append(opcode: .text, payload: $0, to: &frame) }
-        return (reason, frame)
+        var frames: [UInt8] = []
+        text.withUnsafeBytes { FrameEncoder.append(opcode: .text, payload: $0, to: &frames) }
+        ClosePayload(code: reason.closeCode, reason: reason.rawValue).encoded.withUnsafeBytes {
+            FrameEncoder.append(opcode: .close, payload: $0, to: &frames)
+        }
+        return (reason, frames)
     })
 
     /// The key of a channel within a property.
