@@ -95,7 +95,7 @@ public final class GatewayApplication: ServerApplication {
                 candidates.append(String(pair.dropFirst(4)))
             }
         }
-        guard Set(candidates).count <= 1 else { return .failure(HandshakeRejection(status: 400, reason: "conflicting_keys")) }
+        guard candidates.dropFirst().allSatisfy({ $0 == candidates[0] }) else { return .failure(HandshakeRejection(status: 400, reason: "conflicting_keys")) }
         guard let text = candidates.first else { return .failure(HandshakeRejection(status: 401, reason: "missing_key")) }
         guard let secret = try? APIKeySecret(parsing: text) else { return .failure(HandshakeRejection(status: 401, reason: "malformed_key")) }
         if let wait = sessions.handshakeLimiter.take(address) {

@@ -21,17 +21,27 @@ public struct APIKeySecret: Hashable, Sendable, CustomStringConvertible {
     /// Parses and checks format and checksum. No store is consulted.
     /// - Throws: `KeyFormatError` naming what is wrong.
     public init(parsing text: String) throws(KeyFormatError) {
-        guard text.hasPrefix(Self.prefix) else { throw .wrongPrefix }
-        guard text.utf8.count == Self.length else { throw .wrongLength }
-        let body = text.utf8.dropFirst(4)
-        guard Base62.isDigits(Substring(body)) else { throw .invalidCharacters }
-        let random = body.prefix(Self.randomDigits)
-        let checksum = String(Substring(body.suffix(Self.checksumDigits)))
-        guard Base62.encode(CRC32.checksum(random)) == checksum else { throw .checksumMismatch }
+        var text = text
+        // One pass over contiguous UTF-8, no intermediate strings: this runs on every handshake.
+        if let error = text.withUTF8(Self.formatError) { throw error }
         self.text = text
     }
 
-    /// A new key from the system's CSPRNG (getrandom(2) on Linux).
+    /// Why `bytes` is not a well-formed key (nil: it is one).
+    static func formatError(_ bytes: UnsafeBufferPointer<UInt8>) -> KeyFormatError? {
+        guard bytes.count >= 4, bytes[0] == UInt8(ascii: "d"), bytes[1] == UInt8(ascii: "m"),
+              bytes[2] == UInt8(ascii: "k"), bytes[3] == UInt8(ascii: "_") else { return .wrongPrefix }
+        guard bytes.count == length else { return .wrongLength }
+        for byte in bytes[4...] where !Base62.isDigit(byte) { return .invalidCharacters }
+        // The last six digits are the CRC-32 of the random digits, big-endian base 62.
+        var crc = CRC32.checksum(UnsafeBufferPointer(rebasing: bytes[4..<(4 + randomDigits)]))
+        for index in stride(from: length - 1, through: length - checksumDigits, by: -1) {
+            guard bytes[index] == Base62.alphabet[Int(crc % 62)] else { return .checksumMismatch }
+            crc /= 62
+        }
+        return nil
+    }
+
     public static func generate() -> APIKeySecret {
         var rng = SystemRandomNumberGenerator()
         return generate(using: &rng)

@@ -31,6 +31,11 @@ public enum Base62 {
 
     /// True if every character is a base62 digit.
     public static func isDigits<S: StringProtocol>(_ text: S) -> Bool {
-        text.utf8.allSatisfy { (0x30...0x39).contains($0) || (0x41...0x5a).contains($0) || (0x61...0x7a).contains($0) }
+        text.utf8.allSatisfy(isDigit)
+    }
+
+    @inline(__always)
+    static func isDigit(_ byte: UInt8) -> Bool {
+        (0x30...0x39).contains(byte) || (0x41...0x5a).contains(byte) || (0x61...0x7a).contains(byte)
     }
 }
