@@ -21,20 +21,23 @@ let package = Package(
     targets: [
         // Header shim for epoll, eventfd, accept4 and friends.
         .target(name: "CLinux"),
-        // System libraries: OpenSSL (libssl-dev) and SQLite (libsqlite3-dev).
+        // System libraries: OpenSSL (libssl-dev), zlib (zlib1g-dev) and SQLite (libsqlite3-dev).
         .systemLibrary(name: "COpenSSL", pkgConfig: "openssl", providers: [.apt(["libssl-dev"])]),
+        .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
         .systemLibrary(name: "CSQLite", providers: [.apt(["libsqlite3-dev"])]),
         // Pure codecs: HTTP/1.1 request head, handshake, RFC 6455 frames, UTF-8. stdlib only.
         .target(name: "WireCodec", swiftSettings: strict),
-        // One epoll thread per loop; sockets, write helpers, timers. Bytes only.
+        // permessage-deflate (RFC 7692): negotiated parameters, inflater/deflater with hard limits.
+        .target(name: "WireDeflate", dependencies: ["WireCodec", "CZlib"], swiftSettings: strict),
+        // One epoll thread per loop; sockets, write helpers, timers, TLS over memory BIOs. Bytes only.
         .target(
             name: "Transport",
-            dependencies: ["CLinux", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["CLinux", "COpenSSL", .product(name: "Logging", package: "swift-log")],
             swiftSettings: strict),
         // HTTP + WebSocket connections on a loop.
         .target(
             name: "WebSocketServer",
-            dependencies: ["WireCodec", "Transport", "CLinux", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["WireCodec", "WireDeflate", "Transport", "CLinux", .product(name: "Logging", package: "swift-log")],
             swiftSettings: strict),
         // Pure domain: key format and digest, rules and rights, the model, the store interface.
         .target(name: "GatewayCore", dependencies: ["COpenSSL"], swiftSettings: strict),
@@ -58,9 +61,10 @@ let package = Package(
             ],
             swiftSettings: strict),
         .testTarget(name: "WireCodecTests", dependencies: ["WireCodec"], swiftSettings: strict),
+        .testTarget(name: "WireDeflateTests", dependencies: ["WireDeflate", "WireCodec"], swiftSettings: strict),
         .testTarget(name: "GatewayCoreTests", dependencies: ["GatewayCore"], swiftSettings: strict),
         .testTarget(name: "GatewayStoreTests", dependencies: ["GatewayStore", "GatewayCore"], swiftSettings: strict),
-        .testTarget(name: "TransportTests", dependencies: ["Transport", "CLinux"], swiftSettings: strict),
+        .testTarget(name: "TransportTests", dependencies: ["Transport", "CLinux", "COpenSSL"], swiftSettings: strict),
         .testTarget(
             name: "WebSocketServerTests",
             dependencies: ["WebSocketServer", "WireCodec", "Transport", "Gateway", "GatewayCore", "GatewayStore", "CLinux"],

@@ -111,23 +111,11 @@ done
 
 python3 - "$OUT" "$REPS" <<'PY'
 import math, statistics, sys
+sys.path.insert(0, "scripts")
+from bench_results import Results, med
 out, reps = sys.argv[1], int(sys.argv[2])
-def read(name, rep):
-    d = {}
-    try:
-        for line in open(f"{out}/{name}.{rep}"):
-            if "=" in line:
-                k, v = line.strip().split("=", 1); d[k] = v
-    except FileNotFoundError:
-        pass
-    return d
-def vals(name, key, fn=float):
-    xs = []
-    for r in range(1, reps + 1):
-        try: xs.append(fn(read(name, r)[key]))
-        except (KeyError, ValueError): pass
-    return xs
-def med(xs): return statistics.median(xs) if xs else float("nan")
+results = Results(out, reps)
+read, vals = results.read, results.vals
 def ratio(a, b):
     rs = [y / x for x, y in zip(a, b) if x]
     return med(rs), rs

@@ -3,7 +3,7 @@
 # run, server pinned to core 1 and wsload to core 0. Prints, per figure, the median of REPS runs,
 # the ratio to the reference, and server CPU time per operation (the steadier measure).
 #
-#   scripts/bench.sh            REPS=3 HS_N=20000 ECHO_SECONDS=5 HOLD_N=10000
+#   scripts/bench.sh            REPS=3 HS_N=20000 ECHO_SECONDS=5 HOLD_N=10000 (SKIP_TLS=1: no TLS/deflate part)
 #
 # Loopback only; every wsload run is bounded in count and time.
 set -euo pipefail
@@ -112,4 +112,60 @@ for name in ("handshake", "echo", "hold"):
             noise = outside_load(d)
             flag = f"  OUTSIDE LOAD ~{noise:.0f}% of a core: noisy" if noise > 30 else ""
             print(f"  {name}/{server} rep{i}: " + " ".join(f"{k}={d[k]}" for k in keys) + flag)
+PY
+
+# TLS and permessage-deflate (issue: the engine, part two). wsload speaks neither, so a Python
+# client (websockets, in a venv under ~/.cache) drives the same echo server in four setups; the
+# client is the bottleneck here, so the comparable figure is the server's CPU per message, as a
+# ratio to plain ws://. Then RSS per idle connection at HOLD_N over TLS and with deflate negotiated.
+[[ "${SKIP_TLS:-0}" == 1 ]] && exit 0
+VENV="${XDG_CACHE_HOME:-$HOME/.cache}/doorman-bench-venv"
+[[ -x "$VENV/bin/python" ]] || { python3 -m venv "$VENV" && "$VENV/bin/pip" install -q websockets; }
+CERTS=$(mktemp -d)
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 -subj /CN=127.0.0.1 \
+  -keyout "$CERTS/key.pem" -out "$CERTS/cert.pem" 2>/dev/null
+trap 'stop; rm -rf "$CERTS"' EXIT
+CLIENT=(taskset -c 0 "$VENV/bin/python" "$ROOT/scripts/wsclient-bench.py")
+start_tls() { # port tls-port extra-args...
+  local port=$1 tport=$2; shift 2
+  taskset -c 1 "$DOORMAN" serve --echo --port "$port" --tls-port "$tport" --tls-cert "$CERTS/cert.pem" --tls-key "$CERTS/key.pem" \
+    --loops 1 --max-connections 20000 --idle-timeout 0 "$@" >/dev/null 2>&1 &
+  pid=$!
+  wait_port "$port"; wait_port "$tport"
+}
+for rep in $(seq 1 "$REPS"); do
+  echo "== rep $rep/$REPS: TLS and deflate" >&2
+  for setup in plain deflate tls tls-deflate; do
+    port=$((25000 + RANDOM % 1000)); tport=$((port + 1000))
+    case $setup in *deflate) start_tls $port $tport --compression; flag=--deflate ;; *) start_tls $port $tport; flag= ;; esac
+    case $setup in tls*) url="wss://127.0.0.1:$tport/ws" ;; *) url="ws://127.0.0.1:$port/ws" ;; esac
+    "${CLIENT[@]}" echo "$url" --server-pid "$pid" $flag -c 50 -s 512 -d "$ECHO_SECONDS" >"$OUT/py-echo.$setup.$rep" 2>/dev/null || true
+    stop
+  done
+  for setup in plain tls deflate; do
+    port=$((25000 + RANDOM % 1000)); tport=$((port + 1000))
+    case $setup in deflate) start_tls $port $tport --compression; flag=--deflate ;; *) start_tls $port $tport; flag= ;; esac
+    case $setup in tls) url="wss://127.0.0.1:$tport/ws" ;; *) url="ws://127.0.0.1:$port/ws" ;; esac
+    "${CLIENT[@]}" hold "$url" --server-pid "$pid" $flag -n "$HOLD_N" >"$OUT/py-hold.$setup.$rep" 2>/dev/null || true
+    stop
+  done
+done
+python3 - "$OUT" "$REPS" <<'PY'
+import sys
+sys.path.insert(0, "scripts")
+from bench_results import Results, med
+results = Results(sys.argv[1], int(sys.argv[2]))
+read, vals = results.read, results.vals
+print()
+print(f"{'echo, 50 conns, 512 B JSON (python client)':44} {'msgs/s':>9} {'CPU us/msg':>11} {'vs plain':>9}")
+base = vals("py-echo.plain", "server_cpu_us_per_msg")
+for setup in ("plain", "deflate", "tls", "tls-deflate"):
+    cpu = vals(f"py-echo.{setup}", "server_cpu_us_per_msg")
+    ratios = [c / b for b, c in zip(base, cpu) if b]
+    print(f"  {setup:42} {med(vals(f'py-echo.{setup}', 'msgs_per_s')):9.0f} {med(cpu):11.2f} {med(ratios):8.2f}x")
+print(f"{'RSS per idle connection':44} {'opened':>9} {'KiB/conn':>11}  goal")
+for setup in ("plain", "tls", "deflate"):
+    d = read(f"py-hold.{setup}", 1)
+    goal = "<= 8 KiB" if setup == "tls" else ""
+    print(f"  {setup:42} {d.get('opened', '?'):>9} {med(vals(f'py-hold.{setup}', 'server_kib_per_conn')):11.2f}  {goal} {d.get('extensions', '')}")
 PY

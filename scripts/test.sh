@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The test command (README): unit + integration tests, fuzzing, a SIGKILL crash test of the store,
 # Schemathesis against the admin API's OpenAPI document, Autobahn|Testsuite conformance and a real
-# headless Chromium, against the real binary. Installs what it needs (as root, via
+# headless Chromium (also over wss:// with permessage-deflate), testssl.sh against the TLS listener,
+# against the real binary. Installs what it needs (as root, via
 # apt-get and pip, through ../shared/tools/*/setup.sh). Ends with one line: "doorman: N passed, M failed".
 #
 #   scripts/test.sh                 everything
@@ -59,8 +60,9 @@ if bash scripts/fuzz.sh; then step "fuzz" pass; else step "fuzz" fail; fi
 #    messages in up to 65,536 fragments).
 swift build -c release --product doorman || { step "release build" fail; echo "doorman: $passed passed, $failed failed, $skipped skipped"; exit 1; }
 BIN="$ROOT/.build/release/doorman"
-start_server() { # args... ; sets PORT
+start_server() { # args... ; sets PORT (plain listener) and SERVER_OUT (its stdout)
   local out; out=$(mktemp)
+  SERVER_OUT=$out
   "$BIN" serve --port 0 "$@" >"$out" 2>/dev/null &
   pids+=($!)
   for _ in $(seq 1 100); do
@@ -89,15 +91,44 @@ else
   fi
 fi
 
-# 6. Autobahn|Testsuite 1.* to 11.*: 0 failed, 0 non-strict.
+# A throw-away self-signed certificate for the TLS listener (openssl CLI).
+TLS_DIR=$(mktemp -d)
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 -subj /CN=127.0.0.1 \
+  -addext "subjectAltName=IP:127.0.0.1,DNS:localhost" -keyout "$TLS_DIR/key.pem" -out "$TLS_DIR/cert.pem" 2>/dev/null \
+  || echo "!! openssl could not make a test certificate" >&2
+TLS_ARGS=(--tls-cert "$TLS_DIR/cert.pem" --tls-key "$TLS_DIR/key.pem" --tls-port 0)
+tls_port() { sed -n 's/^doorman listening for TLS on .*:\([0-9]*\)$/\1/p' "$SERVER_OUT"; }
+
+# 6. Autobahn|Testsuite. Without compression: 1.* to 11.*. With --compression, over ws:// and over
+#    wss://: all 517 cases under CI (about 13 minutes each), a shorter profile elsewhere
+#    (AUTOBAHN_FULL=1 runs the full suite locally). 0 failed, 0 non-strict.
+AUTOBAHN_LIMITS=(--max-frame-bytes 16777216 --max-message-bytes 16777216 --max-fragments 100000 --max-write-queue-bytes 67108864)
+if [[ "${CI:-}" == "true" || "${AUTOBAHN_FULL:-0}" == 1 ]]; then DEFLATE_CASES='*'; else DEFLATE_CASES='1.*,2.*,5.*,6.4.*,7.*,9.1.1,9.2.1,12.1.*,12.2.*,13.1.*,13.3.*,13.5.*,13.7.*'; fi
+autobahn() { # name, url, cases, [exclude]
+  local report; report=$(mktemp -d)
+  EXCLUDE="${4:-}" bash "$TOOLS/autobahn/run.sh" "$2" "$report" "$3" | tee "/tmp/doorman-autobahn-$1.log" | tail -12
+  if grep -qE '^autobahn: [1-9][0-9]* passed, 0 failed, 0 non-strict' "/tmp/doorman-autobahn-$1.log"; then step "autobahn $1" pass; else step "autobahn $1" fail; fi
+}
 if [[ -x "$CACHE/venv-autobahn/bin/wstest" ]] || bash "$TOOLS/autobahn/setup.sh" >/tmp/doorman-autobahn-setup.log 2>&1; then
-  start_server --echo --max-frame-bytes 16777216 --max-message-bytes 16777216 --max-fragments 100000 --max-write-queue-bytes 67108864
-  report=$(mktemp -d)
-  EXCLUDE='12.*,13.*' bash "$TOOLS/autobahn/run.sh" "ws://127.0.0.1:$PORT" "$report" '1.*,2.*,3.*,4.*,5.*,6.*,7.*,9.*,10.*,11.*' | tee /tmp/doorman-autobahn.log | tail -20
-  if grep -qE '^autobahn: [1-9][0-9]* passed, 0 failed, 0 non-strict' /tmp/doorman-autobahn.log; then step "autobahn 1-11" pass; else step "autobahn 1-11" fail; fi
+  start_server --echo "${AUTOBAHN_LIMITS[@]}"
+  autobahn "1-11" "ws://127.0.0.1:$PORT" '1.*,2.*,3.*,4.*,5.*,6.*,7.*,9.*,10.*,11.*' '12.*,13.*'
+  start_server --echo --compression "${AUTOBAHN_LIMITS[@]}"
+  autobahn "deflate ws" "ws://127.0.0.1:$PORT" "$DEFLATE_CASES"
+  start_server --echo --compression "${AUTOBAHN_LIMITS[@]}" "${TLS_ARGS[@]}"
+  autobahn "deflate wss" "wss://127.0.0.1:$(tls_port)" "$DEFLATE_CASES"
 else
   tail -5 /tmp/doorman-autobahn-setup.log >&2
-  missing_tool "autobahn 1-11" "autobahn setup failed"
+  missing_tool "autobahn" "autobahn setup failed"
+fi
+
+# 6b. testssl.sh against the TLS listener (protocols, ciphers, preferences, vulnerabilities).
+if command -v testssl >/dev/null || bash "$TOOLS/tls/setup.sh" >/tmp/doorman-tls-setup.log 2>&1; then
+  start_server --echo "${TLS_ARGS[@]}"
+  bash "$TOOLS/tls/run.sh" "127.0.0.1:$(tls_port)" | tee /tmp/doorman-testssl.log | tail -6
+  if grep -qE '^tls: PASS' /tmp/doorman-testssl.log; then step "testssl" pass; else step "testssl" fail; fi
+else
+  tail -5 /tmp/doorman-tls-setup.log >&2
+  missing_tool "testssl" "testssl.sh could not be installed"
 fi
 
 # 7. A real headless Chromium: handshake, text/binary/256 KiB echo, clean close.
@@ -115,6 +146,14 @@ if bash "$TOOLS/browser/setup.sh" >/tmp/doorman-browser-setup.log 2>&1; then
     step "chromium subprotocol" pass
   else
     step "chromium subprotocol" fail
+  fi
+  start_server --echo --compression "${TLS_ARGS[@]}"
+  if "$CACHE/venv-browser/bin/python" "$TOOLS/browser/ws_check.py" "wss://127.0.0.1:$(tls_port)/ws" --insecure --json /tmp/doorman-browser3.json \
+       | tee /tmp/doorman-browser3.log | tail -1 && grep -qE '^browser: [1-9][0-9]* passed, 0 failed' /tmp/doorman-browser3.log \
+       && python3 -c 'import json,sys; sys.exit(0 if "permessage-deflate" in json.load(open("/tmp/doorman-browser3.json")).get("extensions", "") else 1)'; then
+    step "chromium wss + permessage-deflate" pass
+  else
+    step "chromium wss + permessage-deflate" fail
   fi
 else
   tail -5 /tmp/doorman-browser-setup.log >&2

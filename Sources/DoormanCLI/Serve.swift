@@ -79,6 +79,18 @@ struct Serve: ParsableCommand {
     var allowedNetwork: [String] = []
     @Flag(help: "Also accept the key as ?key= in the URL (it leaks into logs and history). [env: DOORMAN_ALLOW_QUERY_KEY=1]")
     var allowQueryKey = false
+    @Option(help: "PEM certificate chain (leaf first) for the TLS listener. [env: DOORMAN_TLS_CERT]")
+    var tlsCert: String?
+    @Option(help: "PEM private key of that certificate. [env: DOORMAN_TLS_KEY]")
+    var tlsKey: String?
+    @Option(help: "Port of the TLS (wss://, https://) listener, beside the plain one. [env: DOORMAN_TLS_PORT] (default: 8443)")
+    var tlsPort: Int?
+    @Flag(help: "Offer permessage-deflate compression (RFC 7692). [env: DOORMAN_COMPRESSION=1]")
+    var compression = false
+    @Option(help: "Messages shorter than this are sent uncompressed, bytes. [env: DOORMAN_COMPRESSION_THRESHOLD] (default: 64)")
+    var compressionThreshold: Int?
+    @Flag(help: "Keep compression context between messages (better ratio; zlib state per connection). [env: DOORMAN_COMPRESSION_CONTEXT_TAKEOVER=1]")
+    var compressionContextTakeover = false
     @Option(help: "trace, debug, info, notice, warning, error or critical. [env: DOORMAN_LOG_LEVEL] (default: info)")
     var logLevel: String?
 
@@ -118,12 +130,14 @@ struct Serve: ParsableCommand {
             let line = "admin key: \(secret)\n"
             _ = line.utf8CString.withUnsafeBufferPointer { Glibc.write(1, $0.baseAddress, $0.count - 1) }
         }
-        let banner = "doorman listening on \(config.server.host):\(gateway.port)\n"
+        var banner = "doorman listening on \(config.server.host):\(gateway.port)\n"
+        if let tlsPort = gateway.server.tlsPort { banner += "doorman listening for TLS on \(config.server.host):\(tlsPort)\n" }
         _ = banner.utf8CString.withUnsafeBufferPointer { Glibc.write(1, $0.baseAddress, $0.count - 1) }
         while true {
             let signal = doorman_wait_signal()
             if signal == SIGHUP {
-                logger.info("SIGHUP: nothing to reload yet")
+                // New TLS connections get the reloaded certificate; live sessions keep theirs.
+                gateway.reloadCertificates()
                 continue
             }
             logger.info("draining", metadata: ["signal": "\(signal)", "connections": "\(gateway.server.activeConnections)"])
@@ -155,6 +169,15 @@ struct Serve: ParsableCommand {
         s.pongTimeout = try pick(pongTimeout, env, "DOORMAN_PONG_TIMEOUT", "pong-timeout", s.pongTimeout)
         s.closeTimeout = try pick(closeTimeout, env, "DOORMAN_CLOSE_TIMEOUT", "close-timeout", s.closeTimeout)
         s.drainTimeout = try pick(drainTimeout, env, "DOORMAN_DRAIN_TIMEOUT", "drain-timeout", s.drainTimeout)
+        c.tlsCertificate = tlsCert ?? env["DOORMAN_TLS_CERT"]
+        c.tlsKey = tlsKey ?? env["DOORMAN_TLS_KEY"]
+        if c.tlsCertificate != nil || c.tlsKey != nil {
+            s.tlsPort = try pick(tlsPort, env, "DOORMAN_TLS_PORT", "tls-port", Int?.some(8443))
+        }
+        s.compression = compression || ["1", "true", "yes"].contains(env["DOORMAN_COMPRESSION"]?.lowercased() ?? "")
+        s.compressionThreshold = try pick(compressionThreshold, env, "DOORMAN_COMPRESSION_THRESHOLD", "compression-threshold", s.compressionThreshold)
+        s.compressionContextTakeover = compressionContextTakeover
+            || ["1", "true", "yes"].contains(env["DOORMAN_COMPRESSION_CONTEXT_TAKEOVER"]?.lowercased() ?? "")
         c.server = s
         c.database = db ?? env["DOORMAN_DB"] ?? c.database
         c.keyPolicy.requireExpiry = requireKeyExpiry || ["1", "true", "yes"].contains(env["DOORMAN_REQUIRE_KEY_EXPIRY"]?.lowercased() ?? "")

@@ -3,7 +3,7 @@ import Foundation
 import GatewayCore
 import GatewayStore
 public import Logging
-import Transport
+public import Transport
 public import WebSocketServer
 
 /// A running gateway: the engine with the gateway's routes, the store and the admin API.
@@ -14,11 +14,21 @@ public final class Gateway: Sendable {
     private let usage: KeyUsageRecorder?
     /// The admin key made on first start, to be printed once (nil on later starts).
     public let bootstrapSecret: String?
+    /// The TLS listener's certificates, when configured.
+    public let certificates: TLSContextBox?
+    private let logger: Logger
 
     /// Validates `config`, opens the store (bootstrapping an empty one), binds and starts serving.
     public init(config: GatewayConfig, logger: Logger) throws {
         try config.validate()
         self.config = config
+        self.logger = logger
+        // Certificates first: a bad file stops the start before anything is opened or bound.
+        if let chain = config.tlsCertificate, let key = config.tlsKey {
+            certificates = try TLSContextBox(certificateChainFile: chain, privateKeyFile: key)
+        } else {
+            certificates = nil
+        }
         pool = BlockingPool(threads: config.poolThreads)
         var admin: AdminAPI?
         var secret: String?
@@ -51,7 +61,7 @@ public final class Gateway: Sendable {
         self.usage = usage
         let application = GatewayApplication(config: config, admin: admin, pool: admin == nil ? nil : pool, sessions: sessions)
         do {
-            server = try WebSocketServer(configuration: config.server, application: application, logger: logger)
+            server = try WebSocketServer(configuration: config.server, application: application, tls: certificates, logger: logger)
         } catch {
             pool.shutdown()
             throw error
@@ -84,6 +94,18 @@ public final class Gateway: Sendable {
     }
 
     public var port: Int { server.port }
+
+    /// SIGHUP: reads the TLS certificate and key again. New connections get them; live sessions
+    /// keep theirs. On an error the old certificate stays in use.
+    public func reloadCertificates() {
+        guard let certificates else { return logger.info("SIGHUP: no TLS certificate to reload") }
+        do {
+            try certificates.reload()
+            logger.info("TLS certificate reloaded", metadata: ["file": "\(certificates.certificateChainFile)"])
+        } catch {
+            logger.error("TLS certificate reload failed; keeping the current one", metadata: ["error": "\(error)"])
+        }
+    }
 
     /// Drains (1001 to every session) and stops.
     public func shutdown() {

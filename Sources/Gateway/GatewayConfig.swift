@@ -22,6 +22,9 @@ public struct GatewayConfig: Sendable, Equatable {
     public var poolThreads = 2
     /// Live-session limits and timings.
     public var sessions = SessionPolicy()
+    /// PEM certificate chain (leaf first) and private key of the TLS listener; both or neither.
+    public var tlsCertificate: String?
+    public var tlsKey: String?
 
     public init() {}
 
@@ -47,6 +50,9 @@ public struct GatewayConfig: Sendable, Equatable {
         try require(s.pongTimeout > 0, "pong-timeout", "must be > 0 seconds")
         try require(s.closeTimeout > 0, "close-timeout", "must be > 0 seconds")
         try require(s.drainTimeout >= 0, "drain-timeout", "must be >= 0 seconds")
+        try require((tlsCertificate == nil) == (tlsKey == nil), tlsCertificate == nil ? "tls-cert" : "tls-key", "--tls-cert and --tls-key go together")
+        try require(s.tlsPort.map { (0...65535).contains($0) && ($0 == 0 || $0 != s.port) } ?? true, "tls-port", "must be 0-65535 and differ from port")
+        try require(s.compressionThreshold >= 0, "compression-threshold", "must be >= 0 bytes")
         try require(!database.isEmpty, "db", "must name a file")
         try require(keyPolicy.maxLifetime.map { $0 > 0 } ?? true, "max-key-lifetime", "must be > 0 seconds")
         try require((1...64).contains(poolThreads), "pool-threads", "must be 1 to 64")

@@ -50,8 +50,13 @@ public final class Connection: IOHandler {
     private var session: (any WebSocketSession)?
     private var closeCode: CloseCode?
 
+    /// Plaintext to send (for TLS: not yet encrypted).
     private var out: [UInt8] = []
     private var outStart = 0
+    /// TLS only: the session, and ciphertext not yet accepted by the kernel.
+    private let tls: TLSSession?
+    private var sealed: [UInt8] = []
+    private var sealedStart = 0
     private var watchingWrite = false
     private var corked = false
     private var halfClosed = false
@@ -63,10 +68,11 @@ public final class Connection: IOHandler {
     private var lastRead: UInt64
     private var pingSentAt: UInt64 = 0
 
-    init(fd: Int32, id: UInt64, context: LoopContext) {
+    init(fd: Int32, id: UInt64, context: LoopContext, tls: TLSSession? = nil) {
         self.fd = fd
         self.id = id
         self.context = context
+        self.tls = tls
         headReader = HTTPHeadReader(limits: context.shared.configuration.head)
         lastRead = context.loop.now
         deadline = lastRead + context.shared.handshakeTimeout
@@ -79,7 +85,10 @@ public final class Connection: IOHandler {
     public var isOpen: Bool { state == .open }
 
     /// Bytes queued and not yet accepted by the kernel.
-    public var queuedBytes: Int { out.count - outStart }
+    public var queuedBytes: Int { out.count - outStart + sealed.count - sealedStart }
+
+    /// True for a connection from the TLS listener.
+    public var isSecure: Bool { tls != nil }
 
     // MARK: - Sending
 
@@ -118,7 +127,7 @@ public final class Connection: IOHandler {
     /// Writes straight from `bytes` when nothing is queued (no copy), queueing what the kernel
     /// does not take.
     private func writeOrQueue(_ bytes: [UInt8]) {
-        guard !corked, outStart == out.count else {
+        guard tls == nil, !corked, outStart == out.count else {
             out.append(contentsOf: bytes)
             return afterQueueing()
         }
@@ -143,7 +152,7 @@ public final class Connection: IOHandler {
 
     private func afterQueueing() {
         // Backpressure: never queue without bound for a peer that does not read.
-        if out.count - outStart > context.shared.configuration.maxWriteQueueBytes {
+        if queuedBytes > context.shared.configuration.maxWriteQueueBytes {
             context.shared.logger.debug("write queue full", metadata: ["connection.id": "\(id)", "queued": "\(queuedBytes)"])
             context.shared.slowConsumerCloses.add(1, ordering: .relaxed)
             fail(.slowConsumer, reason: "write queue full")
@@ -220,7 +229,33 @@ public final class Connection: IOHandler {
             lastRead = context.loop.now
             pingSentAt = 0
             corked = true
-            process(UnsafeRawBufferPointer(rebasing: buffer[..<n]))
+            if let tls {
+                do {
+                    try tls.receive(UnsafeRawBufferPointer(rebasing: buffer[..<n]), scratch: context.tlsScratch) { plaintext in
+                        process(plaintext)
+                    }
+                } catch {
+                    // Garbage, a refused handshake or a broken record: send the alert, then go.
+                    context.shared.logger.debug("TLS failed", metadata: ["connection.id": "\(id)", "error": "\(error)"])
+                    corked = false
+                    tls.takeOutput(into: &sealed)
+                    _ = writeQueued(&sealed, from: &sealedStart)
+                    closeNow()
+                    return
+                }
+                if tls.peerClosed {
+                    // close_notify (RFC 8446 §6.1): no more input; answer it, then close.
+                    corked = false
+                    flush()
+                    tls.shutdown()
+                    tls.takeOutput(into: &sealed)
+                    _ = writeQueued(&sealed, from: &sealedStart)
+                    closeNow()
+                    return
+                }
+            } else {
+                process(UnsafeRawBufferPointer(rebasing: buffer[..<n]))
+            }
             corked = false
             flush()
             rounds += 1
@@ -412,30 +447,40 @@ public final class Connection: IOHandler {
     func flush() {
         // A closed connection's fd may already belong to someone else: never touch it again.
         guard state != .closed else { return }
-        while outStart < out.count {
-            let result: IOResult<Int>
-            do {
-                result = try out.withUnsafeBytes { raw throws(SystemError) in
-                    try Socket.write(fd, UnsafeRawBufferPointer(rebasing: raw[outStart...]))
+        let allWritten: Bool
+        if let tls {
+            if outStart < out.count {
+                // Nothing can be said before the TLS handshake completes; a reply to a peer that
+                // never finished it (a deadline's 408) is dropped.
+                if tls.isHandshakeComplete {
+                    // (A typed-throws closure here crashes Swift 6.3.1's IRGen: the error is carried out.)
+                    var failed = false
+                    out.withUnsafeBytes { raw in
+                        do { try tls.send(UnsafeRawBufferPointer(rebasing: raw[outStart...])) } catch { failed = true }
+                    }
+                    if failed { return closeNow() }
                 }
-            } catch {
-                closeNow()
-                return
+                out = []
+                outStart = 0
             }
-            switch result {
-            case .processed(let n):
-                outStart += n
-            case .wouldBlock:
-                if !watchingWrite {
-                    watchingWrite = true
-                    updateInterest()
-                }
-                return
-            }
+            // Ending: our close_notify goes before the FIN (RFC 8446 §6.1; idempotent).
+            if state == .finishing { tls.shutdown() }
+            tls.takeOutput(into: &sealed)
+            guard let done = writeQueued(&sealed, from: &sealedStart) else { return }
+            allWritten = done
+            // Idle TLS connections keep no buffers.
+            if allWritten { sealed = [] }
+        } else {
+            guard let done = writeQueued(&out, from: &outStart) else { return }
+            allWritten = done
         }
-        // Everything written: keep a small buffer for the next message, give back a large one.
-        if out.capacity > 16 * 1024 { out = [] } else { out.removeAll(keepingCapacity: true) }
-        outStart = 0
+        guard allWritten else {
+            if !watchingWrite {
+                watchingWrite = true
+                updateInterest()
+            }
+            return
+        }
         if watchingWrite {
             watchingWrite = false
             updateInterest()
@@ -448,6 +493,30 @@ public final class Connection: IOHandler {
                 Socket.shutdownWrite(fd)
             }
         }
+    }
+
+    /// Sends `queue[start...]` until done (true) or the kernel is full (false); nil when the
+    /// connection failed and was closed. An emptied queue keeps a small buffer for the next
+    /// message and gives back a large one.
+    private func writeQueued(_ queue: inout [UInt8], from start: inout Int) -> Bool? {
+        while start < queue.count {
+            let result: IOResult<Int>
+            do {
+                result = try queue.withUnsafeBytes { raw throws(SystemError) in
+                    try Socket.write(fd, UnsafeRawBufferPointer(rebasing: raw[start...]))
+                }
+            } catch {
+                closeNow()
+                return nil
+            }
+            switch result {
+            case .processed(let n): start += n
+            case .wouldBlock: return false
+            }
+        }
+        if queue.capacity > 16 * 1024 { queue = [] } else { queue.removeAll(keepingCapacity: true) }
+        start = 0
+        return true
     }
 
     /// Tells epoll what we wait for: input unless paused, output while the kernel is full.
@@ -465,6 +534,7 @@ public final class Connection: IOHandler {
         Socket.close(fd)
         context.remove(self)
         out = []
+        sealed = []
         message = []
         body = []
         pendingInput = []

@@ -11,6 +11,8 @@ import WireCodec
 final class ServerShared: Sendable {
     let configuration: ServerConfiguration
     let application: any ServerApplication
+    /// The TLS listener's certificates (replaceable on reload); nil without TLS.
+    let tls: TLSContextBox?
     let logger: Logger
     let activeConnections = Atomic<Int>(0)
     /// Connections closed because their write queue passed the high-water mark.
@@ -22,9 +24,10 @@ final class ServerShared: Sendable {
     let pongTimeout: UInt64
     let closeTimeout: UInt64
 
-    init(configuration: ServerConfiguration, application: any ServerApplication, logger: Logger) {
+    init(configuration: ServerConfiguration, application: any ServerApplication, tls: TLSContextBox?, logger: Logger) {
         self.configuration = configuration
         self.application = application
+        self.tls = tls
         self.logger = logger
         handshakeTimeout = configuration.handshakeTimeout.nanoseconds
         idleTimeout = configuration.idleTimeout.nanoseconds
@@ -42,23 +45,29 @@ final class LoopContext: @unchecked Sendable {
     let shared: ServerShared
     /// One read buffer per loop, shared by all its connections (bytes are parsed before the next read).
     let readBuffer: UnsafeMutableRawBufferPointer
+    /// Where TLS connections decrypt to (never the read buffer, which holds the ciphertext).
+    let tlsScratch: UnsafeMutableRawBufferPointer
     private(set) var connections: [Connection] = []
     private(set) var draining = false
     /// Connections waiting for an HTTP reply, by id.
     var awaitingReply: [UInt64: Connection] = [:]
-    /// Loop 0 only: the listener's handler.
-    var acceptor: Acceptor?
+    /// Loop 0 only: the listeners' handlers.
+    var acceptors: [Acceptor] = []
 
     init(loop: EventLoop, shared: ServerShared, readBufferBytes: Int = 256 * 1024) {
         self.loop = loop
         self.shared = shared
         readBuffer = .allocate(byteCount: readBufferBytes, alignment: 16)
+        tlsScratch = .allocate(byteCount: TLSSession.recommendedScratchBytes, alignment: 16)
     }
 
-    deinit { readBuffer.deallocate() }
+    deinit {
+        readBuffer.deallocate()
+        tlsScratch.deallocate()
+    }
 
-    /// Takes over an accepted socket.
-    func adopt(_ fd: Int32) {
+    /// Takes over an accepted socket (`secure`: from the TLS listener).
+    func adopt(_ fd: Int32, secure: Bool = false) {
         loop.assertInLoop()
         if draining {
             Socket.close(fd)
@@ -66,8 +75,19 @@ final class LoopContext: @unchecked Sendable {
             return
         }
         Socket.setNoDelay(fd)
+        var tls: TLSSession?
+        if secure, let certificates = shared.tls {
+            do {
+                tls = try TLSSession(context: certificates.current)
+            } catch {
+                shared.logger.error("cannot start TLS", metadata: ["error": "\(error)"])
+                Socket.close(fd)
+                shared.activeConnections.subtract(1, ordering: .relaxed)
+                return
+            }
+        }
         let id = shared.nextConnectionID.add(1, ordering: .relaxed).oldValue
-        let connection = Connection(fd: fd, id: id, context: self)
+        let connection = Connection(fd: fd, id: id, context: self, tls: tls)
         do {
             connection.generation = try loop.register(fd, events: EventLoop.readable | EventLoop.hangup, handler: connection)
         } catch {

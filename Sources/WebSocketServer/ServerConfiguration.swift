@@ -30,6 +30,17 @@ public struct ServerConfiguration: Sendable, Equatable {
     public var closeTimeout = 5.0
     /// Seconds SIGTERM/SIGINT waits for sessions to close after sending them 1001.
     public var drainTimeout = 10.0
+    /// Port of the TLS listener (beside the plain one), used when certificates are given; 0 lets
+    /// the kernel choose (tests).
+    public var tlsPort: Int? = nil
+    /// Offer permessage-deflate (RFC 7692) to clients that ask for it.
+    public var compression = false
+    /// Messages shorter than this many bytes are sent uncompressed.
+    public var compressionThreshold = 64
+    /// Keep the compression context between messages (better ratio for similar messages, but
+    /// every connection then holds its own zlib state: see README). Off: the server asks both
+    /// sides to reset per message and shares one zlib stream per loop.
+    public var compressionContextTakeover = false
 
     public init() {}
 }

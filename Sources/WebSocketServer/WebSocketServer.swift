@@ -5,31 +5,50 @@ public import Logging
 public import Transport
 import Synchronization
 
-/// The engine: a listener, an acceptor on loop 0 handing sockets round-robin to every loop, and
-/// the loops' connections.
+/// The engine: a plain listener (and a TLS one, when configured), acceptors on loop 0 handing
+/// sockets round-robin to every loop, and the loops' connections.
 ///
-///     listen fd ──accept4──▶ Acceptor (loop 0) ──round-robin──▶ loop k: LoopContext.adopt(fd)
-///                                               (loop.execute for k ≠ 0)
+///     listen fd ──accept4──▶ Acceptor (loop 0) ──round-robin──▶ loop k: LoopContext.adopt(fd, secure:)
+///     TLS fd    ──accept4──▶ Acceptor (loop 0) ──┘              (loop.execute for k ≠ 0)
 public final class WebSocketServer: Sendable {
     let shared: ServerShared
     let group: LoopGroup
     let contexts: [LoopContext]
-    private let listenFD: Int32
+    private let listenFDs: [Int32]
     private let stopped = Atomic<Bool>(false)
     /// The port actually bound (useful with port 0).
     public let port: Int
+    /// The TLS listener's port actually bound, when TLS is configured.
+    public let tlsPort: Int?
 
-    /// Binds the listener and starts the loops.
-    /// - Throws: `SystemError` if the address cannot be bound.
-    public init(configuration: ServerConfiguration, application: any ServerApplication, logger: Logger) throws(SystemError) {
-        shared = ServerShared(configuration: configuration, application: application, logger: logger)
+    /// Binds the listeners and starts the loops.
+    /// - Parameter tls: certificates for the TLS listener on `configuration.tlsPort` (both or neither).
+    /// - Throws: `SystemError` if an address cannot be bound.
+    public init(
+        configuration: ServerConfiguration, application: any ServerApplication, tls: TLSContextBox? = nil, logger: Logger
+    ) throws(SystemError) {
+        shared = ServerShared(configuration: configuration, application: application, tls: tls, logger: logger)
         let (fd, port) = try Socket.listen(host: configuration.host, port: configuration.port)
-        listenFD = fd
+        var listeners = [(fd, false)]
         self.port = port
+        if tls != nil, let wanted = configuration.tlsPort {
+            do {
+                let (tlsFD, tlsPort) = try Socket.listen(host: configuration.host, port: wanted)
+                listeners.append((tlsFD, true))
+                self.tlsPort = tlsPort
+            } catch {
+                Socket.close(fd)
+                throw error
+            }
+        } else {
+            tlsPort = nil
+        }
+        listenFDs = listeners.map(\.0)
+        let acceptorSpecs = listeners
         do {
             group = try LoopGroup(count: configuration.loops)
         } catch {
-            Socket.close(fd)
+            for (fd, _) in listeners { Socket.close(fd) }
             throw error
         }
         let shared = shared
@@ -40,12 +59,14 @@ public final class WebSocketServer: Sendable {
         let contexts = contexts
         let first = contexts[0]
         first.loop.execute {
-            let acceptor = Acceptor(fd: fd, contexts: contexts, shared: shared)
-            do {
-                try first.loop.register(fd, events: EventLoop.readable, handler: acceptor)
-                first.acceptor = acceptor
-            } catch {
-                shared.logger.critical("cannot watch listener", metadata: ["error": "\(error)"])
+            for (fd, secure) in acceptorSpecs {
+                let acceptor = Acceptor(fd: fd, secure: secure, contexts: contexts, shared: shared)
+                do {
+                    try first.loop.register(fd, events: EventLoop.readable, handler: acceptor)
+                    first.acceptors.append(acceptor)
+                } catch {
+                    shared.logger.critical("cannot watch listener", metadata: ["error": "\(error)"])
+                }
             }
         }
     }
@@ -71,11 +92,13 @@ public final class WebSocketServer: Sendable {
     public func shutdown(drainTimeout: Double? = nil) {
         guard !stopped.exchange(true, ordering: .acquiringAndReleasing) else { return }
         let first = contexts[0]
-        let fd = listenFD
+        let fds = listenFDs
         first.loop.execute {
-            first.loop.deregister(fd)
-            Socket.close(fd)
-            first.acceptor = nil
+            for fd in fds {
+                first.loop.deregister(fd)
+                Socket.close(fd)
+            }
+            first.acceptors = []
         }
         for context in contexts { context.loop.execute { context.beginDrain() } }
         let limit = monotonicNanoseconds() + (drainTimeout ?? shared.configuration.drainTimeout).nanoseconds
@@ -90,6 +113,8 @@ public final class WebSocketServer: Sendable {
 /// Accepts on loop 0 and deals sockets out to the loops.
 final class Acceptor: IOHandler {
     private let fd: Int32
+    /// Connections from this listener speak TLS.
+    private let secure: Bool
     private let contexts: [LoopContext]
     private let shared: ServerShared
     private var next = 0
@@ -97,8 +122,9 @@ final class Acceptor: IOHandler {
     private var reserveFD: Int32 = open("/dev/null", O_RDONLY | O_CLOEXEC)
     private var lastFDWarning: UInt64 = 0
 
-    init(fd: Int32, contexts: [LoopContext], shared: ServerShared) {
+    init(fd: Int32, secure: Bool, contexts: [LoopContext], shared: ServerShared) {
         self.fd = fd
+        self.secure = secure
         self.contexts = contexts
         self.shared = shared
     }
@@ -137,10 +163,11 @@ final class Acceptor: IOHandler {
             }
             let context = contexts[next]
             next = (next + 1) % contexts.count
+            let secure = secure
             if context.loop.isInLoop {
-                context.adopt(accepted)
+                context.adopt(accepted, secure: secure)
             } else {
-                context.loop.execute { context.adopt(accepted) }
+                context.loop.execute { context.adopt(accepted, secure: secure) }
             }
         }
     }
