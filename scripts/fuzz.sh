@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Fuzzes the pure codec with libFuzzer + AddressSanitizer (STYLE.md P7): one binary per
-# Tests/Fuzz/<Target>.swift, built together with Sources/WireCodec/*.swift (Rules: GatewayCore's rule language).
+# Tests/Fuzz/<Target>.swift, built together with Sources/WireCodec/*.swift (Rules: GatewayCore's rule
+# language; Inflate: also Sources/WireDeflate/*.swift on zlib).
 #
 #   scripts/fuzz.sh                     every target, 60 s each
 #   FUZZ_SECONDS=20 scripts/fuzz.sh     shorter
@@ -31,7 +32,7 @@ fi
 # page of "cannot export local symbol __asan_…" warnings.
 flags=(-sanitize=fuzzer,address -parse-as-library -O -swift-version 6
   -enable-upcoming-feature ExistentialAny -enable-upcoming-feature MemberImportVisibility
-  -enable-upcoming-feature InternalImportsByDefault)
+  -enable-upcoming-feature InternalImportsByDefault -I Sources/CZlib)
 if [[ -x "$(dirname "$(command -v "$SWIFTC")")/ld.lld" ]]; then flags+=(-use-ld=lld); fi
 
 # Starting inputs: the config byte each harness reads first, then RFC 6455 examples.
@@ -52,6 +53,11 @@ seed() { # target, dir
       printf 'channel:subscribe.door-1' >"$dir/action"
       printf 'dmk_0000000000000000000000000000000000000000000000000' >"$dir/key-shape"
       ;;
+    Inflate)
+      printf '\x00\xf2\x48\xcd\xc9\xc9\x07\x00' >"$dir/rfc7692-hello"
+      printf '\x10\xf2\x48\xcd\xc9\xc9\x07\x00\xf2\x00\x11\x00\x00' >"$dir/rfc7692-takeover"
+      printf '\x03\x00\x05\x00\xfa\xff\x48\x65\x6c\x6c\x6f\x00' >"$dir/rfc7692-stored"
+      ;;
     Handshake)
       printf '\x3fGET /chat HTTP/1.1\r\nHost: server.example.com\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nOrigin: http://example.com\r\nSec-WebSocket-Protocol: chat, superchat\r\nSec-WebSocket-Version: 13\r\n\r\n' >"$dir/rfc-request"
       printf '\x04GET / HTTP/1.0\r\nConnection: keep-alive, Upgrade\r\nUpgrade: WebSocket\r\nSec-WebSocket-Version: 8\r\n\r\n' >"$dir/old-version"
@@ -67,9 +73,11 @@ max_len() { # target
   esac
 }
 
-# The sources a target is built with: the codec by default; the rule language for Rules.
+# The sources a target is built with: the codec by default; the rule language for Rules; the
+# codec and permessage-deflate (zlib through Sources/CZlib) for Inflate.
 sources_for() {
   case "$1" in
+    Inflate) echo Sources/WireCodec/*.swift Sources/WireDeflate/*.swift ;;
     Rules) echo Sources/GatewayCore/CRC32.swift Sources/GatewayCore/Base62.swift Sources/GatewayCore/APIKeySecret.swift \
                 Sources/GatewayCore/Wildcard.swift Sources/GatewayCore/ActionName.swift ;;
     *) echo Sources/WireCodec/*.swift ;;

@@ -3,6 +3,7 @@ import Logging
 import Synchronization
 public import Transport
 public import WireCodec
+import WireDeflate
 
 /// One TCP connection: an HTTP request head, then either plain HTTP (keep-alive) or a WebSocket.
 ///
@@ -49,6 +50,13 @@ public final class Connection: IOHandler {
     private var messageIsText = false
     private var session: (any WebSocketSession)?
     private var closeCode: CloseCode?
+    /// permessage-deflate as agreed in the handshake (nil: not in use), whether the message being
+    /// assembled is compressed, and this connection's own zlib streams: made on first use, only
+    /// when a window must outlive a message (context takeover); otherwise the loop's are shared.
+    private var deflate: DeflateParameters?
+    private var messageCompressed = false
+    private var ownInflater: MessageInflater?
+    private var ownDeflater: MessageDeflater?
 
     /// Plaintext to send (for TLS: not yet encrypted).
     private var out: [UInt8] = []
@@ -120,8 +128,27 @@ public final class Connection: IOHandler {
 
     private func sendMessage(_ opcode: WebSocketOpcode, _ payload: [UInt8]) {
         guard state == .open else { return }
-        payload.withUnsafeBytes { FrameEncoder.append(opcode: opcode, payload: $0, to: &out) }
+        if let compressed = compressed(payload) {
+            // RFC 7692 §6: RSV1 marks a compressed message.
+            compressed.withUnsafeBytes { FrameEncoder.append(opcode: opcode, payload: $0, rsv1: true, to: &out) }
+        } else {
+            payload.withUnsafeBytes { FrameEncoder.append(opcode: opcode, payload: $0, to: &out) }
+        }
         afterQueueing()
+    }
+
+    /// The message compressed for this connection, or nil to send it as it is (no extension,
+    /// below the size threshold, or zlib out of memory: uncompressed is always allowed).
+    private func compressed(_ payload: [UInt8]) -> [UInt8]? {
+        guard let deflate, let configuration = context.shared.deflate, configuration.shouldCompress(payload.count) else { return nil }
+        let deflater: MessageDeflater
+        if deflate.serverDeflaterIsShareable {
+            deflater = context.sharedDeflater(windowBits: deflate.serverMaxWindowBits)
+        } else {
+            if ownDeflater == nil { ownDeflater = MessageDeflater(parameters: deflate, configuration: configuration) }
+            deflater = ownDeflater!
+        }
+        return try? deflater.compress(payload)
     }
 
     /// Writes straight from `bytes` when nothing is queued (no copy), queueing what the kernel
@@ -317,9 +344,17 @@ public final class Connection: IOHandler {
             case .accept(let selected, let session):
                 // RFC 6455 §4.2.2: the server may only choose a protocol the client offered.
                 precondition(selected.map(upgrade.protocols.contains) ?? true, "selected protocol was not offered")
-                WebSocketHandshake.appendResponse(accept: upgrade.accept, protocol: selected, to: &out)
+                // RFC 7692 §5: accept the first permessage-deflate offer we can honour, if any.
+                var extensions: String?
+                if let configuration = shared.deflate, case let offers = head.values("sec-websocket-extensions"), !offers.isEmpty,
+                   let agreed = PerMessageDeflate.negotiate(offers, configuration: configuration) {
+                    deflate = agreed.parameters
+                    extensions = agreed.responseHeaderValue
+                }
+                WebSocketHandshake.appendResponse(accept: upgrade.accept, protocol: selected, extensions: extensions, to: &out)
                 state = .open
                 parser = FrameParser(role: .server, limits: shared.configuration.frames)
+                if deflate != nil { parser!.allowedReservedBits = 0x4 }   // RFC 7692 §6: RSV1
                 self.session = session
                 session.opened(self)
             }
@@ -406,18 +441,28 @@ public final class Connection: IOHandler {
         case .text, .binary:
             guard state == .open else { return }
             if frame.fin {
-                deliver(WebSocketMessage(isText: frame.opcode == .text, payload: frame.payload))
+                if frame.rsv1 {
+                    deliverCompressed(isText: frame.opcode == .text, frame.payload)
+                } else {
+                    deliver(WebSocketMessage(isText: frame.opcode == .text, payload: frame.payload))
+                }
             } else {
                 messageIsText = frame.opcode == .text
+                messageCompressed = frame.rsv1
                 message = frame.payload
             }
         case .continuation:
             guard state == .open else { return }
+            // The parser bounds the sum of a message's frames (compressed bytes, when compressed).
             message.append(contentsOf: frame.payload)
             if frame.fin {
                 var whole: [UInt8] = []
                 swap(&whole, &message)
-                deliver(WebSocketMessage(isText: messageIsText, payload: whole))
+                if messageCompressed {
+                    deliverCompressed(isText: messageIsText, whole)
+                } else {
+                    deliver(WebSocketMessage(isText: messageIsText, payload: whole))
+                }
             }
         case .ping:
             // RFC 6455 §5.5.2: answer with a pong carrying the same data.
@@ -440,6 +485,35 @@ public final class Connection: IOHandler {
 
     private func deliver(_ message: WebSocketMessage) {
         session?.received(message, on: self)
+    }
+
+    /// Inflates a compressed message within the message limit (a decompression bomb costs at
+    /// most the limit, then 1009), checks text for UTF-8 (1007), and delivers it.
+    private func deliverCompressed(isText: Bool, _ payload: [UInt8]) {
+        guard let deflate else { return fail(.protocolError) }
+        let limit = context.shared.configuration.frames.maxMessageBytes
+        var inflated: [UInt8] = []
+        var failure: DeflateError?
+        if deflate.serverInflaterIsShareable {
+            let inflater = context.sharedInflater(maxMessageBytes: limit)
+            do { inflated = try inflater.inflateMessage([payload]) } catch { failure = error }
+        } else {
+            if ownInflater == nil { ownInflater = MessageInflater(parameters: deflate, maxMessageBytes: limit) }
+            // (Typed-throws closures crash Swift 6.3.1's IRGen here: the error is carried out.)
+            payload.withUnsafeBytes { raw in
+                do throws(DeflateError) { try ownInflater!.inflate(raw, isFinal: true, appendingTo: &inflated) } catch { failure = error }
+            }
+        }
+        if let failure {
+            context.shared.logger.debug("inflate failed", metadata: ["connection.id": "\(id)", "error": "\(failure)"])
+            return fail(CloseCode(failure))
+        }
+        if isText {
+            // RFC 6455 §8.1: text is UTF-8; a compressed message is checked once inflated.
+            var validator = UTF8Validator()
+            guard validator.validate(inflated), validator.isComplete else { return fail(.invalidPayload) }
+        }
+        deliver(WebSocketMessage(isText: isText, payload: inflated))
     }
 
     // MARK: - Writing
@@ -536,6 +610,8 @@ public final class Connection: IOHandler {
         out = []
         sealed = []
         message = []
+        ownInflater = nil
+        ownDeflater = nil
         body = []
         pendingInput = []
         parser = nil

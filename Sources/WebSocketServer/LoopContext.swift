@@ -5,6 +5,7 @@ import Logging
 import Synchronization
 import Transport
 import WireCodec
+import WireDeflate
 
 /// What every loop of a server shares: configuration, application, counters. Immutable but for
 /// the atomics.
@@ -13,6 +14,8 @@ final class ServerShared: Sendable {
     let application: any ServerApplication
     /// The TLS listener's certificates (replaceable on reload); nil without TLS.
     let tls: TLSContextBox?
+    /// permessage-deflate policy; nil when compression is off.
+    let deflate: DeflateConfiguration?
     let logger: Logger
     let activeConnections = Atomic<Int>(0)
     /// Connections closed because their write queue passed the high-water mark.
@@ -28,6 +31,9 @@ final class ServerShared: Sendable {
         self.configuration = configuration
         self.application = application
         self.tls = tls
+        deflate = configuration.compression
+            ? DeflateConfiguration(contextTakeover: configuration.compressionContextTakeover, minimumSize: configuration.compressionThreshold)
+            : nil
         self.logger = logger
         handshakeTimeout = configuration.handshakeTimeout.nanoseconds
         idleTimeout = configuration.idleTimeout.nanoseconds
@@ -51,6 +57,10 @@ final class LoopContext: @unchecked Sendable {
     private(set) var draining = false
     /// Connections waiting for an HTTP reply, by id.
     var awaitingReply: [UInt64: Connection] = [:]
+    /// zlib streams shared by this loop's connections that agreed on no context takeover: each
+    /// message starts and ends with an empty window, so one stream serves them all in turn.
+    private var inflater: MessageInflater?
+    private var deflaters: [Int: MessageDeflater] = [:]
     /// Loop 0 only: the listeners' handlers.
     var acceptors: [Acceptor] = []
 
@@ -110,6 +120,24 @@ final class LoopContext: @unchecked Sendable {
             last.slot = slot
         }
         shared.activeConnections.subtract(1, ordering: .relaxed)
+    }
+
+    /// The loop's inflater for messages compressed without context takeover (a 15-bit window
+    /// inflates any smaller one).
+    func sharedInflater(maxMessageBytes: Int) -> MessageInflater {
+        if let inflater { return inflater }
+        let made = MessageInflater(windowBits: 15, contextTakeover: false, maxMessageBytes: maxMessageBytes)
+        inflater = made
+        return made
+    }
+
+    /// The loop's deflater for a window size, for connections without server context takeover.
+    func sharedDeflater(windowBits: Int) -> MessageDeflater {
+        if let deflater = deflaters[windowBits] { return deflater }
+        let configuration = shared.deflate ?? DeflateConfiguration()
+        let made = MessageDeflater(windowBits: windowBits, memLevel: configuration.memLevel, level: configuration.compressionLevel, contextTakeover: false)
+        deflaters[windowBits] = made
+        return made
     }
 
     /// Hands a deferred HTTP response to its connection, if it still waits.
