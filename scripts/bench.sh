@@ -122,7 +122,7 @@ PY
 VENV="${XDG_CACHE_HOME:-$HOME/.cache}/doorman-bench-venv"
 [[ -x "$VENV/bin/python" ]] || { python3 -m venv "$VENV" && "$VENV/bin/pip" install -q websockets; }
 CERTS=$(mktemp -d)
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 -subj /CN=127.0.0.1 \
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 90 -subj /CN=127.0.0.1 \
   -keyout "$CERTS/key.pem" -out "$CERTS/cert.pem" 2>/dev/null
 trap 'stop; rm -rf "$CERTS"' EXIT
 CLIENT=(taskset -c 0 "$VENV/bin/python" "$ROOT/scripts/wsclient-bench.py")

@@ -93,7 +93,7 @@ fi
 
 # A throw-away self-signed certificate for the TLS listener (openssl CLI).
 TLS_DIR=$(mktemp -d)
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 -subj /CN=127.0.0.1 \
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 90 -subj /CN=127.0.0.1 \
   -addext "subjectAltName=IP:127.0.0.1,DNS:localhost" -keyout "$TLS_DIR/key.pem" -out "$TLS_DIR/cert.pem" 2>/dev/null \
   || echo "!! openssl could not make a test certificate" >&2
 TLS_ARGS=(--tls-cert "$TLS_DIR/cert.pem" --tls-key "$TLS_DIR/key.pem" --tls-port 0)
@@ -121,7 +121,14 @@ else
   missing_tool "autobahn" "autobahn setup failed"
 fi
 
-# 6b. testssl.sh against the TLS listener (protocols, ciphers, preferences, vulnerabilities).
+# 6b. 10,000 garbage and half-finished TLS handshakes are shed by the handshake deadline while a
+#     live wss:// session keeps echoing.
+ulimit -n "$(ulimit -Hn)"
+start_server --echo "${TLS_ARGS[@]}" --handshake-timeout 2 --max-connections 25000
+if python3 scripts/tls-shed.py "$PORT" "$(tls_port)" 10000 | tee /tmp/doorman-tls-shed.log | tail -1 \
+   && grep -q '^tls-shed: PASS' /tmp/doorman-tls-shed.log; then step "tls shed" pass; else step "tls shed" fail; fi
+
+# 6c. testssl.sh against the TLS listener (protocols, ciphers, preferences, vulnerabilities).
 if command -v testssl >/dev/null || bash "$TOOLS/tls/setup.sh" >/tmp/doorman-tls-setup.log 2>&1; then
   start_server --echo "${TLS_ARGS[@]}"
   bash "$TOOLS/tls/run.sh" "127.0.0.1:$(tls_port)" | tee /tmp/doorman-testssl.log | tail -6
