@@ -41,6 +41,9 @@ pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done; }
 trap cleanup EXIT
 
+# 0. The C libraries the build needs (apt-get as root, only if missing).
+scripts/install-deps.sh || { echo "doorman: 0 passed, 1 failed, 0 skipped"; exit 1; }
+
 # 1. Unit and integration tests.
 echo "== swift test"
 if swift build --build-tests && swift test --skip-build 2>&1 | tee /tmp/doorman-swift-test.log; then
