@@ -60,14 +60,16 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict),
+        // Helpers shared by test targets (the openssl command for test certificates).
+        .target(name: "TestSupport", path: "Tests/TestSupport", swiftSettings: strict),
         .testTarget(name: "WireCodecTests", dependencies: ["WireCodec"], swiftSettings: strict),
         .testTarget(name: "WireDeflateTests", dependencies: ["WireDeflate", "WireCodec"], swiftSettings: strict),
         .testTarget(name: "GatewayCoreTests", dependencies: ["GatewayCore"], swiftSettings: strict),
         .testTarget(name: "GatewayStoreTests", dependencies: ["GatewayStore", "GatewayCore"], swiftSettings: strict),
-        .testTarget(name: "TransportTests", dependencies: ["Transport", "CLinux", "COpenSSL"], swiftSettings: strict),
+        .testTarget(name: "TransportTests", dependencies: ["Transport", "CLinux", "COpenSSL", "TestSupport"], swiftSettings: strict),
         .testTarget(
             name: "WebSocketServerTests",
-            dependencies: ["WebSocketServer", "WireCodec", "Transport", "Gateway", "GatewayCore", "GatewayStore", "CLinux"],
+            dependencies: ["WebSocketServer", "WireCodec", "WireDeflate", "Transport", "Gateway", "GatewayCore", "GatewayStore", "CLinux", "COpenSSL", "TestSupport"],
             swiftSettings: strict),
     ]
 )

@@ -40,7 +40,7 @@ public final class Gateway: Sendable {
             let cache = IdentityCache()
             try cache.load(from: base)
             usage = KeyUsageRecorder(store: base, pool: pool, logger: logger)
-            let services = SessionServices(cache: cache, policy: config.sessions, logger: logger, usage: usage)
+            let services = SessionServices(cache: cache, policy: config.sessions, server: config.server, logger: logger, usage: usage)
             // Every committed change: refresh the cache first, then let every loop's sessions feel it.
             let store = NotifyingStore(base) { change in
                 do {

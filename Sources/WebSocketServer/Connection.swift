@@ -112,6 +112,17 @@ public final class Connection: IOHandler {
         writeOrQueue(bytes)
     }
 
+    /// Sends a message prepared once for many connections, compressed if this connection takes
+    /// the shared compressed form (no server context takeover, a 15-bit window).
+    public func send(prepared message: PreparedMessage) {
+        guard state == .open else { return }
+        if let compressed = message.compressed, let deflate, deflate.serverDeflaterIsShareable, deflate.serverMaxWindowBits == 15 {
+            writeOrQueue(compressed)
+        } else {
+            writeOrQueue(message.plain)
+        }
+    }
+
     /// Sends ready bytes that end with a close frame carrying `code` (encoded once for many
     /// connections, e.g. a notice and its close), and starts the close handshake: one write,
     /// no per-connection encoding.

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 import COpenSSL
 import Foundation
+import TestSupport
 import Transport
 
 /// Certificates made with the `openssl` command once per test run, in a temporary directory.
@@ -93,22 +94,7 @@ struct TLSFixtures: Sendable {
         try "this is not PEM at all\n".write(toFile: garbage, atomically: true, encoding: .utf8)
     }
 
-    /// Runs /usr/bin/openssl and fails with its stderr when it exits non-zero.
-    static func openssl(_ arguments: [String], in directory: String) throws {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/openssl")
-        process.arguments = arguments
-        process.currentDirectoryURL = URL(fileURLWithPath: directory)
-        let errors = Pipe()
-        process.standardError = errors
-        process.standardOutput = FileHandle.nullDevice
-        try process.run()
-        let message = errors.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        guard process.terminationStatus == 0 else {
-            throw FixtureError(message: "openssl \(arguments.first ?? ""): " + String(decoding: message, as: UTF8.self))
-        }
-    }
+    static func openssl(_ arguments: [String], in directory: String) throws { try OpenSSLCommand.run(arguments, in: directory) }
 
     struct FixtureError: Error { let message: String }
 }

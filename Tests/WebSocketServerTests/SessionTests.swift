@@ -5,6 +5,7 @@ import GatewayCore
 import Testing
 import WebSocketServer
 import WireCodec
+import WireDeflate
 
 /// Live sessions over real sockets: the key at the handshake, channels, revocation.
 @Suite struct SessionTests {
@@ -70,6 +71,39 @@ import WireCodec
         var seen: [String] = []
         for _ in 0..<2 { seen.append(json(client.readFrame())?["type"] as? String ?? "?") }
         #expect(Set(seen) == ["event", "result"])
+    }
+
+    @Test func aPublishReachesCompressingSubscribersCompressedOnceAndOthersPlain() throws {
+        let gw = try TestGateway { $0.server.compression = true }
+        let (_, secret) = try makeKey(gw)
+        // One subscriber offers permessage-deflate, one does not.
+        let deflating = try TestClient(port: gw.port)
+        let head = try #require(deflating.upgrade(path: "/ws", headers: ["X-API-Key: " + secret, "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits"]))
+        #expect(head.contains("Sec-WebSocket-Extensions: permessage-deflate; server_no_context_takeover; client_no_context_takeover"), "\(head)")
+        deflating.allowRSV1()
+        let (plain, _) = try connect(gw, secret: secret)
+        let welcome = try #require(deflating.readFrame())
+        let inflater = MessageInflater(windowBits: 15, contextTakeover: false, maxMessageBytes: 1 << 20)
+        func text(_ frame: WebSocketFrame) throws -> [String: Any]? {
+            let bytes = frame.rsv1 ? try inflater.inflateMessage([frame.payload]) : frame.payload
+            return try JSONSerialization.jsonObject(with: Data(bytes)) as? [String: Any]
+        }
+        #expect(try text(welcome)?["type"] as? String == "welcome")
+        for client in [deflating, plain] {
+            try send(client, ["id": 1, "type": "subscribe", "channel": "dashboard"])
+            let reply = try #require(client.readFrame())
+            #expect(try text(reply)?["type"] as? String == "result")
+        }
+        let rooms = (1...40).map { ["room": $0, "temperature": 21.5, "occupied": $0 % 2 == 0] as [String: Any] }
+        let (status, _) = try gw.call("POST", "/v1/publish", key: secret, body: ["channel": "dashboard", "data": rooms])
+        #expect(status == 202)
+        let compressed = try #require(deflating.readFrame())
+        let uncompressed = try #require(plain.readFrame())
+        #expect(compressed.rsv1 && !uncompressed.rsv1)
+        #expect(compressed.payload.count * 3 < uncompressed.payload.count, "similar JSON compresses well")
+        let event = try #require(try text(compressed))
+        #expect(event["type"] as? String == "event" && (event["data"] as? [Any])?.count == 40)
+        #expect(try inflater.inflateMessage([compressed.payload]) == uncompressed.payload)
     }
 
     @Test func revocationSendsANoticeThenCloses4001AndTheKeyNeverWorksAgain() throws {

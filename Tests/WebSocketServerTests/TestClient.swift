@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 import CLinux
+import COpenSSL
 import Gateway
 import Glibc
 import Logging
@@ -14,6 +15,8 @@ final class TestClient {
     let fd: Int32
     private var inbox: [UInt8] = []
     private var parser = FrameParser(role: .client, limits: FrameLimits(maxFrameBytes: 1 << 26, maxMessageBytes: 1 << 26, maxFragments: 1 << 20))
+    /// Set by `startTLS` (TLSTestClient.swift): every read and write then goes through this `SSL*`.
+    var ssl: OpaquePointer?
 
     init(port: Int, receiveBuffer: Int32? = nil) throws {
         fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
@@ -36,7 +39,13 @@ final class TestClient {
         setTimeout(5)
     }
 
-    deinit { Glibc.close(fd) }
+    deinit {
+        if let ssl { SSL_free(ssl) }
+        Glibc.close(fd)
+    }
+
+    /// Accepts frames with RSV1 set (permessage-deflate was negotiated).
+    func allowRSV1() { parser.allowedReservedBits = 0x4 }
 
     func setTimeout(_ seconds: Double) {
         var tv = timeval(tv_sec: Int(seconds), tv_usec: Int((seconds - Double(Int(seconds))) * 1_000_000))
@@ -44,6 +53,7 @@ final class TestClient {
     }
 
     func send(_ bytes: [UInt8]) {
+        if let ssl { return sendTLS(ssl, bytes) }
         var sent = 0
         while sent < bytes.count {
             let n = bytes.withUnsafeBytes { Glibc.send(fd, $0.baseAddress! + sent, bytes.count - sent, Int32(MSG_NOSIGNAL)) }
@@ -58,7 +68,10 @@ final class TestClient {
     @discardableResult
     func readMore() -> Bool {
         var buffer = [UInt8](repeating: 0, count: 65536)
-        let n = buffer.withUnsafeMutableBytes { Glibc.recv(fd, $0.baseAddress, $0.count, 0) }
+        let n = buffer.withUnsafeMutableBytes { raw in
+            if let ssl { return Int(SSL_read(ssl, raw.baseAddress, Int32(raw.count))) }
+            return Glibc.recv(fd, raw.baseAddress, raw.count, 0)
+        }
         guard n > 0 else { return false }
         inbox += buffer[..<n]
         return true
@@ -126,6 +139,7 @@ final class TestClient {
 
     /// True if the server ends the stream (EOF or reset) before the deadline; frames before it are skipped.
     func awaitsEndOfStream() -> Bool {
+        if let ssl { return awaitsEndOfTLSStream(ssl) }
         var buffer = [UInt8](repeating: 0, count: 65536)
         while true {
             let n = buffer.withUnsafeMutableBytes { Glibc.recv(fd, $0.baseAddress, $0.count, 0) }
@@ -150,17 +164,22 @@ final class TestServer {
     let server: WebSocketServer
     var port: Int { server.port }
 
-    init(echo: Bool = true, _ configure: (inout ServerConfiguration) -> Void = { _ in }) throws {
+    /// The TLS listener's port (with `tls:`).
+    var tlsPort: Int { server.tlsPort ?? -1 }
+
+    /// - Parameter tls: certificates for a second, TLS listener on 127.0.0.1:0.
+    init(echo: Bool = true, tls: TLSContextBox? = nil, _ configure: (inout ServerConfiguration) -> Void = { _ in }) throws {
         raiseFileLimit()
         var config = GatewayConfig()
         config.echo = echo
         config.server.port = 0
         config.server.loops = 2
+        if tls != nil { config.server.tlsPort = 0 }
         configure(&config.server)
         var logger = Logger(label: "test")
         logger.logLevel = .critical
         let application = GatewayApplication(config: config)
-        server = try WebSocketServer(configuration: config.server, application: application, logger: logger)
+        server = try WebSocketServer(configuration: config.server, application: application, tls: tls, logger: logger)
     }
 
     deinit { server.shutdown(drainTimeout: 0.2) }

@@ -44,14 +44,15 @@ final class SessionHub: @unchecked Sendable {
         if channels[channel]?.isEmpty == true { channels[channel] = nil }
     }
 
-    /// Writes an event, encoded once for all loops, to this loop's subscribers. Returns deliveries.
+    /// Writes an event, encoded (and compressed) once for all loops, to this loop's subscribers.
+    /// Returns deliveries.
     @discardableResult
-    func deliver(_ frame: [UInt8], to channel: String) -> Int {
+    func deliver(_ message: PreparedMessage, to channel: String) -> Int {
         guard let ids = channels[channel] else { return 0 }
         var count = 0
         for id in ids {
             guard let session = sessions[id], session.isLive else { continue }
-            session.connection?.send(encodedFrame: frame)
+            session.connection?.send(prepared: message)
             count += 1
         }
         return count

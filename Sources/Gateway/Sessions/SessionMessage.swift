@@ -42,16 +42,14 @@ enum SessionMessage {
     }
 
     /// An event frame (encoded once, sent to every subscriber).
-    static func eventFrame(channel: String, property: String?, data: [UInt8]) -> [UInt8] {
+    /// An event as the text every subscriber receives (prepared once per publish).
+    static func event(channel: String, property: String?, data: [UInt8]) -> [UInt8] {
         var members: [(String, JSONText)] = [("type", .string("event")), ("channel", .string(channel))]
         if let property { members.append(("property", .string(property))) }
         members.append(("data", .raw(data)))
-        var frame: [UInt8] = []
-        JSONText.object(members).bytes.withUnsafeBytes { FrameEncoder.append(opcode: .text, payload: $0, to: &frame) }
-        return frame
+        return JSONText.object(members).bytes
     }
 
-    /// The notice a reason sends before its close frame, as a ready text frame (one per reason).
     /// Per reason, encoded once: the notice message, then the close frame with the reason's code.
     static let endFrames: [SessionEndReason: [UInt8]] = Dictionary(uniqueKeysWithValues: SessionEndReason.allCases.map { reason in
         let text = JSONText.object([

@@ -79,6 +79,8 @@ final class RateLimiter: Sendable {
 final class SessionServices: Sendable {
     let cache: IdentityCache
     let policy: SessionPolicy
+    /// The engine's settings (compression, for events prepared once per publish).
+    let server: ServerConfiguration
     let logger: Logger
     let usage: KeyUsageRecorder?
     let messageLimiter: RateLimiter
@@ -90,9 +92,10 @@ final class SessionServices: Sendable {
     private let hubList = Mutex<[SessionHub]>([])
     private let sessionsPerKey = Mutex<[String: Int]>([:])
 
-    init(cache: IdentityCache, policy: SessionPolicy, logger: Logger, usage: KeyUsageRecorder?) {
+    init(cache: IdentityCache, policy: SessionPolicy, server: ServerConfiguration = ServerConfiguration(), logger: Logger, usage: KeyUsageRecorder?) {
         self.cache = cache
         self.policy = policy
+        self.server = server
         self.logger = logger
         self.usage = usage
         messageLimiter = RateLimiter(rate: policy.messagesPerSecond, burst: policy.messageBurst)
@@ -134,12 +137,13 @@ final class SessionServices: Sendable {
 
     /// Encodes an event once and hands the same bytes to every loop's subscribers.
     func publish(channel: String, property: String?, data: Any) {
-        let frame = SessionMessage.eventFrame(channel: channel, property: property, data: SessionMessage.encodeAny(data))
+        let message = PreparedMessage(text: SessionMessage.event(channel: channel, property: property, data: SessionMessage.encodeAny(data)),
+                                      for: server)
         let key = SessionMessage.channelKey(channel, property: property)
         let metrics = metrics
         let start = monotonicNanoseconds()
         metrics.publishes.add()
-        everyHub({ $0.deliver(frame, to: key) }, done: { delivered in
+        everyHub({ $0.deliver(message, to: key) }, done: { delivered in
             metrics.deliveries.add(delivered)
             metrics.publishToLastWrite.observe(Double(monotonicNanoseconds() - start) / 1e9)
         })
