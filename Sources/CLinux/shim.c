@@ -8,6 +8,11 @@ int doorman_accept(int fd) {
     return accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 }
 
+int doorman_accept_peer(int fd, struct sockaddr_storage *peer) {
+    socklen_t len = sizeof *peer;
+    return accept4(fd, (struct sockaddr *)peer, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+}
+
 int doorman_epoll_ctl(int epfd, int op, int fd, uint32_t events, uint64_t data) {
     struct epoll_event ev;
     memset(&ev, 0, sizeof ev);

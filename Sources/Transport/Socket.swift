@@ -18,11 +18,12 @@ public enum Socket {
         try retryingSyscall("send") { Glibc.send(fd, bytes.baseAddress, bytes.count, Int32(MSG_NOSIGNAL)) }
     }
 
-    /// accept4(2) with SOCK_NONBLOCK | SOCK_CLOEXEC.
+    /// accept4(2) with SOCK_NONBLOCK | SOCK_CLOEXEC, and the peer's address.
     @inline(__always)
-    public static func accept(_ fd: Int32) throws(SystemError) -> IOResult<Int32> {
-        switch try retryingSyscall("accept4", { Int(doorman_accept(fd)) }) {
-        case .processed(let n): return .processed(Int32(n))
+    public static func accept(_ fd: Int32) throws(SystemError) -> IOResult<(Int32, PeerAddress)> {
+        var storage = sockaddr_storage()
+        switch try retryingSyscall("accept4", { Int(doorman_accept_peer(fd, &storage)) }) {
+        case .processed(let n): return .processed((Int32(n), PeerAddress(storage)))
         case .wouldBlock: return .wouldBlock
         }
     }

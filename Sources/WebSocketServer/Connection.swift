@@ -76,9 +76,10 @@ public final class Connection: IOHandler {
     private var lastRead: UInt64
     private var pingSentAt: UInt64 = 0
 
-    init(fd: Int32, id: UInt64, context: LoopContext, tls: TLSSession? = nil) {
+    init(fd: Int32, id: UInt64, context: LoopContext, peer: PeerAddress = .unknown, tls: TLSSession? = nil) {
         self.fd = fd
         self.id = id
+        self.peer = peer
         self.context = context
         self.tls = tls
         headReader = HTTPHeadReader(limits: context.shared.configuration.head)
@@ -86,8 +87,11 @@ public final class Connection: IOHandler {
         deadline = lastRead + context.shared.handshakeTimeout
     }
 
-    /// The peer's IP address (a system call; ask only when needed).
-    public var peerAddress: String { Socket.peerAddress(fd) }
+    /// The peer's IP address as accepted.
+    public let peer: PeerAddress
+
+    /// The peer's IP address as text (made on each call; ask only when needed).
+    public var peerAddress: String { peer == .unknown ? Socket.peerAddress(fd) : peer.description }
 
     /// True while the WebSocket is open for messages both ways.
     public var isOpen: Bool { state == .open }

@@ -77,7 +77,7 @@ final class LoopContext: @unchecked Sendable {
     }
 
     /// Takes over an accepted socket (`secure`: from the TLS listener).
-    func adopt(_ fd: Int32, secure: Bool = false) {
+    func adopt(_ fd: Int32, peer: PeerAddress = .unknown, secure: Bool = false) {
         loop.assertInLoop()
         if draining {
             Socket.close(fd)
@@ -97,7 +97,7 @@ final class LoopContext: @unchecked Sendable {
             }
         }
         let id = shared.nextConnectionID.add(1, ordering: .relaxed).oldValue
-        let connection = Connection(fd: fd, id: id, context: self, tls: tls)
+        let connection = Connection(fd: fd, id: id, context: self, peer: peer, tls: tls)
         do {
             connection.generation = try loop.register(fd, events: EventLoop.readable | EventLoop.hangup, handler: connection)
         } catch {

@@ -135,10 +135,11 @@ final class Acceptor: IOHandler {
         // Bounded per wake-up so one listener cannot starve loop 0's connections.
         for _ in 0..<256 {
             let accepted: Int32
+            let peer: PeerAddress
             do {
                 switch try Socket.accept(fd) {
                 case .wouldBlock: return
-                case .processed(let newFD): accepted = newFD
+                case .processed(let (newFD, address)): (accepted, peer) = (newFD, address)
                 }
             } catch {
                 switch error.errno {
@@ -165,9 +166,9 @@ final class Acceptor: IOHandler {
             next = (next + 1) % contexts.count
             let secure = secure
             if context.loop.isInLoop {
-                context.adopt(accepted, secure: secure)
+                context.adopt(accepted, peer: peer, secure: secure)
             } else {
-                context.loop.execute { context.adopt(accepted, secure: secure) }
+                context.loop.execute { context.adopt(accepted, peer: peer, secure: secure) }
             }
         }
     }

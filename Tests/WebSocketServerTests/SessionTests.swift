@@ -196,6 +196,20 @@ import WireDeflate
         #expect(json(client.readFrame())?["data"] as? String == "yes")
     }
 
+    @Test func aWelcomeAfterAChangeShowsTheNewRights() throws {
+        // The welcome's text is cached per key and loop; a change to the key, its user or a
+        // group must never let a new session see the old rights.
+        let gw = try TestGateway()
+        let (keyID, secret) = try makeKey(gw, permissions: ["channel:*"])
+        let (first, welcome) = try connect(gw, secret: secret)
+        #expect((welcome["scopes"] as? [String]) == ["channel:*"])
+        #expect(try gw.call("PATCH", "/v1/keys/\(keyID)", body: ["scopes": ["channel:subscribe.a"]]).0 == 200)
+        #expect(json(first.readFrame())?["type"] as? String == "permissions_changed")
+        let (_, later) = try connect(gw, secret: secret)
+        #expect((later["scopes"] as? [String]) == ["channel:subscribe.a"])
+        #expect(later["session"] as? String != welcome["session"] as? String)
+    }
+
     @Test func expiresALiveSessionOnTime() throws {
         let gw = try TestGateway()
         // Whole seconds: what ISO 8601 without fractions carries.

@@ -19,6 +19,8 @@
 
 /// accept4 with SOCK_NONBLOCK | SOCK_CLOEXEC (needs _GNU_SOURCE, hence the shim).
 int doorman_accept(int fd);
+/// accept4 that also fills in the peer's address (saves a getpeername per connection).
+int doorman_accept_peer(int fd, struct sockaddr_storage *peer);
 
 /// epoll_event is packed on x86_64; these keep Swift away from its layout.
 int doorman_epoll_ctl(int epfd, int op, int fd, uint32_t events, uint64_t data);

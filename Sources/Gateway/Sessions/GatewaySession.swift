@@ -22,6 +22,8 @@ final class GatewaySession: WebSocketSession {
     private var user: User
     private var groups: [String: PermissionGroup]
     private var previousUntil: Date?
+    /// The identity cache generation the session opened with (for the welcome's cached text).
+    private let generation: UInt64
     /// channel key → (channel, property), for re-checking after a rights change.
     private(set) var subscribed: [String: (channel: String, property: String?)] = [:]
     private var timers: [UInt64] = []
@@ -47,6 +49,7 @@ final class GatewaySession: WebSocketSession {
         user = resolved.user
         groups = resolved.groups
         previousUntil = resolved.previousUntil
+        generation = resolved.generation
         self.services = services
         self.hub = hub
     }
@@ -243,12 +246,21 @@ final class GatewaySession: WebSocketSession {
         return Rights(scopes: scopes, properties: properties, rules: key.rules, expiresAt: key.expiresAt)
     }
 
+    /// `{"type":"welcome","session":"<id>"` + the rest, which depends only on the key, its user
+    /// and groups: built once per key and cache generation on this loop, not per handshake.
     private func welcome() -> [UInt8] {
-        JSONText.object([
-            ("type", .string("welcome")), ("session", .string(String(id))),
-            ("user", .object([("id", .string(user.id)), ("name", .string(user.name))])),
-            ("key", .object([("id", .string(key.id)), ("name", .string(key.name))])),
-        ] + rights().members).bytes
+        let rest = hub.welcomeRest(keyID: keyID, generation: generation) {
+            JSONText.object([
+                ("user", .object([("id", .string(user.id)), ("name", .string(user.name))])),
+                ("key", .object([("id", .string(key.id)), ("name", .string(key.name))])),
+            ] + rights().members).bytes.dropFirst()   // without its "{": it follows the session id
+        }
+        var bytes = Array(#"{"type":"welcome","session":""#.utf8)
+        bytes.reserveCapacity(bytes.count + 24 + rest.count)
+        bytes += String(id).utf8
+        bytes += #"","#.utf8
+        bytes += rest
+        return bytes
     }
 
     /// Exact-time timers: expiry warning, expiry, and the end of a rotation's grace.

@@ -14,6 +14,9 @@ final class IdentityCache: Sendable {
         var secrets: [String: KeySecrets] = [:]
         /// Current and in-grace previous digests → key id.
         var byDigest: [KeyDigest: String] = [:]
+        /// Bumped by every load and change: what was derived from an older generation (a
+        /// session's welcome text) may be stale.
+        var generation: UInt64 = 0
     }
 
     /// A key found by its secret, with what its rights depend on.
@@ -25,6 +28,8 @@ final class IdentityCache: Sendable {
         var digest: KeyDigest
         var viaPreviousSecret: Bool
         var previousUntil: Date?
+        /// The cache generation this was read from.
+        var generation: UInt64
     }
 
     private let state = Mutex(Snapshot())
@@ -42,7 +47,10 @@ final class IdentityCache: Sendable {
         } while after != nil
         snapshot.secrets = try store.allKeySecrets()
         Self.index(&snapshot)
-        state.withLock { $0 = snapshot }
+        state.withLock { current in
+            snapshot.generation = current.generation &+ 1
+            current = snapshot
+        }
     }
 
     private static func index(_ s: inout Snapshot) {
@@ -55,6 +63,7 @@ final class IdentityCache: Sendable {
 
     /// Re-reads what `change` touched from `store`.
     func refresh(after change: IdentityChange, from store: any IdentityStore) throws(StoreError) {
+        defer { state.withLock { $0.generation &+= 1 } }
         switch change {
         case .putUser(let user):
             state.withLock { $0.users[user.id] = user }
@@ -95,10 +104,10 @@ final class IdentityCache: Sendable {
         state.withLock { s -> Resolved? in
             guard let id = s.byDigest[digest], let key = s.keys[id], let secrets = s.secrets[id], let user = s.users[key.userID] else { return nil }
             if secrets.current.constantTimeEquals(digest) {
-                return Resolved(key: key, user: user, groups: s.groups, digest: digest, viaPreviousSecret: false, previousUntil: nil)
+                return Resolved(key: key, user: user, groups: s.groups, digest: digest, viaPreviousSecret: false, previousUntil: nil, generation: s.generation)
             }
             guard let previous = secrets.previous, previous.constantTimeEquals(digest), let until = secrets.previousUntil, until > now else { return nil }
-            return Resolved(key: key, user: user, groups: s.groups, digest: digest, viaPreviousSecret: true, previousUntil: until)
+            return Resolved(key: key, user: user, groups: s.groups, digest: digest, viaPreviousSecret: true, previousUntil: until, generation: s.generation)
         }
     }
 

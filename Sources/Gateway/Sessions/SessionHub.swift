@@ -17,6 +17,9 @@ final class SessionHub: @unchecked Sendable {
     private var byUser: [String: Set<UInt64>] = [:]
     /// channel key (property + NUL + channel) → subscribed session ids.
     private var channels: [String: Set<UInt64>] = [:]
+    /// Per key with live sessions here: the welcome's text after the session id, and the identity
+    /// cache generation it was made from.
+    private var welcomeRests: [String: (generation: UInt64, bytes: [UInt8])] = [:]
 
     init(loop: EventLoop) {
         self.loop = loop
@@ -31,10 +34,22 @@ final class SessionHub: @unchecked Sendable {
     func remove(_ session: GatewaySession) {
         sessions[session.id] = nil
         byKey[session.keyID]?.remove(session.id)
-        if byKey[session.keyID]?.isEmpty == true { byKey[session.keyID] = nil }
+        if byKey[session.keyID]?.isEmpty == true {
+            byKey[session.keyID] = nil
+            welcomeRests[session.keyID] = nil
+        }
         byUser[session.userID]?.remove(session.id)
         if byUser[session.userID]?.isEmpty == true { byUser[session.userID] = nil }
         for channel in session.subscriptions { unsubscribe(session.id, from: channel) }
+    }
+
+    /// The welcome's text after the session id for a key, made by `make` only when this loop has
+    /// none from the same cache generation (any change to keys, users or groups bumps it).
+    func welcomeRest(keyID: String, generation: UInt64, make: () -> ArraySlice<UInt8>) -> [UInt8] {
+        if let cached = welcomeRests[keyID], cached.generation == generation { return cached.bytes }
+        let bytes = Array(make())
+        welcomeRests[keyID] = (generation, bytes)
+        return bytes
     }
 
     func subscribe(_ id: UInt64, to channel: String) { channels[channel, default: []].insert(id) }
