@@ -55,6 +55,13 @@ new_key() {
   read -r KEY_ID KEY < <(curl -sf -H "X-API-Key: $ADMIN" -H "Content-Type: application/json" -d "{\"name\":\"bench\",\"userID\":\"$user\"}" "http://127.0.0.1:$port/v1/keys" \
     | python3 -c 'import json,sys; d=json.load(sys.stdin); print(d["key"]["id"], d["secret"])')
 }
+# Until the previous run's connections are gone (their teardown must not be charged to the next run).
+wait_idle() { # port
+  for _ in $(seq 1 100); do
+    [[ $(curl -sf "http://127.0.0.1:$1/healthz" | python3 -c 'import json,sys; print(json.load(sys.stdin)["connections"])' 2>/dev/null || echo 99) -le 1 ]] && return 0
+    sleep 0.1
+  done
+}
 metric() { # port name → value
   curl -sf "http://127.0.0.1:$1/metrics" | awk -v n="$2" '$1 == n { print $2 }'
 }
@@ -73,6 +80,7 @@ for rep in $(seq 1 "$REPS"); do
   echo "server_commit_to_last_close_ms=$(python3 -c "print(round(float('$sum')/max(1,int('$count'))*1000,2))")" >>"$OUT/revoke.doorman.$rep"
 
   # (b) publish → last delivery (the same server, a new key).
+  wait_idle $port
   new_key $port
   taskset -c 0 "$WSLOAD" fanout -u "ws://127.0.0.1:$port/ws" -H "X-API-Key: $KEY" -c "$N" -m 20 -s 1 \
     --sub-msg '{"type":"subscribe","channel":"bench"}' --pub-url "http://127.0.0.1:$port/v1/publish" --trigger-header "X-API-Key: $KEY" \
@@ -80,8 +88,10 @@ for rep in $(seq 1 "$REPS"); do
   sum=$(metric $port doorman_publish_to_last_write_seconds_sum); count=$(metric $port doorman_publish_to_last_write_seconds_count)
   echo "server_publish_to_last_write_ms=$(python3 -c "print(round(float('$sum')/max(1,int('$count'))*1000,2))")" >>"$OUT/fanout.doorman.$rep"
 
-  # (c) authenticated handshakes (same server, the fanout key).
-  new_key $port
+  stop
+  # (c) authenticated handshakes on a fresh gateway, as the echo-mode baseline below runs on a
+  # fresh server (a server that just closed 10,000 sessions has other work in flight).
+  port=$((21000 + RANDOM % 1000)); start_doorman $port
   taskset -c 0 "$WSLOAD" handshake -u "ws://127.0.0.1:$port/ws" -H "X-API-Key: $KEY" -n "$HS_N" -c 50 --server-pid "$pid" \
     >"$OUT/handshake.auth.$rep" 2>/dev/null || true
   stop
