@@ -59,17 +59,12 @@ done
 
 python3 - "$OUT" "$REPS" <<'PY'
 import math, statistics, sys
+sys.path.insert(0, "scripts")
+from bench_results import Results
 out, reps = sys.argv[1], int(sys.argv[2])
+results = Results(out, reps)
 def read(name, server, rep):
-    d = {}
-    try:
-        for line in open(f"{out}/{name}.{server}.{rep}"):
-            if "=" in line:
-                k, v = line.strip().split("=", 1)
-                d[k] = v
-    except FileNotFoundError:
-        pass
-    return d
+    return results.read(f"{name}.{server}", rep)
 def value(fn, d):
     try:
         return fn(d)
