@@ -110,12 +110,6 @@ public final class Connection: IOHandler {
     /// Sends a binary message.
     public func send(binary payload: [UInt8]) { sendMessage(.binary, payload) }
 
-    /// Sends frame bytes encoded once for many connections (fan-out): no per-subscriber encoding.
-    public func send(encodedFrame bytes: [UInt8]) {
-        guard state == .open else { return }
-        writeOrQueue(bytes)
-    }
-
     /// Sends a message prepared once for many connections, compressed if this connection takes
     /// the shared compressed form (no server context takeover, a 15-bit window).
     public func send(prepared message: PreparedMessage) {
@@ -279,21 +273,14 @@ public final class Connection: IOHandler {
                 } catch {
                     // Garbage, a refused handshake or a broken record: send the alert, then go.
                     context.shared.logger.debug("TLS failed", metadata: ["connection.id": "\(id)", "error": "\(error)"])
-                    corked = false
-                    tls.takeOutput(into: &sealed)
-                    _ = writeQueued(&sealed, from: &sealedStart)
-                    closeNow()
-                    return
+                    return endTLS(tls)
                 }
                 if tls.peerClosed {
                     // close_notify (RFC 8446 §6.1): no more input; answer it, then close.
                     corked = false
                     flush()
                     tls.shutdown()
-                    tls.takeOutput(into: &sealed)
-                    _ = writeQueued(&sealed, from: &sealedStart)
-                    closeNow()
-                    return
+                    return endTLS(tls)
                 }
             } else {
                 process(UnsafeRawBufferPointer(rebasing: buffer[..<n]))
@@ -582,6 +569,14 @@ public final class Connection: IOHandler {
                 Socket.shutdownWrite(fd)
             }
         }
+    }
+
+    /// Sends what TLS still has to say (an alert, our close_notify), best effort, and closes.
+    private func endTLS(_ tls: TLSSession) {
+        corked = false
+        tls.takeOutput(into: &sealed)
+        _ = writeQueued(&sealed, from: &sealedStart)
+        closeNow()
     }
 
     /// Sends `queue[start...]` until done (true) or the kernel is full (false); nil when the

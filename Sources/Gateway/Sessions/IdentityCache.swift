@@ -63,20 +63,19 @@ final class IdentityCache: Sendable {
 
     /// Re-reads what `change` touched from `store`.
     func refresh(after change: IdentityChange, from store: any IdentityStore) throws(StoreError) {
-        defer { state.withLock { $0.generation &+= 1 } }
         switch change {
         case .putUser(let user):
-            state.withLock { $0.users[user.id] = user }
+            mutate { $0.users[user.id] = user }
         case .deleteUser(let id):
-            state.withLock { $0.users[id] = nil }
+            mutate { $0.users[id] = nil }
         case .putGroup(let group):
-            state.withLock { $0.groups[group.id] = group }
+            mutate { $0.groups[group.id] = group }
         case .deleteGroup(let id):
-            state.withLock { $0.groups[id] = nil }
+            mutate { $0.groups[id] = nil }
         case .putKey(let key, _):
             let stored = try store.key(key.id)
             let secrets = try store.keySecrets(of: key.id)
-            state.withLock { s in
+            mutate { s in
                 if let old = s.secrets[key.id] {
                     s.byDigest[old.current] = nil
                     if let previous = old.previous { s.byDigest[previous] = nil }
@@ -89,13 +88,22 @@ final class IdentityCache: Sendable {
                 }
             }
         case .deleteKey(let id):
-            state.withLock { s in
+            mutate { s in
                 if let old = s.secrets.removeValue(forKey: id) {
                     s.byDigest[old.current] = nil
                     if let previous = old.previous { s.byDigest[previous] = nil }
                 }
                 s.keys[id] = nil
             }
+        }
+    }
+
+    /// Applies a change and bumps the generation under the same lock, so nothing can read the
+    /// new data with the old generation (a cached welcome would outlive the change).
+    private func mutate(_ body: (inout Snapshot) -> Void) {
+        state.withLock { s in
+            body(&s)
+            s.generation &+= 1
         }
     }
 

@@ -92,7 +92,7 @@ final class SessionServices: Sendable {
     private let hubList = Mutex<[SessionHub]>([])
     private let sessionsPerKey = Mutex<[String: Int]>([:])
 
-    init(cache: IdentityCache, policy: SessionPolicy, server: ServerConfiguration = ServerConfiguration(), logger: Logger, usage: KeyUsageRecorder?) {
+    init(cache: IdentityCache, policy: SessionPolicy, server: ServerConfiguration, logger: Logger, usage: KeyUsageRecorder?) {
         self.cache = cache
         self.policy = policy
         self.server = server
