@@ -70,7 +70,7 @@ public enum HTTPHeadParser {
             headers: [])
     }
 
-    private static func parseHeader(_ line: UnsafeRawBufferPointer) throws(HTTPHeadError) -> HTTPHeader {
+    static func parseHeader(_ line: UnsafeRawBufferPointer) throws(HTTPHeadError) -> HTTPHeader {
         // field-name ":" OWS field-value OWS; no obs-fold, no space before the colon.
         guard let colon = line.firstIndex(of: UInt8(ascii: ":")), colon > 0 else { throw .malformedHeader }
         var name = [UInt8]()

@@ -37,6 +37,33 @@ public struct HTTPResponse: Equatable, Sendable {
         if !headOnly { out.append(contentsOf: body) }
     }
 
+    /// How a streamed body is delimited on the wire.
+    public enum BodyFraming: Equatable, Sendable {
+        case length(Int)
+        case chunked
+        /// The connection's end ends the body (an HTTP/1.0 client with no length known).
+        case untilClose
+    }
+
+    /// Appends the status line and headers only, for a body that follows in pieces. `headers`
+    /// must not carry Content-Length or Transfer-Encoding: `framing` decides them.
+    public func encodeHead(into out: inout [UInt8], keepAlive: Bool, framing: BodyFraming) {
+        out.append(contentsOf: "HTTP/1.1 \(status) \(Self.reasonPhrase(status))\r\n".utf8)
+        for header in headers where header.isSafe {
+            out.append(contentsOf: header.name.utf8)
+            out.append(contentsOf: ": ".utf8)
+            out.append(contentsOf: header.value.utf8)
+            out.append(contentsOf: "\r\n".utf8)
+        }
+        switch framing {
+        case .length(let n): out.append(contentsOf: "Content-Length: \(n)\r\n".utf8)
+        case .chunked: out.append(contentsOf: "Transfer-Encoding: chunked\r\n".utf8)
+        case .untilClose: break
+        }
+        if !keepAlive || framing == .untilClose { out.append(contentsOf: "Connection: close\r\n".utf8) }
+        out.append(contentsOf: "\r\n".utf8)
+    }
+
     public static func reasonPhrase(_ status: Int) -> String {
         switch status {
         case 101: return "Switching Protocols"
@@ -55,7 +82,9 @@ public struct HTTPResponse: Equatable, Sendable {
         case 431: return "Request Header Fields Too Large"
         case 500: return "Internal Server Error"
         case 501: return "Not Implemented"
+        case 502: return "Bad Gateway"
         case 503: return "Service Unavailable"
+        case 504: return "Gateway Timeout"
         case 505: return "HTTP Version Not Supported"
         default: return "Status"
         }
