@@ -7,9 +7,12 @@ public final class LoopGroup: Sendable {
     public let loops: [EventLoop]
     private let threads: [LoopThread]
 
+    /// Loops made for a count of 0: one per CPU this process may use.
+    public static var defaultCount: Int { Int(doorman_cpu_count()) }
+
     /// - Parameter count: loops to run; 0 means one per CPU this process may use.
     public init(count: Int) throws(SystemError) {
-        let n = count > 0 ? count : Int(doorman_cpu_count())
+        let n = count > 0 ? count : Self.defaultCount
         var loops: [EventLoop] = []
         for i in 0..<n { loops.append(try EventLoop(index: i)) }
         self.loops = loops

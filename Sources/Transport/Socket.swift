@@ -77,6 +77,85 @@ public enum Socket {
         return (fd, localPort(fd))
     }
 
+    /// Starts a non-blocking TCP connection to an address literal (`127.0.0.1`, `::1`). The
+    /// connection is made when the descriptor turns writable; `pendingError` then tells whether it
+    /// succeeded. Nagle is off (requests are written whole).
+    public static func connect(host: String, port: Int) throws(SystemError) -> Int32 {
+        let isV6 = host.contains(":")
+        let fd = Glibc.socket(isV6 ? AF_INET6 : AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { throw SystemError(call: "socket", errno: doorman_errno()) }
+        _ = doorman_set_nodelay(fd)
+        var result: Int32
+        if isV6 {
+            var addr = sockaddr_in6()
+            addr.sin6_family = sa_family_t(AF_INET6)
+            addr.sin6_port = in_port_t(UInt16(port).bigEndian)
+            guard inet_pton(AF_INET6, host, &addr.sin6_addr) == 1 else { Glibc.close(fd); throw SystemError(call: "inet_pton(\(host))", errno: EINVAL) }
+            result = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in6>.size)) } }
+        } else {
+            var addr = sockaddr_in()
+            addr.sin_family = sa_family_t(AF_INET)
+            addr.sin_port = in_port_t(UInt16(port).bigEndian)
+            guard inet_pton(AF_INET, host, &addr.sin_addr) == 1 else { Glibc.close(fd); throw SystemError(call: "inet_pton(\(host))", errno: EINVAL) }
+            result = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+        }
+        if result != 0 {
+            let err = doorman_errno()
+            guard err == EINPROGRESS || err == EINTR else {
+                Glibc.close(fd)
+                throw SystemError(call: "connect(\(host):\(port))", errno: err)
+            }
+        }
+        return fd
+    }
+
+    /// The error a non-blocking connect ended with (0: connected).
+    public static func pendingError(_ fd: Int32) -> Int32 {
+        var err: Int32 = 0
+        var len = socklen_t(MemoryLayout<Int32>.size)
+        guard getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) == 0 else { return doorman_errno() }
+        return err
+    }
+
+    /// True if an idle connection we are not reading from is unusable: the peer closed it (an idle keep-alive
+    /// connection the server gave up on): a non-blocking peek sees end of stream or an error.
+    public static func idleIsUnusable(_ fd: Int32) -> Bool {
+        var byte: UInt8 = 0
+        let n = Glibc.recv(fd, &byte, 1, Int32(MSG_PEEK) | Int32(MSG_DONTWAIT))
+        if n == 0 { return true }
+        if n < 0 { let err = doorman_errno(); return err != EAGAIN && err != EWOULDBLOCK && err != EINTR }
+        return true   // bytes nobody asked for: the connection is out of step, unusable too
+    }
+
+    /// The first IPv4 (else IPv6) address of `host`, as text; an address literal comes back as is.
+    /// Blocks (DNS): call it while reading configuration, never on a loop.
+    public static func resolve(_ host: String) -> String? {
+        var hints = addrinfo()
+        hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
+        var list: UnsafeMutablePointer<addrinfo>?
+        guard getaddrinfo(host, nil, &hints, &list) == 0, let first = list else { return nil }
+        defer { freeaddrinfo(first) }
+        var best: UnsafeMutablePointer<addrinfo>? = nil
+        var p: UnsafeMutablePointer<addrinfo>? = first
+        while let node = p {
+            if node.pointee.ai_family == AF_INET { best = node; break }
+            if best == nil, node.pointee.ai_family == AF_INET6 { best = node }
+            p = node.pointee.ai_next
+        }
+        guard let chosen = best, let addr = chosen.pointee.ai_addr else { return nil }
+        var text = [CChar](repeating: 0, count: Int(INET6_ADDRSTRLEN))
+        if chosen.pointee.ai_family == AF_INET6 {
+            _ = addr.withMemoryRebound(to: sockaddr_in6.self, capacity: 1) { a in
+                withUnsafePointer(to: a.pointee.sin6_addr) { inet_ntop(AF_INET6, $0, &text, socklen_t(text.count)) }
+            }
+        } else {
+            _ = addr.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { a in
+                withUnsafePointer(to: a.pointee.sin_addr) { inet_ntop(AF_INET, $0, &text, socklen_t(text.count)) }
+            }
+        }
+        return String(decoding: text.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+
     /// The local port of a bound socket.
     public static func localPort(_ fd: Int32) -> Int {
         var storage = sockaddr_storage()

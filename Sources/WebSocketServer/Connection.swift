@@ -73,6 +73,13 @@ public final class Connection: IOHandler {
 
     /// Head deadline in `head`/`body`, close deadline in `closing`/`finishing` (loop nanoseconds).
     private var deadline: UInt64
+    /// Set while a reply is streamed: how its body is delimited.
+    private var streaming: HTTPResponse.BodyFraming?
+    private var requestMinorVersion = 1
+    /// Called on the loop when a streamed reply's queued bytes have all gone to the kernel.
+    public var onReplyDrained: (() -> Void)?
+    /// Called on the loop if the connection goes away while a reply is still pending or streaming.
+    public var onReplyAbandoned: (() -> Void)?
     private var lastRead: UInt64
     private var pingSentAt: UInt64 = 0
 
@@ -383,6 +390,7 @@ public final class Connection: IOHandler {
     }
 
     private func respond(to request: HTTPRequest) {
+        requestMinorVersion = request.head.minorVersion
         state = .awaitingReply(keepAlive: request.head.keepAlive && !context.draining, headOnly: request.head.method == "HEAD")
         context.awaitingReply[id] = self
         context.shared.application.respond(to: request, on: self, reply: HTTPReply(context: context, connectionID: id))
@@ -395,8 +403,63 @@ public final class Connection: IOHandler {
 
     /// The application's answer to the pending request (on the loop thread).
     func deliverReply(_ response: HTTPResponse) {
-        guard case .awaitingReply(let keepAlive, let headOnly) = state else { return }
+        guard case .awaitingReply(let keepAlive, let headOnly) = state, streaming == nil else { return }
         response.encode(into: &out, keepAlive: keepAlive, headOnly: headOnly)
+        replyDone(keepAlive: keepAlive)
+    }
+
+    // MARK: - Streamed replies (loop thread; for a proxied body that must not be buffered whole)
+
+    /// A request is with the application (its reply pending or streaming).
+    public var isAwaitingReply: Bool { if case .awaitingReply = state { return true } else { return false } }
+
+    /// Starts the reply to the pending request with `head` (its body is ignored) and a body of
+    /// `contentLength` bytes, or of unknown length (chunked to an HTTP/1.1 client, until close to
+    /// HTTP/1.0). Follow with `writeReplyBody` and `endReply`. False if no reply is pending.
+    public func beginReply(_ head: HTTPResponse, contentLength: Int?) -> Bool {
+        guard case .awaitingReply(let keepAlive, let headOnly) = state, streaming == nil else { return false }
+        let framing: HTTPResponse.BodyFraming
+        if let contentLength { framing = .length(contentLength) }
+        else if headOnly { framing = .length(0) }
+        else { framing = requestMinorVersion >= 1 ? .chunked : .untilClose }
+        if framing == .untilClose { state = .awaitingReply(keepAlive: false, headOnly: headOnly) }
+        streaming = framing
+        var bytes: [UInt8] = []
+        head.encodeHead(into: &bytes, keepAlive: keepAlive && framing != .untilClose, framing: framing)
+        writeOrQueue(bytes)
+        return state != .closed
+    }
+
+    /// Bytes of the streamed body. The caller watches `queuedBytes` and waits for `onReplyDrained`
+    /// before writing more than the peer reads.
+    public func writeReplyBody(_ bytes: UnsafeRawBufferPointer) {
+        guard let framing = streaming, case .awaitingReply(_, let headOnly) = state, !headOnly, !bytes.isEmpty else { return }
+        var chunk: [UInt8] = []
+        chunk.reserveCapacity(bytes.count + 12)
+        if framing == .chunked { chunk += String(bytes.count, radix: 16).utf8; chunk += [0x0d, 0x0a] }
+        chunk.append(contentsOf: bytes)
+        if framing == .chunked { chunk += [0x0d, 0x0a] }
+        writeOrQueue(chunk)
+    }
+
+    /// Ends the streamed body; the connection goes on to its next request (or closes).
+    public func endReply() {
+        guard let framing = streaming, case .awaitingReply(let keepAlive, let headOnly) = state else { return }
+        if framing == .chunked && !headOnly { writeOrQueue(Array("0\r\n\r\n".utf8)) }
+        guard state != .closed else { return }
+        streaming = nil
+        replyDone(keepAlive: keepAlive && framing != .untilClose)
+    }
+
+    /// Gives up on a streamed reply (its source failed midway): the peer sees the body cut short.
+    public func abortReply() {
+        guard streaming != nil || { if case .awaitingReply = state { return true } else { return false } }() else { return }
+        closeNow()
+    }
+
+    private func replyDone(keepAlive: Bool) {
+        onReplyDrained = nil
+        onReplyAbandoned = nil
         if keepAlive {
             state = .head
             deadline = context.loop.now + context.shared.handshakeTimeout
@@ -561,6 +624,7 @@ public final class Connection: IOHandler {
             watchingWrite = false
             updateInterest()
         }
+        if streaming != nil, let drained = onReplyDrained { drained() }
         if state == .finishing {
             if handshakeComplete {
                 closeNow()
@@ -625,6 +689,12 @@ public final class Connection: IOHandler {
         body = []
         pendingInput = []
         parser = nil
+        streaming = nil
+        onReplyDrained = nil
+        if let abandoned = onReplyAbandoned {
+            onReplyAbandoned = nil
+            abandoned()
+        }
         if let session {
             self.session = nil
             session.closed(self, code: closeCode)
