@@ -91,6 +91,32 @@ struct Serve: ParsableCommand {
     var compressionThreshold: Int?
     @Flag(help: "Keep compression context between messages (better ratio; zlib state per connection). [env: DOORMAN_COMPRESSION_CONTEXT_TAKEOVER=1]")
     var compressionContextTakeover = false
+    @Option(help: "Calls per second a key may make on this node (WebSocket and HTTP); 0 = no limit. [env: DOORMAN_CALLS_PER_SECOND] (default: 50)")
+    var callsPerSecond: Double?
+    @Option(help: "Burst of calls allowed above that rate. [env: DOORMAN_CALL_BURST] (default: 100)")
+    var callBurst: Double?
+    @Option(help: "Handshakes per second per key; 0 = no limit. [env: DOORMAN_KEY_HANDSHAKES_PER_SECOND] (default: 0)")
+    var keyHandshakesPerSecond: Double?
+    @Option(help: "Burst of handshakes allowed per key. [env: DOORMAN_KEY_HANDSHAKE_BURST] (default: 20)")
+    var keyHandshakeBurst: Double?
+    @Option(help: """
+        An upstream service for calls, NAME=http://HOST:PORT[/BASE] (repeatable): NAME:api goes to POST /BASE/api.         Its signing secret comes from DOORMAN_UPSTREAM_SECRET_<NAME> or --upstream-secret-file. [env: DOORMAN_UPSTREAMS, comma-separated]
+        """)
+    var upstream: [String] = []
+    @Option(help: "NAME=PATH: read the upstream's signing secret (at least 16 bytes) from a file (repeatable).")
+    var upstreamSecretFile: [String] = []
+    @Option(help: "Seconds to connect to an upstream. [env: DOORMAN_UPSTREAM_CONNECT_TIMEOUT] (default: 1)")
+    var upstreamConnectTimeout: Double?
+    @Option(help: "Seconds for an upstream to answer a call. [env: DOORMAN_CALL_TIMEOUT] (default: 10)")
+    var callTimeout: Double?
+    @Option(help: "Connections per upstream on this node. [env: DOORMAN_UPSTREAM_MAX_CONNECTIONS] (default: 64)")
+    var upstreamMaxConnections: Int?
+    @Option(help: "Calls in flight per WebSocket session. [env: DOORMAN_MAX_CALLS_PER_SESSION] (default: 16)")
+    var maxCallsPerSession: Int?
+    @Option(help: "Consecutive upstream failures that open its circuit. [env: DOORMAN_CIRCUIT_FAILURES] (default: 5)")
+    var circuitFailures: Int?
+    @Option(help: "Seconds an open circuit fails calls at once. [env: DOORMAN_CIRCUIT_COOLDOWN] (default: 5)")
+    var circuitCooldown: Double?
     @Option(help: "trace, debug, info, notice, warning, error or critical. [env: DOORMAN_LOG_LEVEL] (default: info)")
     var logLevel: String?
 
@@ -200,8 +226,53 @@ struct Serve: ParsableCommand {
             ? (env["DOORMAN_ALLOWED_NETWORKS"]?.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) } ?? [])
             : allowedNetwork
         p.allowQueryKey = allowQueryKey || ["1", "true", "yes"].contains(env["DOORMAN_ALLOW_QUERY_KEY"]?.lowercased() ?? "")
+        p.callsPerSecond = try pick(callsPerSecond, env, "DOORMAN_CALLS_PER_SECOND", "calls-per-second", p.callsPerSecond)
+        p.callBurst = try pick(callBurst, env, "DOORMAN_CALL_BURST", "call-burst", p.callBurst)
+        p.keyHandshakesPerSecond = try pick(keyHandshakesPerSecond, env, "DOORMAN_KEY_HANDSHAKES_PER_SECOND", "key-handshakes-per-second", p.keyHandshakesPerSecond)
+        p.keyHandshakeBurst = try pick(keyHandshakeBurst, env, "DOORMAN_KEY_HANDSHAKE_BURST", "key-handshake-burst", p.keyHandshakeBurst)
         c.sessions = p
+        var calls = c.calls
+        calls.connectTimeout = try pick(upstreamConnectTimeout, env, "DOORMAN_UPSTREAM_CONNECT_TIMEOUT", "upstream-connect-timeout", calls.connectTimeout)
+        calls.callTimeout = try pick(callTimeout, env, "DOORMAN_CALL_TIMEOUT", "call-timeout", calls.callTimeout)
+        calls.maxConnections = try pick(upstreamMaxConnections, env, "DOORMAN_UPSTREAM_MAX_CONNECTIONS", "upstream-max-connections", calls.maxConnections)
+        calls.maxCallsPerSession = try pick(maxCallsPerSession, env, "DOORMAN_MAX_CALLS_PER_SESSION", "max-calls-per-session", calls.maxCallsPerSession)
+        calls.circuitFailures = try pick(circuitFailures, env, "DOORMAN_CIRCUIT_FAILURES", "circuit-failures", calls.circuitFailures)
+        calls.circuitCooldown = try pick(circuitCooldown, env, "DOORMAN_CIRCUIT_COOLDOWN", "circuit-cooldown", calls.circuitCooldown)
+        c.calls = calls
+        c.upstreams = try makeUpstreams(env)
         return c
+    }
+
+    /// `--upstream NAME=URL` entries with their secrets (a file, else the environment).
+    private func makeUpstreams(_ env: [String: String]) throws(ConfigError) -> [UpstreamService] {
+        let specs = upstream.isEmpty
+            ? (env["DOORMAN_UPSTREAMS"]?.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) } ?? [])
+            : upstream
+        var files: [String: String] = [:]
+        for entry in upstreamSecretFile {
+            guard let eq = entry.firstIndex(of: "=") else { throw ConfigError(key: "upstream-secret-file", message: "\(entry): expected NAME=PATH") }
+            files[String(entry[..<eq])] = String(entry[entry.index(after: eq)...])
+        }
+        var services: [UpstreamService] = []
+        for spec in specs where !spec.isEmpty {
+            let name = String(spec.prefix { $0 != "=" })
+            var secret: [UInt8] = []
+            if let path = files[name] {
+                guard let data = FileManager.default.contents(atPath: path) else {
+                    throw ConfigError(key: "upstream-secret-file", message: "cannot read \(path)")
+                }
+                secret = Array(data)
+                while let last = secret.last, last == 0x0a || last == 0x0d { secret.removeLast() }   // a trailing newline is not part of it
+            } else if let text = env["DOORMAN_UPSTREAM_SECRET_" + name.uppercased().replacingOccurrences(of: "-", with: "_")] {
+                secret = Array(text.utf8)
+            }
+            do {
+                services.append(try UpstreamService.parse(spec, secret: secret))
+            } catch {
+                throw ConfigError(key: "upstream", message: error.description)
+            }
+        }
+        return services
     }
 
     /// A setting: the flag if given, else the environment variable (parsed, or an error naming it), else `fallback`.

@@ -40,7 +40,9 @@ public final class Gateway: Sendable {
             let cache = IdentityCache()
             try cache.load(from: base)
             usage = KeyUsageRecorder(store: base, pool: pool, logger: logger)
-            let services = SessionServices(cache: cache, policy: config.sessions, server: config.server, logger: logger, usage: usage)
+            let loops = config.server.loops > 0 ? config.server.loops : LoopGroup.defaultCount
+            let calls = config.upstreams.isEmpty ? nil : CallService(upstreams: config.upstreams, policy: config.calls, loops: loops, logger: logger)
+            let services = SessionServices(cache: cache, policy: config.sessions, server: config.server, logger: logger, usage: usage, calls: calls)
             // Every committed change: refresh the cache first, then let every loop's sessions feel it.
             let store = NotifyingStore(base) { change in
                 do {

@@ -112,6 +112,10 @@ public final class GatewayApplication: ServerApplication {
         }
         if let expiry = resolved.key.expiresAt, expiry <= now { return .failure(HandshakeRejection(status: 401, reason: "expired_key")) }
         if resolved.user.state == .disabled { return .failure(HandshakeRejection(status: 401, reason: "user_disabled")) }
+        let limits = sessions.limits(key: resolved.key, groups: resolved.groups)
+        if let wait = sessions.keyHandshakeLimiter.take(resolved.key.id, rate: limits.handshakesPerSecond ?? 0, burst: limits.handshakeBurst ?? 1) {
+            return .failure(HandshakeRejection(status: 429, reason: "handshake_rate", headers: [HTTPHeader("Retry-After", String(Int(wait.rounded(.up))))]))
+        }
         return .success((resolved, selected))
     }
 
@@ -129,6 +133,9 @@ public final class GatewayApplication: ServerApplication {
             let peer = connection.peerAddress
             pool.submit { reply.send(admin.handle(request, presentedKey: key, peer: peer)) }
             return
+        }
+        if let sessions, let calls = sessions.calls, let (service, api) = Self.callTarget(request.head.path, calls) {
+            return proxy(request, to: service, api: api, sessions: sessions, calls: calls, connection: connection, reply: reply)
         }
         reply.send(route(request))
     }
@@ -165,6 +172,87 @@ public final class GatewayApplication: ServerApplication {
         return HTTPResponse(status: 202, headers: [HTTPHeader("Content-Type", "application/json")], body: JSONText.object([("published", .bool(true))]).bytes)
     }
 
+    /// `/{service}/{api_name}` for a configured service: the upstream and the api name.
+    static func callTarget(_ path: Substring, _ calls: CallService) -> (UpstreamService, String)? {
+        guard path.count > 1, path.first == "/" else { return nil }
+        let rest = path.dropFirst()
+        guard let slash = rest.firstIndex(of: "/"), let service = calls.upstreams[String(rest[..<slash])] else { return nil }
+        return (service, String(rest[rest.index(after: slash)...]))
+    }
+
+    /// A call over plain HTTP: the key from the headers, the same checks as a session's call, the
+    /// caller's end-to-end headers and body passed on with the signed identity, and the upstream's
+    /// answer streamed back.
+    private func proxy(_ request: HTTPRequest, to service: UpstreamService, api: String, sessions: SessionServices, calls: CallService,
+                       connection: Connection, reply: HTTPReply) {
+        func fail(_ status: Int, _ code: String, _ message: String, _ extra: [(String, JSONText)] = [], headers: [HTTPHeader] = []) {
+            if code != "unauthorized" { sessions.metrics.call(code) }
+            reply.send(HTTPResponse(status: status, headers: [HTTPHeader("Content-Type", "application/json")] + headers,
+                                    body: JSONText.object([("error", .string(code)), ("message", .string(message))] + extra).bytes))
+        }
+        let action = service.name + ":" + api
+        guard ActionName.validateAction(action) == nil else {
+            return fail(400, "invalid_request", "an api name is segments of letters, digits, _ and -, separated by . or /")
+        }
+        let resolved: IdentityCache.Resolved
+        switch resolveKey(request.head, sessions: sessions) {
+        case .failure(let refusal): return fail(refusal.status, "unauthorized", "this request needs a valid key", [("reason", .string(refusal.reason))])
+        case .success(let found): resolved = found
+        }
+        let property = request.head.value("x-doorman-property")
+        let decision = Authorizer.decide(AccessRequest(action: action, property: property), key: resolved.key, user: resolved.user,
+                                         groups: resolved.groups, now: Date())
+        guard decision.allowed else {
+            return fail(403, "forbidden", "this key may not call \(action)", [("reason", .string(decision.reason.rawValue))])
+        }
+        let limits = sessions.limits(key: resolved.key, groups: resolved.groups)
+        if let wait = sessions.callLimiter.take(resolved.key.id, rate: limits.callsPerSecond ?? 0, burst: limits.callBurst ?? 1) {
+            return fail(429, "rate_limited", "too many calls", [("retryAfterMs", .int(Int((wait * 1000).rounded(.up))))],
+                        headers: [HTTPHeader("Retry-After", String(max(1, Int(wait.rounded(.up)))))])
+        }
+        sessions.usage?.record(KeyUse(keyID: resolved.key.id, time: Date(), address: connection.peerAddress))
+        guard let hub = sessions.hub(for: connection.loop) else { return fail(503, "overloaded", "not ready") }
+        let rights = GatewaySession.rights(key: resolved.key, user: resolved.user, groups: resolved.groups)
+        let caller = CallService.Caller(userID: resolved.user.id, keyID: resolved.key.id, scopes: rights.scopes,
+                                        properties: rights.properties, property: property)
+        // End-to-end headers only: not hop-by-hop, not those the client's Connection names, never the key.
+        let named = Set(request.head.values("connection").flatMap { $0.split(separator: ",").map { $0.trimmingOWS.lowercased() } })
+        var headers = request.head.headers.filter { $0.isEndToEnd(extraHopByHop: named) }
+        let forwardedFor = connection.peerAddress
+        headers.append(HTTPHeader("X-Forwarded-For", (request.head.value("x-forwarded-for").map { $0 + ", " } ?? "") + forwardedFor))
+        headers.append(HTTPHeader("X-Forwarded-Proto", connection.isSecure ? "https" : "http"))
+        headers.append(HTTPHeader("Via", "1.1 doorman"))
+        let query = request.head.target.firstIndex(of: "?").map { request.head.target[request.head.target.index(after: $0)...] }
+        let bytes = CallService.request(to: service, method: request.head.method, api: api, query: query, headers: headers,
+                                        body: request.body, caller: caller)
+        let call = HTTPCall(connection: connection, reply: reply, metrics: sessions.metrics)
+        let exchange = UpstreamExchange(request: bytes, method: request.head.method, timeoutCoversBody: false, responder: call)
+        call.exchange = exchange
+        connection.onReplyAbandoned = { [weak exchange] in exchange?.cancel() }
+        calls.pool(service, on: hub).start(exchange)
+    }
+
+    /// The key presented in a plain HTTP request's headers, resolved and still usable.
+    private func resolveKey(_ head: HTTPRequestHead, sessions: SessionServices) -> Result<IdentityCache.Resolved, KeyRefusal> {
+        let text: String
+        switch PresentedKey.find(in: head) {
+        case .failure: return .failure(KeyRefusal(status: 400, reason: "conflicting_keys"))
+        case .success(let found):
+            guard let found else { return .failure(KeyRefusal(status: 401, reason: "missing_key")) }
+            text = found
+        }
+        guard let secret = try? APIKeySecret(parsing: text) else { return .failure(KeyRefusal(status: 401, reason: "malformed_key")) }
+        guard let resolved = sessions.cache.resolve(KeyDigest(of: secret), now: Date()) else { return .failure(KeyRefusal(status: 401, reason: "unknown_key")) }
+        switch resolved.key.state {
+        case .revoked: return .failure(KeyRefusal(status: 401, reason: "revoked_key"))
+        case .suspended: return .failure(KeyRefusal(status: 401, reason: "suspended_key"))
+        case .active: break
+        }
+        if let expiry = resolved.key.expiresAt, expiry <= Date() { return .failure(KeyRefusal(status: 401, reason: "expired_key")) }
+        if resolved.user.state == .disabled { return .failure(KeyRefusal(status: 401, reason: "user_disabled")) }
+        return .success(resolved)
+    }
+
     func route(_ request: HTTPRequest) -> HTTPResponse {
         switch request.head.path {
         case "/healthz":
@@ -188,6 +276,12 @@ public final class GatewayApplication: ServerApplication {
             return .json(status: 404, #"{"error":"not_found"}"#)
         }
     }
+}
+
+/// Why a plain HTTP request's key is not accepted.
+struct KeyRefusal: Error {
+    var status: Int
+    var reason: String
 }
 
 /// Echo mode's session: every message goes back as it came.

@@ -25,6 +25,10 @@ public struct GatewayConfig: Sendable, Equatable {
     /// PEM certificate chain (leaf first) and private key of the TLS listener; both or neither.
     public var tlsCertificate: String?
     public var tlsKey: String?
+    /// Upstream services that calls go to, by service name.
+    public var upstreams: [UpstreamService] = []
+    /// Timeouts and limits of calls to upstreams.
+    public var calls = CallPolicy()
 
     public init() {}
 
@@ -61,6 +65,16 @@ public struct GatewayConfig: Sendable, Equatable {
         try require(p.messagesPerSecond >= 0 && p.messageBurst >= 1, "messages-per-second", "rate >= 0 and burst >= 1")
         try require(p.maxSessionsPerKey >= 0, "max-sessions-per-key", "must be >= 0")
         try require(p.handshakesPerSecond >= 0 && p.handshakeBurst >= 1, "handshakes-per-second", "rate >= 0 and burst >= 1")
+        try require(p.callsPerSecond >= 0 && p.callBurst >= 1, "calls-per-second", "rate >= 0 and burst >= 1")
+        try require(p.keyHandshakesPerSecond >= 0 && p.keyHandshakeBurst >= 1, "key-handshakes-per-second", "rate >= 0 and burst >= 1")
+        let c = calls
+        try require(c.connectTimeout > 0, "upstream-connect-timeout", "must be > 0 seconds")
+        try require(c.callTimeout > 0, "call-timeout", "must be > 0 seconds")
+        try require(c.maxConnections >= 1, "upstream-max-connections", "must be at least 1")
+        try require(c.maxQueued >= 0, "upstream-max-queued", "must be >= 0")
+        try require(c.maxCallsPerSession >= 1, "max-calls-per-session", "must be at least 1")
+        try require(c.circuitFailures >= 1 && c.circuitCooldown >= 0, "circuit-failures", "at least 1 failure, cooldown >= 0 seconds")
+        try require(Set(upstreams.map(\.name)).count == upstreams.count, "upstream", "each service name once")
         do {
             _ = try NetworkAllowlist(p.allowedNetworks)
         } catch {

@@ -52,6 +52,16 @@ final class GatewayMetrics: Sendable {
     /// From a publish to the last subscriber's frame written (or queued behind a full socket), per publish.
     let publishToLastWrite = Histogram(bounds: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 1])
 
+    static let callResults = ["answered", "forbidden", "unknown_service", "invalid_request", "rate_limited", "too_many_calls", "overloaded",
+                              "upstream_unavailable", "upstream_timeout", "upstream_error", "response_too_large", "cancelled"]
+    private let callCounters: [String: Counter] = Dictionary(uniqueKeysWithValues: callResults.map { ($0, Counter()) })
+    /// From a call's arrival to its answer's end (WebSocket) or head (HTTP), for answered calls.
+    let callDuration = Histogram(bounds: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5])
+
+    func call(_ result: String) {
+        (callCounters[result] ?? callCounters["upstream_error"]!).add()
+    }
+
     func handshake(_ result: String) {
         (handshakes[result] ?? handshakes["other"]!).add()
     }
@@ -76,6 +86,9 @@ final class GatewayMetrics: Sendable {
         counter("doorman_slow_consumer_closes_total", "Connections closed because their write queue passed the limit (drops).", slowConsumers)
         out += "# HELP doorman_sessions_ended_total Sessions the server ended, by reason (revocations and the like).\n# TYPE doorman_sessions_ended_total counter\n"
         for reason in SessionEndReason.allCases { out += "doorman_sessions_ended_total{reason=\"\(reason.rawValue)\"} \(ended[reason]!.load())\n" }
+        out += "# HELP doorman_calls_total Calls to upstream services (WebSocket and HTTP), by result.\n# TYPE doorman_calls_total counter\n"
+        for result in Self.callResults { out += "doorman_calls_total{result=\"\(result)\"} \(callCounters[result]!.load())\n" }
+        callDuration.render("doorman_call_duration_seconds", "From a call's arrival to the upstream's answer (whole answer on WebSocket, head on HTTP).", into: &out)
         revocationToClose.render("doorman_revocation_to_close_seconds", "From a committed key or user change to the last close frame written for the sessions it ended.", into: &out)
         publishToLastWrite.render("doorman_publish_to_last_write_seconds", "From a publish to the last subscriber's event frame written.", into: &out)
         return out

@@ -47,14 +47,17 @@ public struct PermissionGroup: Codable, Equatable, Sendable {
     public var name: String
     public var description: String
     public var permissions: [String]
+    /// Rate limits for keys with this group (a key's own override them).
+    public var limits: RateLimits?
     public var createdAt: Date
     public var updatedAt: Date
 
-    public init(id: String, name: String, description: String = "", permissions: [String], createdAt: Date, updatedAt: Date) {
+    public init(id: String, name: String, description: String = "", permissions: [String], limits: RateLimits? = nil, createdAt: Date, updatedAt: Date) {
         self.id = id
         self.name = name
         self.description = description
         self.permissions = permissions
+        self.limits = limits
         self.createdAt = createdAt
         self.updatedAt = updatedAt
     }
@@ -76,6 +79,8 @@ public struct APIKey: Codable, Equatable, Sendable {
     public var properties: [String]
     /// Ordered rules (`<service>:<api_name>`, `*`/`?`; a leading `!` denies). First match decides.
     public var rules: [String]
+    /// Rate limits of this key (over its group's and the server's).
+    public var limits: RateLimits?
     public var state: KeyState
     public var expiresAt: Date?
     public var createdAt: Date
@@ -87,7 +92,7 @@ public struct APIKey: Codable, Equatable, Sendable {
     public var displayStart: String
 
     public init(id: String, name: String, description: String = "", userID: String, groupID: String? = nil,
-                scopes: [String] = [], properties: [String] = ["*"], rules: [String] = [], state: KeyState = .active,
+                scopes: [String] = [], properties: [String] = ["*"], rules: [String] = [], limits: RateLimits? = nil, state: KeyState = .active,
                 expiresAt: Date? = nil, createdAt: Date, updatedAt: Date, lastUsedAt: Date? = nil,
                 lastUsedAddress: String? = nil, createdBy: String, displayStart: String) {
         self.id = id
@@ -98,6 +103,7 @@ public struct APIKey: Codable, Equatable, Sendable {
         self.scopes = scopes
         self.properties = properties
         self.rules = rules
+        self.limits = limits
         self.state = state
         self.expiresAt = expiresAt
         self.createdAt = createdAt

@@ -100,6 +100,22 @@ final class TestClient {
         return (head, body)
     }
 
+    /// Reads a `Transfer-Encoding: chunked` body to its end (after `readResponseHead`).
+    func readChunkedBody() -> [UInt8]? {
+        var decoder = ChunkedDecoder()
+        var body: [UInt8] = []
+        while !decoder.isDone {
+            if inbox.isEmpty { guard readMore() else { return nil } }
+            var failed = false
+            let used = inbox.withUnsafeBytes { raw -> Int in
+                do { return try decoder.decode(raw, into: &body) } catch { failed = true; return 0 }
+            }
+            if failed { return nil }
+            inbox.removeFirst(used)
+        }
+        return body
+    }
+
     /// Sends an upgrade request for `path` and returns the response head.
     func upgrade(path: String = "/ws", headers: [String] = [], extra: [UInt8] = []) -> String? {
         var request = "GET \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"

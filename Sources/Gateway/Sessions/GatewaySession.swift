@@ -28,6 +28,10 @@ final class GatewaySession: WebSocketSession {
     private(set) var subscribed: [String: (channel: String, property: String?)] = [:]
     private var timers: [UInt64] = []
     private var rejectedMessages = 0
+    /// The key's effective rate limits (its own, its group's, the server's).
+    private var limits: RateLimits
+    /// Calls waiting for their upstream.
+    private var calls: [ObjectIdentifier: SessionCall] = [:]
     private var ended = false
     /// For the admin API's session list.
     let address: String
@@ -50,6 +54,7 @@ final class GatewaySession: WebSocketSession {
         groups = resolved.groups
         previousUntil = resolved.previousUntil
         generation = resolved.generation
+        limits = services.limits(key: resolved.key, groups: resolved.groups)
         self.services = services
         self.hub = hub
     }
@@ -67,7 +72,7 @@ final class GatewaySession: WebSocketSession {
         guard !ended else { return }
         services.metrics.messagesIn.add()
         lastActivity = Date()
-        if let wait = services.messageLimiter.take(keyID) {
+        if let wait = services.messageLimiter.take(keyID, rate: limits.messagesPerSecond ?? 0, burst: limits.messageBurst ?? 1) {
             rejectedMessages += 1
             if rejectedMessages > services.policy.floodTolerance { return end(.rateLimited) }
             return reply(SessionMessage.error(nil, "rate_limited", "too many messages", [("retryAfterMs", .int(Int((wait * 1000).rounded(.up))))]))
@@ -82,6 +87,7 @@ final class GatewaySession: WebSocketSession {
         case "unsubscribe": unsubscribe(object, requestID)
         case "publish": publish(object, requestID)
         case "ping": reply(SessionMessage.result(requestID, [("pong", .bool(true))]))
+        case "call": call(object, requestID)
         case let other:
             reply(SessionMessage.error(requestID, "unknown_type", "unknown message type \(other ?? "(none)")"))
         }
@@ -89,6 +95,11 @@ final class GatewaySession: WebSocketSession {
 
     func closed(_ connection: Connection, code: CloseCode?) {
         ended = true
+        for call in calls.values {
+            call.cancel()
+            services.metrics.call("cancelled")
+        }
+        calls = [:]
         hub.remove(self)
         for timer in timers { hub.loop.cancel(timer) }
         timers = []
@@ -147,6 +158,68 @@ final class GatewaySession: WebSocketSession {
         reply(SessionMessage.result(id))
     }
 
+    // MARK: - Calls
+
+    /// `{"type":"call","id":…,"call":"pms:checkIn","property":"hotel-1","body":{…}}`: checked
+    /// against the key's rights and rules, then forwarded, signed, to the service's upstream. The
+    /// answer comes back as a result (2xx) or a typed error; calls run concurrently, up to the
+    /// per-session cap.
+    private func call(_ object: [String: Any], _ id: Any?) {
+        let metrics = services.metrics
+        guard let action = object["call"] as? String, let colon = action.firstIndex(of: ":") else {
+            metrics.call("invalid_request")
+            return reply(SessionMessage.error(id, "invalid_request", "call is required: \"<service>:<api_name>\""))
+        }
+        let property = object["property"] as? String
+        if ActionName.validateAction(action) != nil {
+            metrics.call("invalid_request")
+            return reply(SessionMessage.error(id, "invalid_request", "a call is <service>:<api_name>: letters, digits, _ and -, api segments separated by . or /"))
+        }
+        let decision = authorize(action, property)
+        guard decision.allowed else {
+            metrics.call("forbidden")
+            var extra: [(String, JSONText)] = [("reason", .string(decision.reason.rawValue))]
+            if let rule = decision.decidedBy, decision.reason == .deniedByRule { extra.append(("rule", .string(rule))) }
+            return reply(SessionMessage.error(id, "forbidden", "this key may not call \(action)", extra))
+        }
+        guard let calls = services.calls, let upstream = calls.upstreams[String(action[..<colon])] else {
+            metrics.call("unknown_service")
+            return reply(SessionMessage.error(id, "unknown_service", "no upstream is configured for \(action[..<colon])"))
+        }
+        if let wait = services.callLimiter.take(keyID, rate: limits.callsPerSecond ?? 0, burst: limits.callBurst ?? 1) {
+            metrics.call("rate_limited")
+            rejectedMessages += 1
+            if rejectedMessages > services.policy.floodTolerance { return end(.rateLimited) }
+            return reply(SessionMessage.error(id, "rate_limited", "too many calls", [("retryAfterMs", .int(Int((wait * 1000).rounded(.up))))]))
+        }
+        guard self.calls.count < calls.policy.maxCallsPerSession else {
+            metrics.call("too_many_calls")
+            return reply(SessionMessage.error(id, "too_many_calls", "at most \(calls.policy.maxCallsPerSession) calls in flight per session",
+                                              [("retryAfterMs", .int(100))]))
+        }
+        var body: [UInt8] = []
+        if let value = object["body"] { body = SessionMessage.encodeAny(value) }
+        let rights = rights()
+        let caller = CallService.Caller(userID: userID, keyID: keyID, scopes: rights.scopes, properties: rights.properties, property: property)
+        let request = CallService.request(to: upstream, method: "POST", api: String(action[action.index(after: colon)...]), query: nil,
+                                          headers: [HTTPHeader("Content-Type", "application/json"), HTTPHeader("Accept", "application/json")],
+                                          body: body, caller: caller)
+        let pending = SessionCall(id: id, session: self, maxBytes: services.server.frames.maxMessageBytes - 256)
+        let exchange = UpstreamExchange(request: request, method: "POST", timeoutCoversBody: true, responder: pending)
+        pending.exchange = exchange
+        self.calls[ObjectIdentifier(pending)] = pending
+        calls.pool(upstream, on: hub).start(exchange)
+    }
+
+    /// A call's outcome, once: its answer or typed error goes back to the client.
+    func callFinished(_ call: SessionCall, _ message: [UInt8], result: String) {
+        guard calls.removeValue(forKey: ObjectIdentifier(call)) != nil else { return }
+        services.metrics.call(result)
+        if result == "answered" { services.metrics.callDuration.observe(Double(monotonicNanoseconds() &- call.started) / 1e9) }
+        guard !ended else { return }
+        reply(message)
+    }
+
     private func authorize(_ action: String, _ property: String?) -> AccessDecision {
         Authorizer.decide(AccessRequest(action: action, property: property), key: key, user: user, groups: groups, now: Date())
     }
@@ -183,6 +256,7 @@ final class GatewaySession: WebSocketSession {
         key = newKey
         user = newUser
         groups = newGroups
+        limits = services.limits(key: newKey, groups: newGroups)
         previousUntil = secrets.current == digest ? nil : secrets.previousUntil
         var removed: [JSONText] = []
         for (channelKey, sub) in subscribed where !authorize("channel:subscribe.\(sub.channel)", sub.property).allowed {
@@ -234,7 +308,9 @@ final class GatewaySession: WebSocketSession {
         }
     }
 
-    private func rights() -> Rights {
+    private func rights() -> Rights { Self.rights(key: key, user: user, groups: groups) }
+
+    static func rights(key: APIKey, user: User, groups: [String: PermissionGroup]) -> Rights {
         var scopes = key.scopes + (key.groupID.flatMap { groups[$0]?.permissions } ?? [])
         if key.scopes.isEmpty && key.groupID == nil {
             scopes = user.permissions + user.groups.flatMap { groups[$0]?.permissions ?? [] }

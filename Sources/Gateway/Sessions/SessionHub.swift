@@ -20,6 +20,8 @@ final class SessionHub: @unchecked Sendable {
     /// Per key with live sessions here: the welcome's text after the session id, and the identity
     /// cache generation it was made from.
     private var welcomeRests: [String: (generation: UInt64, bytes: [UInt8])] = [:]
+    /// Connections to each upstream service from this loop, made on first call.
+    var upstreamPools: [String: UpstreamPool] = [:]
 
     init(loop: EventLoop) {
         self.loop = loop

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 import Foundation
-import GatewayCore
+public import GatewayCore
 import Logging
 import Synchronization
 import Transport
@@ -14,6 +14,12 @@ public struct SessionPolicy: Sendable, Equatable {
     /// Messages per second a key may send (all its sessions on this node), and the burst allowed.
     public var messagesPerSecond: Double = 100
     public var messageBurst: Double = 200
+    /// Calls per second a key may make (WebSocket and HTTP, all its sessions on this node), and the burst.
+    public var callsPerSecond: Double = 50
+    public var callBurst: Double = 100
+    /// Handshakes per second per key (0 = no per-key limit; the per-address limit still applies).
+    public var keyHandshakesPerSecond: Double = 0
+    public var keyHandshakeBurst: Double = 20
     /// Rejected messages (over the rate) after which the session is closed with 4129.
     public var floodTolerance = 100
     /// Live sessions per key on this node; more get 429. 0 = no cap.
@@ -29,6 +35,12 @@ public struct SessionPolicy: Sendable, Equatable {
     public var allowQueryKey = false
 
     public init() {}
+
+    /// The server's defaults, the last layer under a key's and its group's own limits.
+    public var defaultLimits: RateLimits {
+        RateLimits(messagesPerSecond: messagesPerSecond, messageBurst: messageBurst, callsPerSecond: callsPerSecond, callBurst: callBurst,
+                   handshakesPerSecond: keyHandshakesPerSecond, handshakeBurst: keyHandshakeBurst)
+    }
 }
 
 /// A token bucket per name (key id, address), shared by all loops.
@@ -52,9 +64,16 @@ final class RateLimiter: Sendable {
     /// Names currently tracked.
     var trackedNames: Int { state.withLock { $0.buckets.count } }
 
-    /// Takes one token; returns nil if allowed, else seconds until one is available.
+    /// Takes one token at the limiter's own rate; nil if allowed, else seconds until one is available.
     func take(_ name: String, now: UInt64 = monotonicNanoseconds()) -> Double? {
+        take(name, rate: rate, burst: burst, now: now)
+    }
+
+    /// Takes one token from `name`'s bucket at `rate`/`burst` (a key's own limits). A rate of 0
+    /// means no limit.
+    func take(_ name: String, rate: Double, burst: Double, now: UInt64 = monotonicNanoseconds()) -> Double? {
         guard rate > 0 else { return nil }
+        let burst = max(1, burst)
         return state.withLock { s -> Double? in
             var b = s.buckets[name] ?? Bucket(tokens: burst, updated: now)
             b.tokens = min(burst, b.tokens + Double(now &- b.updated) / 1e9 * rate)
@@ -65,8 +84,9 @@ final class RateLimiter: Sendable {
                 // second, so a flood of distinct names never makes every call scan the table.
                 if s.buckets.count > Self.pruneAbove, now &- s.lastPrune > 1_000_000_000 {
                     s.lastPrune = now
-                    let rate = rate, burst = burst
-                    s.buckets = s.buckets.filter { $0.value.tokens + Double(now &- $0.value.updated) / 1e9 * rate < burst }
+                    let oneSecond = 1e9
+                    // A bucket idle for a minute is full at any rate worth setting.
+                    s.buckets = s.buckets.filter { Double(now &- $0.value.updated) < 60 * oneSecond }
                 }
             }
             if b.tokens >= 1 { b.tokens -= 1; return nil }
@@ -85,6 +105,11 @@ final class SessionServices: Sendable {
     let usage: KeyUsageRecorder?
     let messageLimiter: RateLimiter
     let handshakeLimiter: RateLimiter
+    /// Per key: calls and handshakes (at each key's effective limits).
+    let callLimiter = RateLimiter(rate: 0, burst: 1)
+    let keyHandshakeLimiter = RateLimiter(rate: 0, burst: 1)
+    /// Upstream calls (nil when no upstream is configured).
+    let calls: CallService?
     let networks: NetworkAllowlist
     let metrics = GatewayMetrics()
     /// Live sessions on this node.
@@ -92,7 +117,8 @@ final class SessionServices: Sendable {
     private let hubList = Mutex<[SessionHub]>([])
     private let sessionsPerKey = Mutex<[String: Int]>([:])
 
-    init(cache: IdentityCache, policy: SessionPolicy, server: ServerConfiguration, logger: Logger, usage: KeyUsageRecorder?) {
+    init(cache: IdentityCache, policy: SessionPolicy, server: ServerConfiguration, logger: Logger, usage: KeyUsageRecorder?, calls: CallService? = nil) {
+        self.calls = calls
         self.cache = cache
         self.policy = policy
         self.server = server
@@ -101,6 +127,11 @@ final class SessionServices: Sendable {
         messageLimiter = RateLimiter(rate: policy.messagesPerSecond, burst: policy.messageBurst)
         networks = (try? NetworkAllowlist(policy.allowedNetworks)) ?? NetworkAllowlist.denyAll
         handshakeLimiter = RateLimiter(rate: policy.handshakesPerSecond, burst: policy.handshakeBurst)
+    }
+
+    /// A key's effective limits: its own, then its group's, then the server's.
+    func limits(key: APIKey, groups: [String: PermissionGroup]) -> RateLimits {
+        RateLimits.effective(key.limits, key.groupID.flatMap { groups[$0]?.limits }, policy.defaultLimits)
     }
 
     func attach(loops: [EventLoop]) {

@@ -1,0 +1,107 @@
+// SPDX-License-Identifier: Apache-2.0
+import Foundation
+import GatewayCore
+import Logging
+import Synchronization
+import Transport
+import WireCodec
+
+/// Calls from keys to upstream services: the configured upstreams, their circuit breakers, and
+/// the signed request every call becomes. Per-loop connection pools live in each loop's hub.
+final class CallService: Sendable {
+    let upstreams: [String: UpstreamService]
+    let policy: CallPolicy
+    let breakers: [String: CircuitBreaker]
+    let logger: Logger
+    let loops: Int
+
+    init(upstreams: [UpstreamService], policy: CallPolicy, loops: Int, logger: Logger) {
+        self.upstreams = Dictionary(upstreams.map { ($0.name, $0) }, uniquingKeysWith: { _, last in last })
+        self.policy = policy
+        self.loops = loops
+        self.logger = logger
+        breakers = Dictionary(upstreams.map { ($0.name, CircuitBreaker(threshold: policy.circuitFailures, cooldownSeconds: policy.circuitCooldown)) },
+                              uniquingKeysWith: { _, last in last })
+    }
+
+    /// The pool for `service` on `hub`'s loop (made on first use). Loop thread only.
+    func pool(_ service: UpstreamService, on hub: SessionHub) -> UpstreamPool {
+        if let pool = hub.upstreamPools[service.name] { return pool }
+        let pool = UpstreamPool(service: service, loop: hub.loop, policy: policy, breaker: breakers[service.name]!, loops: loops, logger: logger)
+        hub.upstreamPools[service.name] = pool
+        return pool
+    }
+
+    /// Who is calling, as the upstream will see it.
+    struct Caller {
+        var userID: String
+        var keyID: String
+        var scopes: [String]
+        var properties: [String]
+        var property: String?
+    }
+
+    /// The request bytes for a call: method and target on the upstream, Host, the caller's
+    /// headers to pass on (already stripped of hop-by-hop and key headers), the identity headers
+    /// and their signature, and the body.
+    static func request(to service: UpstreamService, method: String, api: String, query: Substring?, headers: [HTTPHeader],
+                        body: [UInt8], caller: Caller, now: Date = Date()) -> [UInt8] {
+        var target = service.basePath + "/" + api
+        if let query, !query.isEmpty { target += "?" + query }
+        let signature = UpstreamSignature(method: method, target: target, timestamp: Int(now.timeIntervalSince1970),
+                                          requestID: makeRequestID(), user: caller.userID, key: caller.keyID,
+                                          scopes: caller.scopes, properties: caller.properties, property: caller.property)
+        var out: [UInt8] = []
+        out.reserveCapacity(512 + body.count)
+        out += "\(method) \(target) HTTP/1.1\r\nHost: \(service.hostHeader)\r\n".utf8
+        for header in headers where header.isSafeToForward {
+            out += header.name.utf8; out += ": ".utf8; out += header.value.utf8; out += "\r\n".utf8
+        }
+        let identity: [(String, String)] = [
+            ("X-Doorman-User", signature.user), ("X-Doorman-Key", signature.key), ("X-Doorman-Scopes", signature.scopes),
+            ("X-Doorman-Properties", signature.properties), ("X-Doorman-Property", signature.property),
+            ("X-Doorman-Timestamp", String(signature.timestamp)), ("X-Doorman-Request-Id", signature.requestID),
+            ("X-Doorman-Signature", signature.sign(body: body, secret: service.secret)),
+        ]
+        for (name, value) in identity where HTTPHeader(name, value).isSafeToForward {
+            out += name.utf8; out += ": ".utf8; out += value.utf8; out += "\r\n".utf8
+        }
+        if !body.isEmpty || method == "POST" || method == "PUT" || method == "PATCH" {
+            out += "Content-Length: \(body.count)\r\n".utf8
+        }
+        out += "\r\n".utf8
+        out += body
+        return out
+    }
+
+    /// 128 random bits as hex: unique per call, so an upstream can refuse a replay.
+    static func makeRequestID() -> String {
+        var g = SystemRandomNumberGenerator()
+        let bytes = (0..<16).map { _ in UInt8.random(in: 0...255, using: &g) }
+        return UpstreamSignature.hex(bytes)
+    }
+}
+
+extension HTTPHeader {
+    /// Headers a proxy must not pass on (RFC 9110 §7.6.1), plus what only Doorman may say.
+    static let notForwarded: Set<String> = [
+        "connection", "keep-alive", "proxy-connection", "proxy-authenticate", "proxy-authorization", "te", "trailer",
+        "transfer-encoding", "upgrade", "host", "content-length",
+        // The caller's key never reaches an upstream; the identity headers are Doorman's alone.
+        "authorization", "x-api-key", "user-api-key", "cookie",
+    ]
+
+    /// No CR/LF/NUL, not hop-by-hop, not a key, not an `X-Doorman-` header from outside.
+    var isSafeToForward: Bool {
+        guard !name.isEmpty, !name.utf8.contains(where: { $0 < 0x21 || $0 == 0x7f || $0 == UInt8(ascii: ":") }),
+              !value.utf8.contains(where: { $0 == 0x0d || $0 == 0x0a || $0 == 0 }) else { return false }
+        return true
+    }
+
+    /// Whether a header from a client (or an upstream's answer) may be passed along, given the
+    /// names its `Connection` header lists.
+    func isEndToEnd(extraHopByHop: Set<String>) -> Bool {
+        let lower = name.lowercased()
+        return !Self.notForwarded.contains(lower) && !extraHopByHop.contains(lower) && !lower.hasPrefix("x-doorman-")
+    }
+}

@@ -1,0 +1,128 @@
+// SPDX-License-Identifier: Apache-2.0
+import COpenSSL
+
+/// The identity Doorman vouches for on a forwarded call, and the HMAC-SHA-256 that lets an
+/// upstream trust it. Version 1 signs, one per line (`\n`), in this order:
+///
+///     v1
+///     <method>                 POST
+///     <target>                 /checkIn?x=1   (the path and query as sent to the upstream)
+///     <timestamp>              1763856000     (X-Doorman-Timestamp, Unix seconds)
+///     <request id>             X-Doorman-Request-Id (random; an upstream refuses one seen before)
+///     <user>                   X-Doorman-User
+///     <key>                    X-Doorman-Key (the key's id, never its secret)
+///     <scopes>                 X-Doorman-Scopes (a JSON array, ASCII)
+///     <properties>             X-Doorman-Properties (a JSON array, ASCII)
+///     <property>               X-Doorman-Property (the property the call is on; empty if none)
+///     <sha256(body) hex>
+///
+/// and sends `X-Doorman-Signature: v1=<hex>`. An upstream recomputes it from what it received,
+/// compares in constant time, refuses a timestamp more than `maxSkew` seconds away and a request
+/// id it has already seen within that window (a replay).
+public struct UpstreamSignature: Equatable, Sendable {
+    public var method: String
+    public var target: String
+    public var timestamp: Int
+    public var requestID: String
+    public var user: String
+    public var key: String
+    public var scopes: String
+    public var properties: String
+    public var property: String
+
+    public static let version = "v1"
+    /// Seconds a signed request stays acceptable (both ways, for clock differences).
+    public static let maxSkew = 300
+
+    public init(method: String, target: String, timestamp: Int, requestID: String, user: String, key: String,
+                scopes: [String], properties: [String], property: String?) {
+        self.init(method: method, target: target, timestamp: timestamp, requestID: requestID, user: user, key: key,
+                  scopesHeader: Self.asciiJSON(scopes), propertiesHeader: Self.asciiJSON(properties), property: property ?? "")
+    }
+
+    /// From header values as received (an upstream's view).
+    public init(method: String, target: String, timestamp: Int, requestID: String, user: String, key: String,
+                scopesHeader: String, propertiesHeader: String, property: String) {
+        self.method = method
+        self.target = target
+        self.timestamp = timestamp
+        self.requestID = requestID
+        self.user = user
+        self.key = key
+        self.scopes = scopesHeader
+        self.properties = propertiesHeader
+        self.property = property
+    }
+
+    /// The text the HMAC covers.
+    public func canonical(bodyDigest: String) -> String {
+        [Self.version, method, target, String(timestamp), requestID, user, key, scopes, properties, property, bodyDigest]
+            .joined(separator: "\n")
+    }
+
+    /// `v1=<hex>` for `body` under `secret`.
+    public func sign(body: [UInt8], secret: [UInt8]) -> String {
+        Self.version + "=" + Self.hex(Self.hmac(Array(canonical(bodyDigest: Self.hex(Self.sha256(body))).utf8), secret: secret))
+    }
+
+    /// Checks a received signature: right HMAC (constant-time compare) and a timestamp within `maxSkew` of `now`.
+    /// Replays are the caller's to catch (remember request ids for `maxSkew` seconds).
+    public func verify(_ header: String, body: [UInt8], secret: [UInt8], now: Int) -> Bool {
+        guard abs(now - timestamp) <= Self.maxSkew else { return false }
+        let expected = Array(sign(body: body, secret: secret).utf8)
+        let given = Array(header.utf8)
+        guard expected.count == given.count else { return false }
+        return expected.withUnsafeBytes { a in given.withUnsafeBytes { b in CRYPTO_memcmp(a.baseAddress, b.baseAddress, a.count) == 0 } }
+    }
+
+    // MARK: - Pieces
+
+    public static func sha256(_ bytes: [UInt8]) -> [UInt8] {
+        var out = [UInt8](repeating: 0, count: 32)
+        _ = bytes.withUnsafeBufferPointer { i in out.withUnsafeMutableBufferPointer { o in SHA256(i.baseAddress, i.count, o.baseAddress) } }
+        return out
+    }
+
+    public static func hmac(_ data: [UInt8], secret: [UInt8]) -> [UInt8] {
+        var out = [UInt8](repeating: 0, count: 32)
+        var length: UInt32 = 32
+        _ = secret.withUnsafeBytes { k in
+            data.withUnsafeBufferPointer { d in
+                out.withUnsafeMutableBufferPointer { o in
+                    HMAC(EVP_sha256(), k.baseAddress, Int32(k.count), d.baseAddress, d.count, o.baseAddress, &length)
+                }
+            }
+        }
+        return out
+    }
+
+    public static func hex(_ bytes: [UInt8]) -> String {
+        let digits = Array("0123456789abcdef".utf8)
+        var out: [UInt8] = []
+        out.reserveCapacity(bytes.count * 2)
+        for b in bytes { out.append(digits[Int(b >> 4)]); out.append(digits[Int(b & 0xf)]) }
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    /// A JSON array of strings with everything outside printable ASCII escaped (`\uXXXX`), so it
+    /// is a safe header value whatever the names hold.
+    public static func asciiJSON(_ strings: [String]) -> String {
+        var out = "["
+        for (n, s) in strings.enumerated() {
+            if n > 0 { out += "," }
+            out += "\""
+            for unit in s.utf16 {
+                switch unit {
+                case 0x22: out += "\\\""
+                case 0x5c: out += "\\\\"
+                case 0x20..<0x7f: out.unicodeScalars.append(Unicode.Scalar(UInt8(unit)))
+                default:
+                    let h = String(unit, radix: 16)
+                    out += "\\u" + String(repeating: "0", count: 4 - h.count) + h
+                }
+            }
+            out += "\""
+        }
+        return out + "]"
+    }
+}

@@ -1,0 +1,235 @@
+// SPDX-License-Identifier: Apache-2.0
+import Foundation
+import Synchronization
+@testable import Gateway
+import GatewayCore
+import Testing
+import WebSocketServer
+import WireCodec
+
+/// Calls through the gateway to a real upstream on 127.0.0.1 that verifies every signature.
+@Suite struct CallTests {
+    typealias TestGateway = AdminAPITests.TestGateway
+    let sessions = SessionTests()
+
+    /// A gateway whose `pms` service is `upstream` (or a port nobody listens on).
+    func gateway(_ upstream: ReferenceUpstream?, deadPort: Int = 1, _ configure: (inout GatewayConfig) -> Void = { _ in }) throws -> TestGateway {
+        try TestGateway { config in
+            let port = upstream?.port ?? deadPort
+            config.upstreams = [UpstreamService(name: "pms", address: "127.0.0.1", port: port, hostHeader: "127.0.0.1:\(port)", basePath: "/api",
+                                                secret: upstream?.secret ?? Array("reference-upstream-secret".utf8))]
+            configure(&config)
+        }
+    }
+
+    func call(_ client: TestClient, id: Int, _ action: String, property: String? = nil, body: Any = ["room": 101]) throws -> [String: Any] {
+        var message: [String: Any] = ["id": id, "type": "call", "call": action, "body": body]
+        if let property { message["property"] = property }
+        try sessions.send(client, message)
+        return try #require(sessions.json(client.readFrame()))
+    }
+
+    @Test func anAllowedCallReachesTheUpstreamAsTheKeysUserSigned() throws {
+        let upstream = try ReferenceUpstream()
+        let gw = try gateway(upstream)
+        let (keyID, secret) = try sessions.makeKey(gw, permissions: ["pms:*"], properties: ["hotel-1", "hotel-2"],
+                                                   key: ["rules": ["pms:checkIn*"], "properties": ["hotel-1"]])
+        let (client, welcome) = try sessions.connect(gw, secret: secret)
+        let answer = try call(client, id: 1, "pms:checkIn", property: "hotel-1")
+        #expect(answer["type"] as? String == "result" && answer["id"] as? Int == 1 && answer["status"] as? Int == 200, "\(answer)")
+        let seen = try #require(answer["body"] as? [String: Any])
+        #expect(seen["target"] as? String == "/api/checkIn")
+        #expect(seen["key"] as? String == keyID)
+        #expect(seen["user"] as? String == (welcome["user"] as? [String: Any])?["id"] as? String)
+        #expect(seen["scopes"] as? [String] == ["pms:*"])
+        #expect(seen["properties"] as? [String] == ["hotel-1"])
+        #expect(seen["property"] as? String == "hotel-1")
+        #expect(seen["received"] as? String == #"{"room":101}"#)
+        // Never the raw key.
+        let headers = try #require(seen["headers"] as? [String])
+        #expect(!headers.contains("x-api-key") && !headers.contains("authorization"))
+        #expect(upstream.rejected.withLock { $0 }.isEmpty)
+        // Sequential calls reuse the kept-alive connection.
+        for id in 2...6 { #expect(try call(client, id: id, "pms:checkIn", property: "hotel-1")["status"] as? Int == 200) }
+        #expect(upstream.accepted.load(ordering: .relaxed) == 1)
+    }
+
+    @Test func rulesDecideInOrderWithWildcardsAndPropertiesNarrow() throws {
+        let upstream = try ReferenceUpstream()
+        let gw = try gateway(upstream)
+        let (_, secret) = try sessions.makeKey(gw, permissions: ["pms:*"], properties: ["*"],
+                                               key: ["rules": ["!pms:checkOut*", "pms:check*", "pms:rooms.???"], "properties": ["hotel-1"]])
+        let (client, _) = try sessions.connect(gw, secret: secret)
+        #expect(try call(client, id: 1, "pms:checkIn")["type"] as? String == "result")
+        let out = try call(client, id: 2, "pms:checkOutLate")
+        #expect(out["error"] as? String == "forbidden" && out["reason"] as? String == "denied_by_rule" && out["rule"] as? String == "!pms:checkOut*")
+        #expect(try call(client, id: 3, "pms:rooms.get")["type"] as? String == "result")
+        #expect(try call(client, id: 4, "pms:rooms.list")["reason"] as? String == "no_rule_matched")
+        #expect(try call(client, id: 5, "pms:checkIn", property: "hotel-2")["reason"] as? String == "property_not_allowed_for_key")
+        #expect(try call(client, id: 6, "billing:charge")["reason"] as? String == "not_permitted_for_user")
+        #expect(try call(client, id: 7, "not an action")["error"] as? String == "invalid_request")
+        // Only the allowed calls reached the upstream.
+        #expect(upstream.received.withLock { $0.map(\.target) } == ["/api/checkIn", "/api/rooms.get"])
+    }
+
+    @Test func anUnconfiguredServiceIsATypedError() throws {
+        let upstream = try ReferenceUpstream()
+        let gw = try gateway(upstream)
+        let (_, secret) = try sessions.makeKey(gw, permissions: ["*:*"])
+        let (client, _) = try sessions.connect(gw, secret: secret)
+        #expect(try call(client, id: 1, "crm:lookup")["error"] as? String == "unknown_service")
+    }
+
+    @Test func upstreamStatusesComeBackTyped() throws {
+        let upstream = try ReferenceUpstream()
+        let gw = try gateway(upstream)
+        let (_, secret) = try sessions.makeKey(gw, permissions: ["pms:*"])
+        let (client, _) = try sessions.connect(gw, secret: secret)
+        let answer = try call(client, id: 1, "pms:status/409")
+        #expect(answer["error"] as? String == "upstream_status" && answer["status"] as? Int == 409)
+        #expect((answer["body"] as? [String: Any])?["status"] as? Int == 409)
+    }
+
+    @Test func aDeadUpstreamFailsFastAndOpensItsCircuit() throws {
+        let gw = try gateway(nil) { config in
+            config.calls.circuitFailures = 2
+            config.calls.circuitCooldown = 30
+        }
+        let (_, secret) = try sessions.makeKey(gw, permissions: ["pms:*"])
+        let (client, _) = try sessions.connect(gw, secret: secret)
+        for id in 1...2 {
+            let answer = try call(client, id: id, "pms:checkIn")
+            #expect(answer["error"] as? String == "upstream_unavailable", "\(answer)")
+        }
+        // Open: failed at once with a hint, without another connection attempt.
+        let answer = try call(client, id: 3, "pms:checkIn")
+        #expect(answer["error"] as? String == "upstream_unavailable")
+        #expect((answer["retryAfterMs"] as? Int ?? 0) > 20_000)
+        // The session itself is fine.
+        try sessions.send(client, ["id": 4, "type": "ping"])
+        #expect(sessions.json(client.readFrame())?["pong"] as? Bool == true)
+    }
+
+    @Test func aSlowUpstreamTimesOutAndOtherCallsGoOn() throws {
+        let upstream = try ReferenceUpstream()
+        let gw = try gateway(upstream) { $0.calls.callTimeout = 0.5 }
+        let (_, secret) = try sessions.makeKey(gw, permissions: ["pms:*"])
+        let (client, _) = try sessions.connect(gw, secret: secret)
+        // Pipelined: the slow call first, the fast one second; the fast answer comes first.
+        try sessions.send(client, ["id": 1, "type": "call", "call": "pms:slow", "body": [:] as [String: Any]])
+        try sessions.send(client, ["id": 2, "type": "call", "call": "pms:checkIn", "body": [:] as [String: Any]])
+        let first = try #require(sessions.json(client.readFrame()))
+        #expect(first["id"] as? Int == 2 && first["type"] as? String == "result")
+        let second = try #require(sessions.json(client.readFrame()))
+        #expect(second["id"] as? Int == 1 && second["error"] as? String == "upstream_timeout", "\(second)")
+    }
+
+    @Test func capsCallsInFlightPerSession() throws {
+        let upstream = try ReferenceUpstream()
+        let gw = try gateway(upstream) { $0.calls.maxCallsPerSession = 2 }
+        let (_, secret) = try sessions.makeKey(gw, permissions: ["pms:*"])
+        let (client, _) = try sessions.connect(gw, secret: secret)
+        for id in 1...3 { try sessions.send(client, ["id": id, "type": "call", "call": "pms:slow", "body": ["ms": 200] as [String: Any]]) }
+        var byID: [Int: [String: Any]] = [:]
+        for _ in 1...3 { let m = try #require(sessions.json(client.readFrame())); byID[m["id"] as? Int ?? 0] = m }
+        #expect(byID[3]?["error"] as? String == "too_many_calls")
+        #expect(byID[1]?["type"] as? String == "result" && byID[2]?["type"] as? String == "result")
+    }
+
+    @Test func theReferenceUpstreamRejectsTamperedAndReplayedRequests() throws {
+        let upstream = try ReferenceUpstream()
+        let gw = try gateway(upstream)
+        let (_, secret) = try sessions.makeKey(gw, permissions: ["pms:*"])
+        let (client, _) = try sessions.connect(gw, secret: secret)
+        #expect(try call(client, id: 1, "pms:checkIn", body: ["room": 101])["type"] as? String == "result")
+        let raw = upstream.lastRaw.withLock { $0 }
+        // The same bytes again: a replay.
+        #expect(try upstream.sendRaw(raw) == 401)
+        // One byte of the body changed: the signature no longer holds.
+        var tampered = raw
+        tampered[tampered.count - 2] = UInt8(ascii: "2")
+        #expect(try upstream.sendRaw(tampered) == 401)
+        // Another user claimed: same.
+        let text = String(decoding: raw, as: UTF8.self)
+        let claimed = text.replacingOccurrences(of: "X-Doorman-User: ", with: "X-Doorman-User: usr_someone_else")
+        #expect(try upstream.sendRaw(Array(claimed.utf8)) == 401)
+        #expect(upstream.rejected.withLock { $0 } == ["replay", "bad_signature", "bad_signature"])
+    }
+
+    @Test func callsAreRateLimitedPerKeyThenTheFloodCloses4129() throws {
+        let upstream = try ReferenceUpstream()
+        let gw = try gateway(upstream) { config in
+            config.sessions.callsPerSecond = 0.001
+            config.sessions.callBurst = 2
+            config.sessions.floodTolerance = 3
+        }
+        let (_, secret) = try sessions.makeKey(gw, permissions: ["pms:*"])
+        let (client, _) = try sessions.connect(gw, secret: secret)
+        #expect(try call(client, id: 1, "pms:checkIn")["type"] as? String == "result")
+        #expect(try call(client, id: 2, "pms:checkIn")["type"] as? String == "result")
+        let limited = try call(client, id: 3, "pms:checkIn")
+        #expect(limited["error"] as? String == "rate_limited" && (limited["retryAfterMs"] as? Int ?? 0) > 0)
+        // The same key over HTTP shares the bucket.
+        let (status, _) = try gw.call("POST", "/pms/checkIn", key: secret, body: [:] as [String: Any])
+        #expect(status == 429)
+        for id in 4...6 { _ = try call(client, id: id, "pms:checkIn") }
+        var code: UInt16?
+        for _ in 0..<3 where code == nil { code = client.readCloseCode() }
+        #expect(code == 4129)
+    }
+
+    // MARK: - Plain HTTP
+
+    @Test func httpCallsCarryTheSameChecksAndStripHopByHopHeaders() throws {
+        let upstream = try ReferenceUpstream()
+        let gw = try gateway(upstream)
+        let (keyID, secret) = try sessions.makeKey(gw, permissions: ["pms:*"], key: ["rules": ["pms:checkIn"]])
+        let (status, body) = try gw.call("POST", "/pms/checkIn?late=1", key: secret,
+                                         headers: ["Connection: close, X-Secret-Hop", "X-Secret-Hop: 1", "Keep-Alive: timeout=5", "X-Doorman-User: usr_spoofed",
+                                                   "Authorization: Bearer \(secret)", "X-Trace: abc"],
+                                         body: ["room": 7])
+        #expect(status == 200)
+        let seen = try #require(body as? [String: Any])
+        #expect(seen["target"] as? String == "/api/checkIn?late=1")
+        #expect(seen["key"] as? String == keyID)
+        #expect(seen["user"] as? String != "usr_spoofed")
+        let headers = try #require(seen["headers"] as? [String])
+        #expect(headers.contains("x-trace") && headers.contains("x-forwarded-for"))
+        for hop in ["x-secret-hop", "keep-alive", "authorization", "x-api-key", "connection"] { #expect(!headers.contains(hop), "\(hop)") }
+        #expect(headers.filter { $0 == "x-doorman-user" }.count == 1)
+        // Denied, unauthenticated, unknown service: the gateway answers itself.
+        #expect(try gw.call("POST", "/pms/checkOut", key: secret).0 == 403)
+        #expect(try gw.call("POST", "/pms/checkIn", key: "dmk_nope").0 == 401)
+        #expect(try gw.call("GET", "/crm/lookup", key: secret).0 == 404)
+        #expect(upstream.received.withLock { $0.count } == 1)
+    }
+
+    @Test func httpAnswersStreamThroughWithoutBufferingWhole() throws {
+        let upstream = try ReferenceUpstream()
+        let gw = try gateway(upstream) { $0.server.maxWriteQueueBytes = 512 * 1024 }
+        let (_, secret) = try sessions.makeKey(gw, permissions: ["pms:*"])
+        let client = try TestClient(port: gw.port, receiveBuffer: 16 * 1024)
+        let size = 8 * 1024 * 1024
+        client.send(Array("GET /pms/big?bytes=\(size) HTTP/1.1\r\nHost: x\r\nX-API-Key: \(secret)\r\n\r\n".utf8))
+        let head = try #require(client.readResponseHead())
+        #expect(head.hasPrefix("HTTP/1.1 200") && head.lowercased().contains("transfer-encoding: chunked"), "\(head)")
+        // Read slowly at first: the gateway must pause the upstream, not queue 8 MiB (its queue cap is 512 KiB).
+        usleep(300_000)
+        let body = try #require(client.readChunkedBody())
+        #expect(body.count == size)
+        // Keep-alive: the same connection serves the next request.
+        client.send(Array("GET /pms/status/204 HTTP/1.1\r\nHost: x\r\nX-API-Key: \(secret)\r\n\r\n".utf8))
+        #expect(client.readResponseHead()?.hasPrefix("HTTP/1.1 204") == true)
+    }
+
+    @Test func httpFailuresMapToGatewayStatuses() throws {
+        let upstream = try ReferenceUpstream()
+        let slow = try gateway(upstream) { $0.calls.callTimeout = 0.3 }
+        let (_, secret) = try sessions.makeKey(slow, permissions: ["pms:*"])
+        #expect(try slow.call("GET", "/pms/slow?ms=1000", key: secret).0 == 504)
+        let dead = try gateway(nil)
+        let (_, other) = try sessions.makeKey(dead, permissions: ["pms:*"])
+        let (status, body) = try dead.call("GET", "/pms/checkIn", key: other)
+        #expect(status == 503 && (body as? [String: Any])?["error"] as? String == "upstream_unavailable")
+    }
+}

@@ -1,0 +1,98 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
+"""A reference upstream for Doorman calls: verifies every request's signature (and refuses
+replays), then answers. The `verify` function is what an upstream author needs; the rest is a
+small server for trying it:
+
+    DOORMAN_UPSTREAM_SECRET=... python3 examples/upstream.py 9001
+    doorman serve --upstream pms=http://127.0.0.1:9001   (with DOORMAN_UPSTREAM_SECRET_PMS=...)
+
+Paths: anything → 200 with the identity Doorman vouched for and the body received;
+/status/NNN → that status; /slow?ms=N → answers after N ms; /big?bytes=N → N bytes, chunked.
+"""
+import hashlib, hmac, json, os, sys, time, threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+MAX_SKEW = 300
+_seen, _seen_lock = {}, threading.Lock()
+
+def verify(method, target, headers, body, secret):
+    """True if Doorman signed this request with `secret` and it is not a replay."""
+    h = lambda name: headers.get(name, "")
+    try:
+        timestamp = int(h("X-Doorman-Timestamp"))
+    except ValueError:
+        return False
+    if abs(time.time() - timestamp) > MAX_SKEW:
+        return False
+    canonical = "\n".join(["v1", method, target, str(timestamp), h("X-Doorman-Request-Id"), h("X-Doorman-User"),
+                           h("X-Doorman-Key"), h("X-Doorman-Scopes"), h("X-Doorman-Properties"), h("X-Doorman-Property"),
+                           hashlib.sha256(body).hexdigest()])
+    expected = "v1=" + hmac.new(secret, canonical.encode(), hashlib.sha256).hexdigest()
+    if not hmac.compare_digest(expected, h("X-Doorman-Signature")):
+        return False
+    with _seen_lock:  # a request id is good once within the skew window
+        now = time.time()
+        for rid in [r for r, t in _seen.items() if now - t > 2 * MAX_SKEW]:
+            del _seen[rid]
+        if h("X-Doorman-Request-Id") in _seen:
+            return False
+        _seen[h("X-Doorman-Request-Id")] = now
+    return True
+
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    secret = os.environ.get("DOORMAN_UPSTREAM_SECRET", "").encode()
+
+    def log_message(self, *args):
+        pass
+
+    def answer(self, status, payload, content_type="application/json"):
+        data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def handle_any(self):
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else b""
+        if not verify(self.command, self.path, self.headers, body, self.secret):
+            return self.answer(401, {"error": "bad_signature"})
+        path, _, query = self.path.partition("?")
+        args = dict(p.split("=", 1) for p in query.split("&") if "=" in p)
+        if "/status/" in path:
+            return self.answer(int(path.rsplit("/", 1)[1]), {"status": "as asked"})
+        if path.endswith("/slow"):
+            time.sleep(int(args.get("ms", "1000")) / 1000)
+        if path.endswith("/big"):
+            total = int(args.get("bytes", "1048576"))
+            self.send_response(200)
+            self.send_header("Content-Type", "application/octet-stream")
+            self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+            while total > 0:
+                n = min(total, 65536)
+                self.wfile.write(b"%x\r\n" % n + b"x" * n + b"\r\n")
+                total -= n
+            self.wfile.write(b"0\r\n\r\n")
+            return
+        self.answer(200, {
+            "path": self.path, "method": self.command,
+            "user": self.headers.get("X-Doorman-User"), "key": self.headers.get("X-Doorman-Key"),
+            "scopes": json.loads(self.headers.get("X-Doorman-Scopes", "[]")),
+            "properties": json.loads(self.headers.get("X-Doorman-Properties", "[]")),
+            "property": self.headers.get("X-Doorman-Property"),
+            "received": body.decode("utf-8", "replace"),
+        })
+
+    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = handle_any
+
+
+if __name__ == "__main__":
+    port = int(sys.argv[1]) if len(sys.argv) > 1 else 9001
+    server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+    print(f"upstream listening on 127.0.0.1:{server.server_address[1]}", flush=True)
+    server.serve_forever()
