@@ -58,6 +58,8 @@ public final class EventLoop: @unchecked Sendable {
     private var timers: [Timer] = []
     private var nextTimerID: UInt64 = 1
     private var cancelledTimers: Set<UInt64> = []
+    /// Ids of timers in the heap and not cancelled, so `cancel` never scans the heap.
+    private var pendingTimers: Set<UInt64> = []
 
     private struct Timer {
         var deadline: UInt64
@@ -149,6 +151,7 @@ public final class EventLoop: @unchecked Sendable {
         let id = nextTimerID
         nextTimerID += 1
         timers.append(Timer(deadline: deadline, id: id, job: job))
+        pendingTimers.insert(id)
         var i = timers.count - 1
         while i > 0, timers[(i - 1) / 2].deadline > timers[i].deadline {
             timers.swapAt(i, (i - 1) / 2)
@@ -157,10 +160,36 @@ public final class EventLoop: @unchecked Sendable {
         return id
     }
 
-    /// Cancels a scheduled job (no-op if it already ran).
+    /// Cancels a scheduled job (no-op if it already ran). O(1): the entry leaves the heap when it
+    /// comes due, or when cancelled entries make up most of the heap (timeouts that rarely fire,
+    /// like one per upstream call, would otherwise pile up until their deadlines).
     public func cancel(_ id: UInt64) {
         assertInLoop()
-        if timers.contains(where: { $0.id == id }) { cancelledTimers.insert(id) }
+        guard pendingTimers.remove(id) != nil else { return }
+        cancelledTimers.insert(id)
+        if cancelledTimers.count > 1024, cancelledTimers.count * 2 > timers.count {
+            timers.removeAll { cancelledTimers.contains($0.id) }
+            cancelledTimers.removeAll(keepingCapacity: true)
+            // Rebuild the heap (Floyd): sift down every parent, last first.
+            var start = timers.count / 2 - 1
+            while start >= 0 {
+                siftDown(start)
+                start -= 1
+            }
+        }
+    }
+
+    private func siftDown(_ start: Int) {
+        var i = start
+        while true {
+            let l = 2 * i + 1, r = l + 1
+            var m = i
+            if l < timers.count, timers[l].deadline < timers[m].deadline { m = l }
+            if r < timers.count, timers[r].deadline < timers[m].deadline { m = r }
+            if m == i { break }
+            timers.swapAt(i, m)
+            i = m
+        }
     }
 
     private func popTimer() -> Timer {
@@ -168,16 +197,7 @@ public final class EventLoop: @unchecked Sendable {
         let last = timers.removeLast()
         if !timers.isEmpty {
             timers[0] = last
-            var i = 0
-            while true {
-                let l = 2 * i + 1, r = l + 1
-                var m = i
-                if l < timers.count, timers[l].deadline < timers[m].deadline { m = l }
-                if r < timers.count, timers[r].deadline < timers[m].deadline { m = r }
-                if m == i { break }
-                timers.swapAt(i, m)
-                i = m
-            }
+            siftDown(0)
         }
         return top
     }
@@ -186,6 +206,7 @@ public final class EventLoop: @unchecked Sendable {
         while let first = timers.first, first.deadline <= now {
             let timer = popTimer()
             if cancelledTimers.remove(timer.id) != nil { continue }
+            pendingTimers.remove(timer.id)
             timer.job()
         }
     }

@@ -101,6 +101,30 @@ import Transport
         #expect(order.withLock { $0 } == [3, 1, 2, 0])
     }
 
+    /// Thousands of cancelled timeouts (one per upstream call) are dropped from the heap in bulk;
+    /// the live ones still fire, in order, and a cancel after that is a no-op.
+    @Test func dropsCancelledTimersInBulkAndKeepsTheLiveOnesInOrder() throws {
+        let group = try LoopGroup(count: 1)
+        defer { group.shutdown() }
+        let loop = group.loops[0]
+        let order = Mutex<[Int]>([])
+        loop.execute {
+            let base = loop.now
+            var live: [UInt64] = []
+            for i in 0..<5000 {
+                let id = loop.schedule(at: base + UInt64(60 + (i * 7919) % 50) * 1_000_000) { order.withLock { $0.append(-1) } }
+                if i % 1000 == 0 { live.append(id) } else { loop.cancel(id) }
+            }
+            for (i, ms) in [40, 10, 30, 20].enumerated() {
+                loop.schedule(at: base + UInt64(ms) * 1_000_000) { order.withLock { $0.append(i) } }
+            }
+            loop.cancel(live[0])
+            loop.cancel(live[0])
+        }
+        #expect(wait { order.withLock { $0.count == 8 } })
+        #expect(order.withLock { $0 } == [1, 3, 2, 0, -1, -1, -1, -1])
+    }
+
     @Test func givesAReusedDescriptorANewGeneration() throws {
         let group = try LoopGroup(count: 1)
         defer { group.shutdown() }
