@@ -51,6 +51,7 @@ let package = Package(
             name: "Gateway",
             dependencies: ["WireCodec", "WebSocketServer", "Transport", "GatewayCore", "GatewayStore",
                            .product(name: "Logging", package: "swift-log")],
+            exclude: ["AdminPage/assets"],
             swiftSettings: strict),
         .executableTarget(
             name: "DoormanCLI",

@@ -137,6 +137,9 @@ public final class GatewayApplication: ServerApplication {
         if let sessions, let calls = sessions.calls, let (service, api) = Self.callTarget(request.head.path, calls) {
             return proxy(request, to: service, api: api, sessions: sessions, calls: calls, connection: connection, reply: reply)
         }
+        if AdminPage.owns(request.head.path) {
+            return reply.send(AdminPage.response(to: request))
+        }
         reply.send(route(request))
     }
 
