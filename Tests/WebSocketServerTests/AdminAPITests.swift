@@ -106,7 +106,7 @@ import WireCodec
         let (_, issued) = try gw.call("POST", "/v1/keys", body: ["name": "panel", "userID": userID])
         let deviceKey = try #require((issued as? [String: Any])?["secret"] as? String)
         // Enumerated from the router: a route added later cannot be missed.
-        let protected = AdminAPI.routes.filter { $0.action != nil }
+        let protected = AdminAPI.routes.filter(\.needsKey)
         #expect(protected.count >= 20)
         for route in protected {
             let path = "/" + route.pattern.map { $0 == "{id}" ? "x" : $0 }.joined(separator: "/")
@@ -183,6 +183,57 @@ import WireCodec
         }
         #expect(seen?["lastUsedAt"] as? String != nil)
         #expect(seen?["lastUsedAddress"] as? String == "127.0.0.1")
+    }
+
+    @Test func meNamesTheCallerAndWhatItMayDo() throws {
+        let gw = try TestGateway()
+        let (status, me) = try gw.call("GET", "/v1/me")
+        #expect(status == 200)
+        let object = try #require(me as? [String: Any])
+        #expect((object["key"] as? [String: Any])?["name"] as? String == "bootstrap admin key")
+        #expect((object["user"] as? [String: Any])?["name"] as? String == "admin")
+        #expect(object["actions"] as? [String] == AdminAPI.adminActions)
+        #expect(AdminAPI.adminActions.contains("admin:keys.write"))
+        #expect(!"\(object)".contains(gw.adminKey))
+
+        // An auditor who may only read the trail sees just that.
+        let (_, auditor) = try gw.call("POST", "/v1/users", body: ["name": "auditor", "permissions": ["admin:audit.read"]])
+        let auditorID = try #require((auditor as? [String: Any])?["id"] as? String)
+        let (_, issued) = try gw.call("POST", "/v1/keys", body: ["name": "auditor key", "userID": auditorID])
+        let auditorKey = try #require((issued as? [String: Any])?["secret"] as? String)
+        let (s2, narrow) = try gw.call("GET", "/v1/me", key: auditorKey)
+        #expect(s2 == 200)
+        #expect((narrow as? [String: Any])?["actions"] as? [String] == ["admin:audit.read"])
+        // No key, or a key with no admin permission at all.
+        #expect(try gw.call("GET", "/v1/me", key: "").0 == 401)
+        #expect(try gw.call("GET", "/v1/me", key: "dmk_wrong").0 == 401)
+    }
+
+    @Test func listsAndShowsEachKeysLiveSessions() throws {
+        let gw = try TestGateway()
+        let (_, user) = try gw.call("POST", "/v1/users", body: ["name": "panel user", "permissions": ["channel:*"]])
+        let userID = try #require((user as? [String: Any])?["id"] as? String)
+        let (_, issued) = try gw.call("POST", "/v1/keys", body: ["name": "panel", "userID": userID])
+        let secret = try #require((issued as? [String: Any])?["secret"] as? String)
+        let keyID = try #require(((issued as? [String: Any])?["key"] as? [String: Any])?["id"] as? String)
+        #expect((issued as? [String: Any]).map { ($0["key"] as? [String: Any])?["liveSessions"] == nil } == true)
+
+        var clients: [TestClient] = []
+        for _ in 0..<2 {
+            let client = try TestClient(port: gw.port)
+            #expect(client.upgrade(path: "/ws", headers: ["X-API-Key: \(secret)"])?.hasPrefix("HTTP/1.1 101") == true)
+            _ = client.readFrame()   // the welcome: the session is registered
+            clients.append(client)
+        }
+        let (_, one) = try gw.call("GET", "/v1/keys/\(keyID)")
+        #expect((one as? [String: Any])?["liveSessions"] as? Int == 2)
+        #expect((one as? [String: Any])?["name"] as? String == "panel")
+        let (_, list) = try gw.call("GET", "/v1/keys")
+        let rows = try #require((list as? [String: Any])?["items"] as? [[String: Any]])
+        #expect(rows.first { $0["id"] as? String == keyID }?["liveSessions"] as? Int == 2)
+        #expect(rows.first { $0["id"] as? String != keyID }?["liveSessions"] as? Int == 0)
+        // The document promises the field.
+        #expect(OpenAPIDocument.json.contains(#""liveSessions":{"#))
     }
 
     @Test func aSuspendedAdminKeyLosesAccessAtOnce() throws {

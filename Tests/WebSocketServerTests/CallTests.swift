@@ -178,6 +178,33 @@ import WireCodec
         #expect(code == 4129)
     }
 
+    @Test func aKeysOwnLimitsOverrideItsGroupsWhichOverrideTheServers() throws {
+        let upstream = try ReferenceUpstream()
+        let gw = try gateway(upstream)
+        let (status, group) = try gw.call("POST", "/v1/groups", body: ["name": "kiosks", "permissions": ["pms:*"],
+                                                                        "limits": ["callsPerSecond": 0.001, "callBurst": 1]])
+        #expect(status == 201)
+        let groupID = try #require((group as? [String: Any])?["id"] as? String)
+        #expect(((group as? [String: Any])?["limits"] as? [String: Any])?["callBurst"] as? Int == 1)
+        // The group's bucket: one call, then rate_limited.
+        let (_, grouped) = try sessions.makeKey(gw, permissions: ["pms:*"], key: ["groupID": groupID])
+        let (a, _) = try sessions.connect(gw, secret: grouped)
+        #expect(try call(a, id: 1, "pms:checkIn")["type"] as? String == "result")
+        #expect(try call(a, id: 2, "pms:checkIn")["error"] as? String == "rate_limited")
+        // The key's own burst over the group's rate: three calls, then rate_limited.
+        let (_, own) = try sessions.makeKey(gw, permissions: ["pms:*"], key: ["groupID": groupID, "limits": ["callBurst": 3]])
+        let (b, _) = try sessions.connect(gw, secret: own)
+        for id in 1...3 { #expect(try call(b, id: id, "pms:checkIn")["type"] as? String == "result") }
+        #expect(try call(b, id: 4, "pms:checkIn")["error"] as? String == "rate_limited")
+        // A key without a group or limits gets the server's (50/s, burst 100).
+        let (_, plain) = try sessions.makeKey(gw, permissions: ["pms:*"])
+        let (c, _) = try sessions.connect(gw, secret: plain)
+        for id in 1...5 { #expect(try call(c, id: id, "pms:checkIn")["type"] as? String == "result") }
+        // Bad limits are refused, naming the field.
+        let (bad, problem) = try gw.call("PATCH", "/v1/groups/\(groupID)", body: ["limits": ["callsPerSecond": -1]])
+        #expect(bad == 400 && (problem as? [String: Any])?["field"] as? String == "limits.callsPerSecond")
+    }
+
     // MARK: - Plain HTTP
 
     @Test func httpCallsCarryTheSameChecksAndStripHopByHopHeaders() throws {

@@ -7,28 +7,48 @@ import WireCodec
 /// The REST admin API under `/v1`: routing, authentication, JSON. Runs on a blocking pool.
 ///
 /// Every route but the OpenAPI document needs a key whose user may perform the route's
-/// `admin:` action; `routes` is the single table the server, the OpenAPI document and the tests
-/// enumerate. A request goes: route (404, or 405 with `Allow`) → key (401, 403) → body (415, 400,
-/// by the route's `BodySchema`) → the service (400, 404, 409, 503).
+/// `admin:` action (`/v1/me`: any admin action); `routes` is the single table the server, the
+/// OpenAPI document and the tests enumerate. A request goes: route (404, or 405 with `Allow`) →
+/// key (401, 403) → body (415, 400, by the route's `BodySchema`) → the service (400, 404, 409, 503).
 struct AdminAPI: Sendable {
+    /// Who may call a route.
+    enum Access: Sendable, Equatable {
+        /// Anyone, without a key.
+        case open
+        /// A key whose user may perform this `admin:` action.
+        case action(String)
+        /// A key that may perform at least one admin action (the page's sign-in asks who it is).
+        case anyAdminAction
+    }
+
     struct Route: Sendable {
         var method: String
         /// Path segments; `{id}` matches one segment.
         var pattern: [String]
-        /// The permission the caller needs; nil = public.
-        var action: String?
+        var access: Access
         /// The JSON body the route takes, if any.
         var body: BodySchema?
         var handler: @Sendable (AdminAPI, Call) throws(AdminError) -> HTTPResponse
 
-        init(_ method: String, _ path: String, _ action: String?, body: BodySchema? = nil,
+        init(_ method: String, _ path: String, _ access: Access, body: BodySchema? = nil,
              _ handler: @escaping @Sendable (AdminAPI, Call) throws(AdminError) -> HTTPResponse) {
             self.method = method
             pattern = path.split(separator: "/").map(String.init)
-            self.action = action
+            self.access = access
             self.body = body
             self.handler = handler
         }
+
+        init(_ method: String, _ path: String, _ action: String?, body: BodySchema? = nil,
+             _ handler: @escaping @Sendable (AdminAPI, Call) throws(AdminError) -> HTTPResponse) {
+            self.init(method, path, action.map(Access.action) ?? .open, body: body, handler)
+        }
+
+        /// The one permission the route needs, if it names one.
+        var action: String? { if case .action(let a) = access { a } else { nil } }
+
+        /// False for the public routes (the OpenAPI document).
+        var needsKey: Bool { access != .open }
 
         /// `/v1/users/{id}`.
         var path: String { "/" + pattern.joined(separator: "/") }
@@ -43,6 +63,8 @@ struct AdminAPI: Sendable {
         var body: ParsedBody
         /// The admin key's id: the audit trail's actor.
         var actor: String
+        /// The admin key and its user (nil on public routes).
+        var caller: (key: APIKey, user: User)?
     }
 
     let service: AdminService
@@ -53,6 +75,10 @@ struct AdminAPI: Sendable {
 
     static let routes: [Route] = [
         Route("GET", "/v1/openapi.json", nil) { _, _ in HTTPResponse(status: 200, headers: [HTTPHeader("Content-Type", "application/json")], body: OpenAPIDocument.bytes) },
+        Route("GET", "/v1/me", .anyAdminAction) { api, call throws(AdminError) in
+            guard let caller = call.caller else { throw AdminError(status: 401, code: "missing_key", message: "send an admin key") }
+            return json(200, AdminIdentity(key: caller.key, user: caller.user, actions: try api.service.allowedActions(adminActions, caller.key, caller.user)))
+        },
 
         Route("GET", "/v1/users", "admin:users.read") { api, _ throws(AdminError) in try json(200, api.service.users()) },
         Route("POST", "/v1/users", "admin:users.write", body: .userCreate) { api, call throws(AdminError) in try json(201, api.service.createUser(UserInput(call.body), actor: call.actor)) },
@@ -68,9 +94,9 @@ struct AdminAPI: Sendable {
         Route("PATCH", "/v1/groups/{id}", "admin:groups.write", body: .groupUpdate) { api, call throws(AdminError) in try json(200, api.service.updateGroup(call.id, GroupInput(call.body), actor: call.actor)) },
         Route("DELETE", "/v1/groups/{id}", "admin:groups.write") { api, call throws(AdminError) in try api.service.deleteGroup(call.id, actor: call.actor); return HTTPResponse(status: 204) },
 
-        Route("GET", "/v1/keys", "admin:keys.read") { api, call throws(AdminError) in try json(200, KeyList(api.service.keys(keyQuery(call.query)))) },
+        Route("GET", "/v1/keys", "admin:keys.read") { api, call throws(AdminError) in try json(200, KeyList(api.service.keys(keyQuery(call.query)), sessions: api.sessions)) },
         Route("POST", "/v1/keys", "admin:keys.write", body: .keyCreate) { api, call throws(AdminError) in try json(201, api.service.createKey(KeyInput(call.body), actor: call.actor)) },
-        Route("GET", "/v1/keys/{id}", "admin:keys.read") { api, call throws(AdminError) in try json(200, api.service.key(call.id)) },
+        Route("GET", "/v1/keys/{id}", "admin:keys.read") { api, call throws(AdminError) in try json(200, KeyView(api.service.key(call.id), sessions: api.sessions)) },
         Route("PATCH", "/v1/keys/{id}", "admin:keys.write", body: .keyUpdate) { api, call throws(AdminError) in try json(200, api.service.updateKey(call.id, KeyInput(call.body), actor: call.actor)) },
         Route("POST", "/v1/keys/{id}/suspend", "admin:keys.write") { api, call throws(AdminError) in try api.stopKey(call, .suspended) },
         Route("POST", "/v1/keys/{id}/resume", "admin:keys.write") { api, call throws(AdminError) in try json(200, api.service.setKeyState(call.id, .active, actor: call.actor)) },
@@ -93,6 +119,9 @@ struct AdminAPI: Sendable {
         Route("GET", "/v1/audit", "admin:audit.read") { api, call throws(AdminError) in try json(200, AuditList(api.service.audit(auditQuery(call.query)))) },
     ]
 
+    /// Every `admin:` action a route needs, sorted (what `/v1/me` reports on).
+    static let adminActions: [String] = Set(routes.compactMap(\.action)).sorted()
+
     /// True if `path` belongs to the admin API.
     static func owns(_ path: Substring) -> Bool { path == "/v1" || path.hasPrefix("/v1/") }
 
@@ -102,15 +131,24 @@ struct AdminAPI: Sendable {
         do throws(AdminError) {
             let (route, id) = try Self.match(request.head)
             var actor = "anonymous"
-            if let action = route.action {
+            var caller: (key: APIKey, user: User)?
+            if route.needsKey {
                 guard let presentedKey else { throw AdminError(status: 401, code: "missing_key", message: "send an admin key in X-API-Key or Authorization") }
                 let (key, user) = try service.authenticate(presentedKey)
                 usage?.record(KeyUse(keyID: key.id, time: Date(), address: peer))
-                try service.authorize(key, user, action)
+                switch route.access {
+                case .action(let action): try service.authorize(key, user, action)
+                case .anyAdminAction:
+                    guard try !service.allowedActions(Self.adminActions, key, user).isEmpty else {
+                        throw AdminError(status: 403, code: "forbidden", message: "this key may perform no admin action")
+                    }
+                case .open: break
+                }
                 actor = key.id
+                caller = (key, user)
             }
             let body = try route.body.map { schema throws(AdminError) in try Self.body(of: request, schema) } ?? ParsedBody(values: [:])
-            response = try route.handler(self, Call(request: request, id: id, query: Self.query(request.head.target), body: body, actor: actor))
+            response = try route.handler(self, Call(request: request, id: id, query: Self.query(request.head.target), body: body, actor: actor, caller: caller))
         } catch {
             response = error.response
         }
@@ -249,7 +287,7 @@ extension UserInput {
 
 extension GroupInput {
     init(_ body: ParsedBody) {
-        self.init(name: body.text("name"), description: body.text("description"), permissions: body.list("permissions"))
+        self.init(name: body.text("name"), description: body.text("description"), permissions: body.list("permissions"), limits: body.limits("limits"))
     }
 }
 
@@ -257,7 +295,7 @@ extension KeyInput {
     init(_ body: ParsedBody) {
         self.init(name: body.text("name"), description: body.text("description"), userID: body.text("userID"), groupID: body.text("groupID"),
                   scopes: body.list("scopes"), properties: body.list("properties"), rules: body.list("rules"), expiresAt: body.date("expiresAt"),
-                  clearExpiry: body.flag("clearExpiry"), clearGroup: body.flag("clearGroup"))
+                  clearExpiry: body.flag("clearExpiry"), clearGroup: body.flag("clearGroup"), limits: body.limits("limits"))
     }
 }
 
@@ -282,9 +320,41 @@ struct SessionList: Encodable {
 }
 
 struct KeyList: Encodable {
-    var items: [APIKey]
+    var items: [KeyView]
     var next: String?
-    init(_ page: Page<APIKey>) { items = page.items; next = page.next }
+    init(_ page: Page<APIKey>, sessions: SessionServices?) {
+        items = page.items.map { KeyView($0, sessions: sessions) }
+        next = page.next
+    }
+}
+
+/// A key as its list and read show it: the record plus its live sessions on this node (a count
+/// from memory, so the page's table needs no request per key).
+struct KeyView: Encodable {
+    var key: APIKey
+    var liveSessions: Int
+
+    init(_ key: APIKey, sessions: SessionServices?) {
+        self.key = key
+        liveSessions = sessions?.sessionsOf(key.id) ?? 0
+    }
+
+    private enum CodingKeys: String, CodingKey { case liveSessions }
+
+    /// The key's own fields and `liveSessions` side by side in one object.
+    func encode(to encoder: any Encoder) throws {
+        try key.encode(to: encoder)
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(liveSessions, forKey: .liveSessions)
+    }
+}
+
+/// `GET /v1/me`: the calling key, its user, and the admin actions it may perform (the page hides
+/// what it could not do).
+struct AdminIdentity: Encodable {
+    var key: APIKey
+    var user: User
+    var actions: [String]
 }
 
 struct AuditList: Encodable {

@@ -28,6 +28,8 @@ struct GroupInput: Codable {
     var name: String?
     var description: String?
     var permissions: [String]?
+    /// Given: replaces the group's limits (`.some(nil)` removes them).
+    var limits: RateLimits??
 }
 
 struct KeyInput: Codable {
@@ -43,6 +45,8 @@ struct KeyInput: Codable {
     var clearExpiry: Bool?
     /// Set true in an edit to remove the group (before `groupID` applies).
     var clearGroup: Bool?
+    /// Given: replaces the key's limits (`.some(nil)` removes them).
+    var limits: RateLimits??
 }
 
 struct RotateInput: Codable {
@@ -104,6 +108,13 @@ final class AdminService: Sendable {
         guard decision.allowed else {
             throw AdminError(status: 403, code: "forbidden", message: "this key may not \(action) (\(decision.reason.rawValue))")
         }
+    }
+
+    /// The actions of `actions` the key may perform (for `/v1/me`).
+    func allowedActions(_ actions: [String], _ key: APIKey, _ user: User) throws(AdminError) -> [String] {
+        let groups = try groupTable()
+        let now = clock()
+        return actions.filter { Authorizer.decide(AccessRequest(action: $0), key: key, user: user, groups: groups, now: now).allowed }
     }
 
     // MARK: - Users
@@ -175,6 +186,7 @@ final class AdminService: Sendable {
         var group = PermissionGroup(id: Self.makeID("grp"), name: try Self.checked(name, .name, "name"), permissions: [], createdAt: now, updatedAt: now)
         group.description = try Self.checked(input.description ?? "", .text(maxLength: 2000), "description")
         group.permissions = try Self.checked(input.permissions ?? [], .permission, "permissions", maxItems: FieldRule.maxPatterns)
+        if let limits = input.limits { group.limits = limits }
         try commit(.putGroup(group), actor: actor, action: "group.create", type: "group", id: group.id, change: input)
         return group
     }
@@ -184,6 +196,7 @@ final class AdminService: Sendable {
         if let name = input.name { group.name = try Self.checked(name, .name, "name") }
         if let description = input.description { group.description = try Self.checked(description, .text(maxLength: 2000), "description") }
         if let permissions = input.permissions { group.permissions = try Self.checked(permissions, .permission, "permissions", maxItems: FieldRule.maxPatterns) }
+        if let limits = input.limits { group.limits = limits }
         group.updatedAt = clock()
         try commit(.putGroup(group), actor: actor, action: "group.update", type: "group", id: id, change: input)
         return group
@@ -286,6 +299,7 @@ final class AdminService: Sendable {
         if let scopes = input.scopes { key.scopes = try Self.checked(scopes, .permission, "scopes", maxItems: FieldRule.maxPatterns) }
         if let properties = input.properties { key.properties = try Self.checked(properties, .property, "properties", maxItems: FieldRule.maxProperties) }
         if let rules = input.rules { key.rules = try Self.checked(rules, .rule, "rules", maxItems: FieldRule.maxPatterns) }
+        if let limits = input.limits { key.limits = limits }
         // A time already past is allowed: it expires the key at once (sessions close as for any expiry).
         if input.clearExpiry == true { key.expiresAt = nil }
         if let expiry = input.expiresAt { key.expiresAt = expiry }

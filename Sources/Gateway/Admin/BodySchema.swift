@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 import Foundation
+import GatewayCore
 
 /// The JSON object a request body must be: its fields, each one's type and rule. The one
 /// description both checks bodies (a 400 naming the field) and becomes the OpenAPI schema, so
@@ -14,6 +15,8 @@ struct BodySchema: Sendable {
         case flag
         case dateTime
         case number(ClosedRange<Double>)
+        /// A key's or group's rate limits: an object of optional numbers (`{}` removes them).
+        case limits
     }
 
     struct Field: Sendable {
@@ -87,6 +90,22 @@ struct BodySchema: Sendable {
             guard case .number(let n) = raw else { throw .invalid(name, "must be a number") }
             guard range.contains(n) else { throw .invalid(name, "must be \(Self.spell(range.lowerBound)) to \(Self.spell(range.upperBound))") }
             return .number(n)
+        case .limits:
+            guard case .object(let object) = raw else { throw .invalid(name, "must be an object of rates and bursts") }
+            var numbers: [String: Double] = [:]
+            for (key, value) in object {
+                guard RateLimits.fieldNames.contains(key) else {
+                    throw .invalid("\(name).\(key)", "unknown field; limits take \(RateLimits.fieldNames.joined(separator: ", "))")
+                }
+                guard case .number(let n) = value, n.isFinite, (0...Self.maxRate).contains(n) else {
+                    throw .invalid("\(name).\(key)", "must be a number from 0 to \(Int(Self.maxRate)) (0 = no limit)")
+                }
+                numbers[key] = n
+            }
+            return .limits(numbers.isEmpty ? nil : RateLimits(
+                messagesPerSecond: numbers["messagesPerSecond"], messageBurst: numbers["messageBurst"],
+                callsPerSecond: numbers["callsPerSecond"], callBurst: numbers["callBurst"],
+                handshakesPerSecond: numbers["handshakesPerSecond"], handshakeBurst: numbers["handshakeBurst"]))
         }
     }
 
@@ -95,6 +114,16 @@ struct BodySchema: Sendable {
         case .success(let value): return value
         case .failure(let problem): throw .invalid(field, problem.message)
         }
+    }
+
+    static let maxRate = 1_000_000.0
+
+    /// The JSON Schema of a `limits` object (request and response alike).
+    static var limitsSchema: [String: Any] {
+        let number: [String: Any] = ["type": "number", "minimum": 0, "maximum": maxRate]
+        return ["type": "object", "additionalProperties": false,
+                "properties": Dictionary(uniqueKeysWithValues: RateLimits.fieldNames.map { ($0, number) }),
+                "description": "per-key token buckets (rates per second, bursts in tokens; 0 = no limit); a field left out falls back to the group's, then the server's"]
     }
 
     private static func spell(_ n: Double) -> String { n == n.rounded() ? String(Int(n)) : String(n) }
@@ -110,6 +139,7 @@ struct BodySchema: Sendable {
             case .flag: schema = ["type": "boolean"]
             case .dateTime: schema = ["type": "string", "format": "date-time"]
             case .number(let range): schema = ["type": "number", "minimum": range.lowerBound, "maximum": range.upperBound]
+            case .limits: schema = Self.limitsSchema
             }
             if let description = field.description { schema["description"] = description }
             properties[field.name] = schema
@@ -129,6 +159,7 @@ struct ParsedBody {
         case flag(Bool)
         case date(Date)
         case number(Double)
+        case limits(RateLimits?)
     }
 
     let values: [String: Value]
@@ -138,6 +169,8 @@ struct ParsedBody {
     func flag(_ name: String) -> Bool? { if case .flag(let v) = values[name] { v } else { nil } }
     func date(_ name: String) -> Date? { if case .date(let v) = values[name] { v } else { nil } }
     func number(_ name: String) -> Double? { if case .number(let v) = values[name] { v } else { nil } }
+    /// nil: not given; .some(nil): given empty (remove).
+    func limits(_ name: String) -> RateLimits?? { if case .limits(let v) = values[name] { .some(v) } else { nil } }
 }
 
 /// Any JSON value. Decoding tries `null`, then booleans before numbers, so `true` never becomes 1.
@@ -176,6 +209,8 @@ extension BodySchema {
                                         description: "a permission group narrowing the key (404 if it does not exist)")
     private static let keyScopes = patterns("scopes", .permission, "permission patterns narrowing the key")
     private static let keyRules = patterns("rules", .rule, "ordered rules; the first match decides, ! denies")
+    private static let limits = Field(name: "limits", type: .limits,
+                                      description: "rate limits; {} removes them (the group's, then the server's apply)")
     private static let keyExpiry = Field(name: "expiresAt", type: .dateTime,
                                          description: "when the key stops working (a time already past expires it at once); the server may require one and cap it (400)")
 
@@ -187,21 +222,21 @@ extension BodySchema {
     ])
     static let groupCreate = BodySchema(name: "GroupCreate", fields: [
         Field(name: "name", type: .text(.name), required: true), Field(name: "description", type: .text(.text(maxLength: 2000))),
-        patterns("permissions", .permission, "permission patterns the group grants"),
+        patterns("permissions", .permission, "permission patterns the group grants"), limits,
     ])
     static let groupUpdate = BodySchema(name: "GroupUpdate", fields: [
         Field(name: "name", type: .text(.name)), Field(name: "description", type: .text(.text(maxLength: 2000))),
-        patterns("permissions", .permission, "permission patterns the group grants"),
+        patterns("permissions", .permission, "permission patterns the group grants"), limits,
     ])
     static let keyCreate = BodySchema(name: "KeyCreate", fields: [
         Field(name: "name", type: .text(.name), required: true), keyDescription,
         Field(name: "userID", type: .text(.reference), required: true, description: "the user the key emulates (404 if it does not exist)"),
-        keyGroup, keyScopes, properties, keyRules, keyExpiry,
+        keyGroup, keyScopes, properties, keyRules, keyExpiry, limits,
     ])
     static let keyUpdate = BodySchema(name: "KeyUpdate", fields: [
         Field(name: "name", type: .text(.name)), keyDescription,
         keyGroup, Field(name: "clearGroup", type: .flag, description: "true removes the group (applied before groupID)"),
-        keyScopes, properties, keyRules,
+        keyScopes, properties, keyRules, limits,
         keyExpiry, Field(name: "clearExpiry", type: .flag, description: "true removes the expiry (applied before expiresAt)"),
     ], hints: ["userID": "a key's user cannot change; create a new key"])
     static let rotate = BodySchema(name: "RotateInput", fields: [

@@ -37,6 +37,7 @@ enum OpenAPIDocument {
         let keyLinks = ["getKey", "updateKey", "suspendKey", "resumeKey", "revokeKey", "rotateKey", "explainKey", "deleteKey"]
         return [
             "GET /v1/openapi.json": Operation(id: "openapi", summary: "This document", returns: ["type": "object"]),
+            "GET /v1/me": Operation(id: "me", summary: "The calling key, its user and the admin actions it may perform (403 if none)", returns: ref("Me")),
             "GET /v1/users": Operation(id: "listUsers", summary: "List users", returns: list("User")),
             "POST /v1/users": Operation(id: "createUser", summary: "Create a user", ok: 201, returns: ref("User"), errors: [404], links: userLinks),
             "GET /v1/users/{id}": Operation(id: "getUser", summary: "Show a user", returns: ref("User"), errors: [404]),
@@ -52,7 +53,7 @@ enum OpenAPIDocument {
             "PATCH /v1/groups/{id}": Operation(id: "updateGroup", summary: "Edit a group", returns: ref("Group"), errors: [404]),
             "DELETE /v1/groups/{id}": Operation(id: "deleteGroup", summary: "Delete a group (409 group_in_use while users or keys use it)", ok: 204, errors: [404, 409]),
 
-            "GET /v1/keys": Operation(id: "listKeys", summary: "List keys, oldest first, a page at a time", returns: ref("KeyList"), query: [
+            "GET /v1/keys": Operation(id: "listKeys", summary: "List keys (with their live sessions on this node), oldest first, a page at a time", returns: ref("KeyList"), query: [
                 param("user", ["type": "string"], "only this user's keys"),
                 param("state", ["type": "string", "enum": ["active", "suspended", "revoked"]], "only keys in this state"),
                 param("after", ["type": "string", "pattern": "^[0-9]{1,18}$"], "the previous page's next"),
@@ -60,7 +61,7 @@ enum OpenAPIDocument {
             ]),
             "POST /v1/keys": Operation(id: "createKey", summary: "Create a key (the secret is shown once)", ok: 201, returns: ref("IssuedKey"), errors: [404],
                                        links: keyLinks, linkPointer: "/key/id"),
-            "GET /v1/keys/{id}": Operation(id: "getKey", summary: "Show a key", returns: ref("Key"), errors: [404]),
+            "GET /v1/keys/{id}": Operation(id: "getKey", summary: "Show a key, with its live sessions on this node", returns: ref("Key"), errors: [404]),
             "PATCH /v1/keys/{id}": Operation(id: "updateKey", summary: "Edit a key (409 key_revoked once revoked)", returns: ref("Key"), errors: [404, 409]),
             "POST /v1/keys/{id}/suspend": Operation(id: "suspendKey", summary: "Suspend a key; its live sessions get a notice and close 4002", returns: ref("KeyChange"), errors: [404, 409],
                                                     query: [param("wait", ["type": "string", "enum": ["true", "false"]], "wait until every session is told and closed")]),
@@ -138,7 +139,11 @@ enum OpenAPIDocument {
 
     private static func operation(_ op: Operation, _ route: AdminAPI.Route, _ table: [String: Operation]) -> [String: Any] {
         var out: [String: Any] = ["operationId": op.id, "summary": op.summary]
-        if let action = route.action { out["description"] = "Needs the \(action) permission." } else { out["security"] = [Any]() }
+        switch route.access {
+        case .action(let action): out["description"] = "Needs the \(action) permission."
+        case .anyAdminAction: out["description"] = "Needs a key that may perform at least one admin: action."
+        case .open: out["security"] = [Any]()
+        }
         if !op.query.isEmpty { out["parameters"] = op.query }
         if let body = route.body {
             out["requestBody"] = ["required": !body.optional,
@@ -156,7 +161,7 @@ enum OpenAPIDocument {
         }
         var responses: [String: Any] = [String(op.ok): success]
         var errors = Set(op.errors)
-        if route.action != nil { errors.formUnion([400, 401, 403, 503]) }
+        if route.needsKey { errors.formUnion([400, 401, 403, 503]) }
         if route.body != nil { errors.formUnion([400, 413, 415]) }
         for status in errors.sorted() {
             responses[String(status)] = ["description": errorMeanings[status] ?? "error",
@@ -178,14 +183,16 @@ enum OpenAPIDocument {
             "User": object(["id": string, "name": string, "state": ["type": "string", "enum": ["active", "disabled"]],
                             "permissions": strings, "groups": strings, "properties": strings, "createdAt": date, "updatedAt": date],
                            required: ["id", "name", "state", "permissions", "groups", "properties", "createdAt", "updatedAt"]),
-            "Group": object(["id": string, "name": string, "description": string, "permissions": strings, "createdAt": date, "updatedAt": date],
+            "Group": object(["id": string, "name": string, "description": string, "permissions": strings, "limits": BodySchema.limitsSchema,
+                             "createdAt": date, "updatedAt": date],
                             required: ["id", "name", "description", "permissions", "createdAt", "updatedAt"]),
             "Key": object(["id": string, "name": string, "description": string, "userID": string, "groupID": string,
-                           "scopes": strings, "properties": strings, "rules": strings,
+                           "scopes": strings, "properties": strings, "rules": strings, "limits": BodySchema.limitsSchema,
                            "state": ["type": "string", "enum": ["active", "suspended", "revoked"]],
                            "expiresAt": date, "createdAt": date, "updatedAt": date, "lastUsedAt": date, "lastUsedAddress": string,
                            "createdBy": ["type": "string", "description": "the admin key id that created it, or bootstrap"],
-                           "displayStart": ["type": "string", "description": "dmk_ and the secret's first 4 random characters"]],
+                           "displayStart": ["type": "string", "description": "dmk_ and the secret's first 4 random characters"],
+                           "liveSessions": ["type": "integer", "minimum": 0, "description": "live sessions on this node (in the key list and a key's read only)"]],
                           required: ["id", "name", "description", "userID", "scopes", "properties", "rules", "state",
                                      "createdAt", "updatedAt", "createdBy", "displayStart"]),
             "IssuedKey": object(["key": ref("Key"), "secret": ["type": "string", "description": "the key itself: shown this once, never stored"]],
@@ -207,6 +214,9 @@ enum OpenAPIDocument {
                                "since": date, "lastActivity": date, "node": string, "subscriptions": ["type": "integer", "minimum": 0]],
                               required: ["id", "keyID", "userID", "address", "since", "lastActivity", "node", "subscriptions"]),
             "SessionList": object(["items": list("Session")], required: ["items"]),
+            "Me": object(["key": ref("Key"), "user": ref("User"),
+                          "actions": ["type": "array", "items": string, "description": "the admin: actions this key may perform"]],
+                         required: ["key", "user", "actions"]),
             "Decision": object(["allowed": ["type": "boolean"],
                                 "reason": ["type": "string", "enum": [
                                     "allowed", "invalid_action", "key_revoked", "key_suspended", "key_expired", "user_disabled",

@@ -77,8 +77,8 @@ final class CallService: Sendable {
     /// 128 random bits as hex: unique per call, so an upstream can refuse a replay.
     static func makeRequestID() -> String {
         var g = SystemRandomNumberGenerator()
-        let bytes = (0..<16).map { _ in UInt8.random(in: 0...255, using: &g) }
-        return UpstreamSignature.hex(bytes)
+        let (a, b) = (g.next(), g.next())   // two getrandom(2) calls, not one per byte
+        return UpstreamSignature.hex(withUnsafeBytes(of: (a, b)) { Array($0) })
     }
 }
 

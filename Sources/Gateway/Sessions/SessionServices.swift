@@ -45,7 +45,7 @@ public struct SessionPolicy: Sendable, Equatable {
 
 /// A token bucket per name (key id, address), shared by all loops.
 final class RateLimiter: Sendable {
-    private struct Bucket { var tokens: Double; var updated: UInt64 }
+    private struct Bucket { var tokens: Double; var updated: UInt64; var rate: Double; var burst: Double }
     private struct State {
         var buckets: [String: Bucket] = [:]
         var lastPrune: UInt64 = 0
@@ -75,18 +75,18 @@ final class RateLimiter: Sendable {
         guard rate > 0 else { return nil }
         let burst = max(1, burst)
         return state.withLock { s -> Double? in
-            var b = s.buckets[name] ?? Bucket(tokens: burst, updated: now)
+            var b = s.buckets[name] ?? Bucket(tokens: burst, updated: now, rate: rate, burst: burst)
             b.tokens = min(burst, b.tokens + Double(now &- b.updated) / 1e9 * rate)
             b.updated = now
+            b.rate = rate
+            b.burst = burst
             defer {
                 s.buckets[name] = b
                 // Forget names whose bucket has refilled (they behave as new ones), at most once a
                 // second, so a flood of distinct names never makes every call scan the table.
                 if s.buckets.count > Self.pruneAbove, now &- s.lastPrune > 1_000_000_000 {
                     s.lastPrune = now
-                    let oneSecond = 1e9
-                    // A bucket idle for a minute is full at any rate worth setting.
-                    s.buckets = s.buckets.filter { Double(now &- $0.value.updated) < 60 * oneSecond }
+                    s.buckets = s.buckets.filter { $0.value.tokens + Double(now &- $0.value.updated) / 1e9 * $0.value.rate < $0.value.burst }
                 }
             }
             if b.tokens >= 1 { b.tokens -= 1; return nil }
