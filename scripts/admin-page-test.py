@@ -26,6 +26,9 @@ What it checks
         Revoke ends the rest (notice key_revoked, close 4001); the audit log filters; Delete
         removes the key; sign-out forgets the key; no CSP violation in the console; the tablet
         layout does not scroll sideways.
+  Rate limits: a group and a key get limits in their dialogs; the group table, the key's page
+        and the API (GET) show them; the edit dialog shows them again; a negative value gets the
+        API's 400 on its input (limits.callsPerSecond); clearing every field removes them.
 Prints `admin-page: N passed, M failed` last; exits 1 on any failure.
 """
 import argparse
@@ -332,12 +335,25 @@ def scenario(p, base, admin_key, shots):
     p.fill(p.field(dlg, "Name"), "Kiosk check-in")
     p.fill(p.field(dlg, "Description"), "What a lobby kiosk may call")
     p.fill(p.field(dlg, "Permissions"), "pms:checkIn*\npms:printKeyCard\nchannel:subscribe.*")
+    check("the group dialog has a Rate limits fieldset with six labelled inputs and its help line",
+          [lab.text.strip() for lab in dlg.find_elements(By.CSS_SELECTOR, "fieldset.limits label[for]")]
+          == ["Messages per second", "Message burst", "Calls per second", "Call burst", "Handshakes per second", "Handshake burst"]
+          and "0 = no limit" in dlg.find_element(By.CSS_SELECTOR, "fieldset.limits .help").text)
+    p.fill(p.field(dlg, "Calls per second"), "5")
+    p.fill(p.field(dlg, "Call burst"), "10")
     p.button(dlg, "Create group").click()
     p.row("table.groups", "Kiosk check-in")
     check("a group is created", True)
     tr = p.row("table.groups", "Kiosk check-in")
+    cell = tr.find_element(By.CSS_SELECTOR, "td[data-label='Rate limits']").text
+    check("the group table shows the group's rate limits", cell == "calls 5/s, burst 10", cell)
+    kiosk_group = next(g for g in api(base, admin_key, "GET", "/v1/groups") if g["name"] == "Kiosk check-in")
+    check("the API returns the group's limits", kiosk_group.get("limits") == {"callsPerSecond": 5, "callBurst": 10}, kiosk_group.get("limits"))
     tr.find_element(By.XPATH, ".//button[text()='Edit']").click()
     dlg = p.dialog()
+    check("the group's edit dialog shows its limits",
+          p.field(dlg, "Calls per second").get_attribute("value") == "5" and p.field(dlg, "Call burst").get_attribute("value") == "10"
+          and p.field(dlg, "Messages per second").get_attribute("value") == "")
     p.fill(p.field(dlg, "Description"), "Lobby kiosks: check-in and key cards")
     p.button(dlg, "Save").click()
     p.row("table.groups", "Lobby kiosks: check-in and key cards")
@@ -346,6 +362,8 @@ def scenario(p, base, admin_key, shots):
     dlg = p.dialog()
     p.fill(p.field(dlg, "Name"), "Unused group")
     p.button(dlg, "Create group").click()
+    cell = p.row("table.groups", "Unused group").find_element(By.CSS_SELECTOR, "td[data-label='Rate limits']").text
+    check("a group without limits shows 'server defaults'", cell == "server defaults", cell)
     p.row("table.groups", "Unused group").find_element(By.XPATH, ".//button[text()='Delete']").click()
     p.confirm("Delete group")
     p.wait(lambda: "Unused group" not in p.find("table.groups").text, "the group to be deleted")
@@ -407,6 +425,8 @@ def scenario(p, base, admin_key, shots):
     p.fill(p.field(dlg, "Rules"), "!pms:checkInVIP\npms:*\nchannel:*")
     expiry = time.strftime("%Y-%m-%dT%H:%M", time.localtime(time.time() + 90 * 86400))
     p.set_value(p.field(dlg, "Expires"), expiry)
+    p.fill(p.field(dlg, "Messages per second"), "20")
+    p.fill(p.field(dlg, "Message burst"), "40")
     p.button(dlg, "Create key").click()
     secret_box = p.visible("#new-secret")
     secret1 = secret_box.get_attribute("value")
@@ -427,15 +447,38 @@ def scenario(p, base, admin_key, shots):
     status, _, body = http(base, "GET", f"/v1/keys/{key_id}", {"X-API-Key": admin_key})
     check("the API never shows the secret again", status == 200 and secret1.encode() not in body)
 
+    def limits_row():
+        return p.find("dl.details").find_element(By.XPATH, "./dt[.='Rate limits']/following-sibling::dd[1]").text
+    text = limits_row()
+    check("the key's page shows its own limits, and where the rest come from",
+          text == "messages 20/s, burst 40 · the rest: the group’s (calls 5/s, burst 10)", text)
+    check("the API returns the key's limits", json.loads(body).get("limits") == {"messagesPerSecond": 20, "messageBurst": 40},
+          json.loads(body).get("limits"))
+
     # ---- edit, suspend, resume (before any session: suspending would end them)
     p.click("#key-edit")
     dlg = p.dialog()
     check("the edit dialog shows the key's fields", p.field(dlg, "Rules").get_attribute("value") == "!pms:checkInVIP\npms:*\nchannel:*"
           and not p.field(dlg, "User").is_enabled())
+    check("the edit dialog shows the key's limits", p.field(dlg, "Messages per second").get_attribute("value") == "20"
+          and p.field(dlg, "Message burst").get_attribute("value") == "40" and p.field(dlg, "Calls per second").get_attribute("value") == "")
     p.fill(p.field(dlg, "Description"), "Check-in kiosk by the main entrance (left)")
+    calls = p.fill(p.field(dlg, "Calls per second"), "-1")
+    p.button(dlg, "Save").click()
+    err = p.visible("dialog[open] .form-error")
+    check("a negative limit shows the API's error on its input",
+          err.text.startswith("Calls per second:") and calls.get_attribute("aria-invalid") == "true"
+          and d.switch_to.active_element == calls and p.all("dialog[open]"), err.text)
+    calls.clear()
+    p.field(dlg, "Messages per second").clear()
+    p.field(dlg, "Message burst").clear()
     p.button(dlg, "Save").click()
     p.wait(lambda: "(left)" in p.find("dl.details").text, "the edited description")
     check("a key is edited", True)
+    text = limits_row()
+    check("clearing every limit field falls back to the group's", text == "the group’s (calls 5/s, burst 10)", text)
+    got = api(base, admin_key, "GET", f"/v1/keys/{key_id}")
+    check("the API no longer returns limits for the key", got.get("limits") is None, got.get("limits"))
     p.click("#key-suspend")
     p.confirm("Suspend key")
     p.wait(lambda: "suspended" in p.find(".key-view h1").text.lower(), "the key to show suspended")
@@ -577,6 +620,19 @@ def scenario(p, base, admin_key, shots):
     p.visible("table.keys")
     p.wait(lambda: "Lobby kiosk 1" not in p.find("table.keys").text, "the key to leave the table")
     check("a deleted key is gone from the table", True)
+
+    # ---- the group's limits cleared in its dialog
+    p.click("a[data-nav=groups]")
+    p.row("table.groups", "Kiosk check-in").find_element(By.XPATH, ".//button[text()='Edit']").click()
+    dlg = p.dialog()
+    p.field(dlg, "Calls per second").clear()
+    p.field(dlg, "Call burst").clear()
+    p.button(dlg, "Save").click()
+    p.wait(lambda: not p.all("dialog[open]")
+           and p.row("table.groups", "Kiosk check-in").find_element(By.CSS_SELECTOR, "td[data-label='Rate limits']").text == "server defaults",
+           "the group's limits to be cleared")
+    got = api(base, admin_key, "GET", f"/v1/groups/{kiosk_group['id']}")
+    check("clearing a group's limits removes them (API)", got.get("limits") is None, got.get("limits"))
 
     # ---- tablet layout
     d.set_window_size(820, 1180)

@@ -7,7 +7,7 @@ extension AdminPageAsset {
     static let all: [AdminPageAsset] = [
         AdminPageAsset(
             name: "admin.css", contentType: "text/css; charset=utf-8",
-            etag: #""sha256-FrcCsU0K8n4M1KGC2gyN7p2_pjuWzFsC""#,
+            etag: #""sha256-2_XqOWBbC21Sh2qJA7jlT97vY_VNLhSU""#,
             text: #"""
 /* Doorman admin page. No framework, no web fonts (works offline); light and dark. */
 
@@ -202,6 +202,16 @@ dialog.dialog::backdrop { background: rgb(10 15 25 / 0.55); }
   table.data tbody th::before, table.data td::before { position: static; display: block; width: auto; }
   .signin { padding: 1.25rem; margin-top: 1rem; }
 }
+
+/* ---------- rate limits ---------- */
+fieldset.limits { border: 1px solid var(--line); border-radius: var(--radius); padding: 0.5rem 0.9rem 0.9rem; margin: 0; display: grid; gap: 0.6rem; min-width: 0; }
+fieldset.limits legend { font-weight: 600; padding: 0 0.3rem; }
+.limit-grid { display: grid; grid-template-columns: repeat(2, minmax(0, 1fr)); gap: 0.6rem 1rem; }
+.limit-grid label { font-weight: 400; font-size: 0.9rem; }
+.limit-grid input { width: 100%; }
+ul.limits { list-style: none; margin: 0; padding: 0; font-size: 0.9rem; }
+ul.limits li { white-space: nowrap; }
+@media (max-width: 480px) { .limit-grid { grid-template-columns: 1fr; } }
 
 """#),
         AdminPageAsset(
@@ -713,12 +723,13 @@ export async function busy(button, work) {
 """##),
         AdminPageAsset(
             name: "groups.js", contentType: "text/javascript; charset=utf-8",
-            etag: #""sha256-dj-Tjpoe3DEbvKTyKYYhZDkFpUC-tZ1s""#,
+            etag: #""sha256-1H1Y3Z0y8EAPZeBVvCm9G24_91DOIQiG""#,
             text: #"""
 // Permission groups: named sets of permission patterns that users hold and keys narrow to.
 import { api, all, q } from './api.js';
 import { h, replace, time, chips, lines, unlines, announce, field, formError, openDialog, confirmDialog } from './dom.js';
 import { session } from './session.js';
+import { limitsFieldset, limitsText } from './limits.js';
 
 export async function groupsView() {
   const node = h('section', { class: 'view' });
@@ -749,6 +760,7 @@ export async function groupsView() {
         h('th', { scope: 'row', 'data-label': 'Name' }, g.name, h('div', { class: 'muted small' }, h('code', {}, g.id))),
         td('Description', g.description || h('span', { class: 'muted' }, 'none')),
         td('Permissions', chips(g.permissions)),
+        td('Rate limits', limitsText(g.limits, 'server defaults')),
         td('Used by', `${use.users} user${use.users === 1 ? '' : 's'}, ${use.keys} key${use.keys === 1 ? '' : 's'}`),
         td('Updated', time(g.updatedAt)),
         td('Actions', writes() ? h('div', { class: 'actions' },
@@ -763,8 +775,8 @@ export async function groupsView() {
       h('p', { class: 'help' }, 'A group’s permissions add to a user’s own; a key given a group is narrowed to it. Changing a group changes every live session that depends on it at once.'),
       h('div', { class: 'table-wrap' }, h('table', { class: 'data groups' },
         h('caption', { class: 'visually-hidden' }, `Permission groups: ${groups.length}`),
-        h('thead', {}, h('tr', {}, ['Name', 'Description', 'Permissions', 'Used by', 'Updated', 'Actions'].map((t) => h('th', { scope: 'col' }, t)))),
-        h('tbody', {}, rows.length ? rows : h('tr', {}, h('td', { colspan: 6, class: 'empty' }, 'No groups yet.'))))));
+        h('thead', {}, h('tr', {}, ['Name', 'Description', 'Permissions', 'Rate limits', 'Used by', 'Updated', 'Actions'].map((t) => h('th', { scope: 'col' }, t)))),
+        h('tbody', {}, rows.length ? rows : h('tr', {}, h('td', { colspan: 7, class: 'empty' }, 'No groups yet.'))))));
     if (hadFocus) node.querySelector('h1').focus();
   }
 
@@ -784,16 +796,23 @@ export async function groupsView() {
       description: h('textarea', { rows: 2, maxlength: 2000, 'data-label': 'Description' }, group.description),
       permissions: h('textarea', { rows: 5, class: 'mono', spellcheck: false, 'data-label': 'Permissions' }, unlines(group.permissions)),
     };
+    const limits = limitsFieldset(group.limits, f,
+      'Rates per second, bursts in tokens. Empty = the server’s default; 0 = no limit. A key’s own limits come first.');
     const submit = h('button', { type: 'submit' }, editing ? 'Save' : 'Create group');
     const cancel = h('button', { type: 'button', class: 'secondary', onclick: () => dlg.close() }, 'Cancel');
     const form = h('form', { class: 'stack', novalidate: true },
       field('Name', f.name), field('Description', f.description),
       field('Permissions', f.permissions, 'One pattern per line: service:api_name, with * and ?.'),
+      limits.node,
       h('div', { class: 'dialog-actions' }, cancel, submit));
     form.addEventListener('submit', async (e) => {
       e.preventDefault();
       if (!f.name.value.trim()) { formError(form, { field: 'name', message: 'a name is required' }, f); return; }
+      const problem = limits.check();
+      if (problem) { formError(form, problem, f); return; }
       const body = { name: f.name.value, description: f.description.value, permissions: lines(f.permissions.value) };
+      const rates = limits.body(editing);
+      if (rates) body.limits = rates;
       submit.disabled = true;
       try {
         const saved = editing ? await api('PATCH', `/v1/groups/${q(g.id)}`, body) : await api('POST', '/v1/groups', body);
@@ -867,7 +886,7 @@ export async function groupsView() {
 """##),
         AdminPageAsset(
             name: "keys.js", contentType: "text/javascript; charset=utf-8",
-            etag: #""sha256-U0ZeR3fnqAF7RFftNnYCDQ9va8xVaLeM""#,
+            etag: #""sha256-CaM3boV2YpEvoWb5lI0IgrM5jKcdO9Ot""#,
             text: #"""
 // Keys: the table, the create/edit dialog, the one-time secret, a key's page (actions, live
 // sessions, "may this key do X on Y?").
@@ -877,6 +896,7 @@ import {
   formError, openDialog, confirmDialog, busy,
 } from './dom.js';
 import { session } from './session.js';
+import { limitsFieldset, limitPhrases, LIMIT_FIELDS } from './limits.js';
 
 const byID = (list) => Object.fromEntries(list.map((x) => [x.id, x]));
 
@@ -973,6 +993,8 @@ export function keyDialog({ key, users, groups, onSaved }) {
     rules: h('textarea', { rows: 3, spellcheck: false, class: 'mono', 'data-label': 'Rules' }, unlines(k.rules)),
     expiresAt: h('input', { type: 'datetime-local', value: toLocalInput(k.expiresAt), 'data-label': 'Expires' }),
   };
+  const limits = limitsFieldset(k.limits, f,
+    'Rates per second, bursts in tokens. Empty = from the group / the server’s default; 0 = no limit.');
   const submit = h('button', { type: 'submit' }, editing ? 'Save' : 'Create key');
   const form = h('form', { class: 'stack', novalidate: true },
     field('Name', f.name),
@@ -982,13 +1004,16 @@ export function keyDialog({ key, users, groups, onSaved }) {
     field('Scopes', f.scopes, 'One permission pattern per line (service:api_name, * and ? allowed). Empty with no group: all of the user’s.'),
     field('Properties', f.properties, 'One property id per line; * = every property the user may reach.'),
     field('Rules', f.rules, 'Ordered, one per line; the first match decides, a leading ! denies. Empty = no rules.'),
-    field('Expires', f.expiresAt, 'Local time. Empty = never (unless the server requires an expiry).'));
+    field('Expires', f.expiresAt, 'Local time. Empty = never (unless the server requires an expiry).'),
+    limits.node);
 
   let dlg;
   form.addEventListener('submit', (e) => {
     e.preventDefault();
     if (!f.name.value.trim()) { formError(form, { field: 'name', message: 'a name is required' }, f); return; }
     if (!editing && !f.userID.value) { formError(form, { field: 'userID', message: 'choose a user' }, f); return; }
+    const problem = limits.check();
+    if (problem) { formError(form, problem, f); return; }
     const body = {
       name: f.name.value,
       description: f.description.value,
@@ -1000,6 +1025,8 @@ export function keyDialog({ key, users, groups, onSaved }) {
     if (f.groupID.value) body.groupID = f.groupID.value; else if (editing) body.clearGroup = true;
     if (expiry) body.expiresAt = expiry; else if (editing) body.clearExpiry = true;
     if (!editing) body.userID = f.userID.value;
+    const rates = limits.body(editing);
+    if (rates) body.limits = rates;
     busy(submit, async () => {
       try {
         if (editing) {
@@ -1070,6 +1097,22 @@ const REASONS = {
   denied_by_rule: 'a rule of the key denies it',
   no_rule_matched: 'the key has rules and none matches',
 };
+
+/**
+ * A key's rate limits on its page: its own (what it leaves out comes from the group, then the
+ * server), else the group's, else "server defaults".
+ */
+function keyLimits(k, group) {
+  const own = limitPhrases(k.limits);
+  const fromGroup = group ? limitPhrases(group.limits) : [];
+  // Without admin:groups.read the group's limits are unknown.
+  const fallback = fromGroup.length ? `the group’s (${fromGroup.join('; ')})`
+    : k.groupID && !group ? 'the group’s or the server’s defaults' : 'server defaults';
+  if (!own.length) return h('span', { class: fromGroup.length ? undefined : 'muted', 'data-limits': 'inherited' }, fallback);
+  const complete = LIMIT_FIELDS.every((name) => k.limits[name] !== undefined && k.limits[name] !== null);
+  return [h('span', { 'data-limits': 'own' }, own.join('; ')),
+    complete ? null : h('span', { class: 'muted' }, ` · the rest: ${fallback}`)];
+}
 
 export async function keyView(keyID) {
   const [key, users, groups] = await Promise.all([
@@ -1248,6 +1291,7 @@ export async function keyView(keyID) {
         row('Scopes', chips(k.scopes, group ? 'the group’s' : 'all of the user’s')),
         row('Properties', chips(k.properties)),
         row('Rules', k.rules.length ? h('ol', { class: 'rules' }, k.rules.map((r) => h('li', {}, h('code', {}, r)))) : h('span', { class: 'muted' }, 'none')),
+        row('Rate limits', keyLimits(k, group)),
         row('Expires', time(k.expiresAt, 'never')),
         row('Created', time(k.createdAt), h('span', { class: 'muted' }, ` by ${k.createdBy}`)),
         row('Updated', time(k.updatedAt)),
@@ -1271,6 +1315,109 @@ export async function keyView(keyID) {
   // Sessions come and go: refresh the table while this page is open.
   timer = setInterval(loadSessions, 4000);
   return { node, title: key.name, cleanup: () => clearInterval(timer) };
+}
+
+"""#),
+        AdminPageAsset(
+            name: "limits.js", contentType: "text/javascript; charset=utf-8",
+            etag: #""sha256-AW2U5P38uo5hqBhUq7ZSgLYR8P4jbMmw""#,
+            text: #"""
+// Rate limits of a key or a permission group: the "Rate limits" fieldset of their dialogs and a
+// short text for the tables and the key's page. Every field is optional: one left out falls
+// back to the key's group, then to the server's defaults; 0 means no limit.
+import { h, id } from './dom.js';
+
+/** [what, rate field, burst field], in the API's order. */
+const KINDS = [
+  ['Messages', 'messagesPerSecond', 'messageBurst', 'Message burst'],
+  ['Calls', 'callsPerSecond', 'callBurst', 'Call burst'],
+  ['Handshakes', 'handshakesPerSecond', 'handshakeBurst', 'Handshake burst'],
+];
+export const LIMIT_FIELDS = KINDS.flatMap(([, rate, burst]) => [rate, burst]);
+const MAX = 1000000;
+
+const set = (v) => v !== undefined && v !== null;
+const spell = (n) => (Number.isInteger(n) ? n.toLocaleString('en-US') : String(n));
+
+/** True when `limits` sets at least one field. */
+export function hasLimits(limits) { return !!limits && LIMIT_FIELDS.some((name) => set(limits[name])); }
+
+/**
+ * The limits that are set, one phrase per kind ("calls 5/s, burst 10"), or [] when none.
+ * A rate or burst of 0 reads "no limit".
+ */
+export function limitPhrases(limits) {
+  if (!hasLimits(limits)) return [];
+  const out = [];
+  for (const [what, rate, burst] of KINDS) {
+    const r = limits[rate];
+    const b = limits[burst];
+    if (!set(r) && !set(b)) continue;
+    const parts = [];
+    if (set(r)) parts.push(r === 0 ? 'no limit' : `${spell(r)}/s`);
+    if (set(b)) parts.push(b === 0 ? 'burst: no limit' : `burst ${spell(b)}`);
+    out.push(`${what.toLowerCase()} ${parts.join(', ')}`);
+  }
+  return out;
+}
+
+/** The limits that are set as a list, or a muted `empty` text. */
+export function limitsText(limits, empty) {
+  const phrases = limitPhrases(limits);
+  if (!phrases.length) return h('span', { class: 'muted' }, empty);
+  return h('ul', { class: 'limits' }, phrases.map((p) => h('li', {}, p)));
+}
+
+/**
+ * The "Rate limits" fieldset: six labelled number inputs, filled from `limits`. Each input is
+ * added to `fields` under its API name (`limits.callsPerSecond`), so `formError` puts the
+ * API's field error on it. Returns {node, body(editing), check()}.
+ */
+export function limitsFieldset(limits, fields, help) {
+  const current = limits || {};
+  const helpID = id('limits-help');
+  const inputs = {};
+  const cells = [];
+  for (const [what, rate, burst, burstLabel] of KINDS) {
+    for (const [name, label] of [[rate, `${what} per second`], [burst, burstLabel]]) {
+      const input = h('input', {
+        type: 'number', min: 0, max: MAX, step: 'any', inputmode: 'decimal', autocomplete: 'off',
+        id: id('limit'), value: set(current[name]) ? String(current[name]) : '', 'data-label': label,
+        'data-limit': name, 'aria-describedby': helpID,
+      });
+      inputs[name] = input;
+      fields[`limits.${name}`] = input;
+      cells.push(h('div', { class: 'field' }, h('label', { for: input.id }, label), input));
+    }
+  }
+  const node = h('fieldset', { class: 'limits' },
+    h('legend', {}, 'Rate limits'),
+    h('p', { class: 'help', id: helpID }, help),
+    h('div', { class: 'limit-grid' }, cells));
+
+  return {
+    node,
+    /** A local problem ({field, message}) the API would not see: text a number input rejected. */
+    check() {
+      for (const name of LIMIT_FIELDS) {
+        if (inputs[name].validity.badInput) return { field: `limits.${name}`, message: `enter a number from 0 to ${spell(MAX)} (0 = no limit)` };
+      }
+      return null;
+    },
+    /**
+     * What to send as `limits`: the filled fields; on create undefined when none is filled,
+     * on edit `{}` when none is filled but the key or group had limits (that removes them).
+     */
+    body(editing) {
+      const out = {};
+      for (const name of LIMIT_FIELDS) {
+        const text = inputs[name].value.trim();
+        if (text !== '') out[name] = Number(text);
+      }
+      if (Object.keys(out).length) return out;
+      return editing && hasLimits(limits) ? {} : undefined;
+    },
+  };
 }
 
 """#),

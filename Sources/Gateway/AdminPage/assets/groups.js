@@ -2,6 +2,7 @@
 import { api, all, q } from './api.js';
 import { h, replace, time, chips, lines, unlines, announce, field, formError, openDialog, confirmDialog } from './dom.js';
 import { session } from './session.js';
+import { limitsFieldset, limitsText } from './limits.js';
 
 export async function groupsView() {
   const node = h('section', { class: 'view' });
@@ -32,6 +33,7 @@ export async function groupsView() {
         h('th', { scope: 'row', 'data-label': 'Name' }, g.name, h('div', { class: 'muted small' }, h('code', {}, g.id))),
         td('Description', g.description || h('span', { class: 'muted' }, 'none')),
         td('Permissions', chips(g.permissions)),
+        td('Rate limits', limitsText(g.limits, 'server defaults')),
         td('Used by', `${use.users} user${use.users === 1 ? '' : 's'}, ${use.keys} key${use.keys === 1 ? '' : 's'}`),
         td('Updated', time(g.updatedAt)),
         td('Actions', writes() ? h('div', { class: 'actions' },
@@ -46,8 +48,8 @@ export async function groupsView() {
       h('p', { class: 'help' }, 'A group’s permissions add to a user’s own; a key given a group is narrowed to it. Changing a group changes every live session that depends on it at once.'),
       h('div', { class: 'table-wrap' }, h('table', { class: 'data groups' },
         h('caption', { class: 'visually-hidden' }, `Permission groups: ${groups.length}`),
-        h('thead', {}, h('tr', {}, ['Name', 'Description', 'Permissions', 'Used by', 'Updated', 'Actions'].map((t) => h('th', { scope: 'col' }, t)))),
-        h('tbody', {}, rows.length ? rows : h('tr', {}, h('td', { colspan: 6, class: 'empty' }, 'No groups yet.'))))));
+        h('thead', {}, h('tr', {}, ['Name', 'Description', 'Permissions', 'Rate limits', 'Used by', 'Updated', 'Actions'].map((t) => h('th', { scope: 'col' }, t)))),
+        h('tbody', {}, rows.length ? rows : h('tr', {}, h('td', { colspan: 7, class: 'empty' }, 'No groups yet.'))))));
     if (hadFocus) node.querySelector('h1').focus();
   }
 
@@ -67,16 +69,23 @@ export async function groupsView() {
       description: h('textarea', { rows: 2, maxlength: 2000, 'data-label': 'Description' }, group.description),
       permissions: h('textarea', { rows: 5, class: 'mono', spellcheck: false, 'data-label': 'Permissions' }, unlines(group.permissions)),
     };
+    const limits = limitsFieldset(group.limits, f,
+      'Rates per second, bursts in tokens. Empty = the server’s default; 0 = no limit. A key’s own limits come first.');
     const submit = h('button', { type: 'submit' }, editing ? 'Save' : 'Create group');
     const cancel = h('button', { type: 'button', class: 'secondary', onclick: () => dlg.close() }, 'Cancel');
     const form = h('form', { class: 'stack', novalidate: true },
       field('Name', f.name), field('Description', f.description),
       field('Permissions', f.permissions, 'One pattern per line: service:api_name, with * and ?.'),
+      limits.node,
       h('div', { class: 'dialog-actions' }, cancel, submit));
     form.addEventListener('submit', async (e) => {
       e.preventDefault();
       if (!f.name.value.trim()) { formError(form, { field: 'name', message: 'a name is required' }, f); return; }
+      const problem = limits.check();
+      if (problem) { formError(form, problem, f); return; }
       const body = { name: f.name.value, description: f.description.value, permissions: lines(f.permissions.value) };
+      const rates = limits.body(editing);
+      if (rates) body.limits = rates;
       submit.disabled = true;
       try {
         const saved = editing ? await api('PATCH', `/v1/groups/${q(g.id)}`, body) : await api('POST', '/v1/groups', body);

@@ -6,6 +6,7 @@ import {
   formError, openDialog, confirmDialog, busy,
 } from './dom.js';
 import { session } from './session.js';
+import { limitsFieldset, limitPhrases, LIMIT_FIELDS } from './limits.js';
 
 const byID = (list) => Object.fromEntries(list.map((x) => [x.id, x]));
 
@@ -102,6 +103,8 @@ export function keyDialog({ key, users, groups, onSaved }) {
     rules: h('textarea', { rows: 3, spellcheck: false, class: 'mono', 'data-label': 'Rules' }, unlines(k.rules)),
     expiresAt: h('input', { type: 'datetime-local', value: toLocalInput(k.expiresAt), 'data-label': 'Expires' }),
   };
+  const limits = limitsFieldset(k.limits, f,
+    'Rates per second, bursts in tokens. Empty = from the group / the server’s default; 0 = no limit.');
   const submit = h('button', { type: 'submit' }, editing ? 'Save' : 'Create key');
   const form = h('form', { class: 'stack', novalidate: true },
     field('Name', f.name),
@@ -111,13 +114,16 @@ export function keyDialog({ key, users, groups, onSaved }) {
     field('Scopes', f.scopes, 'One permission pattern per line (service:api_name, * and ? allowed). Empty with no group: all of the user’s.'),
     field('Properties', f.properties, 'One property id per line; * = every property the user may reach.'),
     field('Rules', f.rules, 'Ordered, one per line; the first match decides, a leading ! denies. Empty = no rules.'),
-    field('Expires', f.expiresAt, 'Local time. Empty = never (unless the server requires an expiry).'));
+    field('Expires', f.expiresAt, 'Local time. Empty = never (unless the server requires an expiry).'),
+    limits.node);
 
   let dlg;
   form.addEventListener('submit', (e) => {
     e.preventDefault();
     if (!f.name.value.trim()) { formError(form, { field: 'name', message: 'a name is required' }, f); return; }
     if (!editing && !f.userID.value) { formError(form, { field: 'userID', message: 'choose a user' }, f); return; }
+    const problem = limits.check();
+    if (problem) { formError(form, problem, f); return; }
     const body = {
       name: f.name.value,
       description: f.description.value,
@@ -129,6 +135,8 @@ export function keyDialog({ key, users, groups, onSaved }) {
     if (f.groupID.value) body.groupID = f.groupID.value; else if (editing) body.clearGroup = true;
     if (expiry) body.expiresAt = expiry; else if (editing) body.clearExpiry = true;
     if (!editing) body.userID = f.userID.value;
+    const rates = limits.body(editing);
+    if (rates) body.limits = rates;
     busy(submit, async () => {
       try {
         if (editing) {
@@ -199,6 +207,22 @@ const REASONS = {
   denied_by_rule: 'a rule of the key denies it',
   no_rule_matched: 'the key has rules and none matches',
 };
+
+/**
+ * A key's rate limits on its page: its own (what it leaves out comes from the group, then the
+ * server), else the group's, else "server defaults".
+ */
+function keyLimits(k, group) {
+  const own = limitPhrases(k.limits);
+  const fromGroup = group ? limitPhrases(group.limits) : [];
+  // Without admin:groups.read the group's limits are unknown.
+  const fallback = fromGroup.length ? `the group’s (${fromGroup.join('; ')})`
+    : k.groupID && !group ? 'the group’s or the server’s defaults' : 'server defaults';
+  if (!own.length) return h('span', { class: fromGroup.length ? undefined : 'muted', 'data-limits': 'inherited' }, fallback);
+  const complete = LIMIT_FIELDS.every((name) => k.limits[name] !== undefined && k.limits[name] !== null);
+  return [h('span', { 'data-limits': 'own' }, own.join('; ')),
+    complete ? null : h('span', { class: 'muted' }, ` · the rest: ${fallback}`)];
+}
 
 export async function keyView(keyID) {
   const [key, users, groups] = await Promise.all([
@@ -377,6 +401,7 @@ export async function keyView(keyID) {
         row('Scopes', chips(k.scopes, group ? 'the group’s' : 'all of the user’s')),
         row('Properties', chips(k.properties)),
         row('Rules', k.rules.length ? h('ol', { class: 'rules' }, k.rules.map((r) => h('li', {}, h('code', {}, r)))) : h('span', { class: 'muted' }, 'none')),
+        row('Rate limits', keyLimits(k, group)),
         row('Expires', time(k.expiresAt, 'never')),
         row('Created', time(k.createdAt), h('span', { class: 'muted' }, ` by ${k.createdBy}`)),
         row('Updated', time(k.updatedAt)),
