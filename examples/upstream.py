@@ -91,7 +91,28 @@ class Handler(BaseHTTPRequestHandler):
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = handle_any
 
 
+def self_test():
+    """The vector of the gateway's unit tests: the snippet and the gateway agree."""
+    global time
+    headers = {"X-Doorman-Timestamp": "1795400000", "X-Doorman-Request-Id": "abc123", "X-Doorman-User": "usr_1",
+               "X-Doorman-Key": "key_1", "X-Doorman-Scopes": '["pms:*","caf\\u00e9"]', "X-Doorman-Properties": '["hotel-1"]',
+               "X-Doorman-Property": "hotel-1",
+               "X-Doorman-Signature": "v1=a091c675ddd24bfa455b2f5d0a07bebeb26c2379840a649da824814dda5bf0de"}
+    real_time = time.time
+    time.time = lambda: 1795400000
+    try:
+        secret = b"0123456789abcdef0123"
+        ok = verify("POST", "/api/checkIn?x=1", headers, b'{"room":101}', secret)
+        ok = ok and not verify("POST", "/api/checkIn?x=1", headers, b'{"room":101}', secret)  # the same request again: a replay
+    finally:
+        time.time = real_time
+    print("python verify: vector " + ("ok" if ok else "FAILED"))
+    return ok
+
+
 if __name__ == "__main__":
+    if sys.argv[1:] == ["--self-test"]:
+        sys.exit(0 if self_test() else 1)
     port = int(sys.argv[1]) if len(sys.argv) > 1 else 9001
     server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
     print(f"upstream listening on 127.0.0.1:{server.server_address[1]}", flush=True)

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The test command (README): unit + integration tests, fuzzing, a SIGKILL crash test of the store,
-# Schemathesis against the admin API's OpenAPI document, Autobahn|Testsuite conformance and a real
-# headless Chromium (also over wss:// with permessage-deflate), testssl.sh against the TLS listener,
+# Schemathesis against the admin API's OpenAPI document, calls through the binary to a reference
+# upstream, Autobahn|Testsuite conformance and a real headless Chromium (also over wss:// with
+# permessage-deflate, and the admin page), testssl.sh against the TLS listener,
 # against the real binary. Installs what it needs (as root, via
 # apt-get and pip, through ../shared/tools/*/setup.sh). Ends with one line: "doorman: N passed, M failed".
 #
@@ -43,6 +44,9 @@ trap cleanup EXIT
 
 # 0. The C libraries the build needs (apt-get as root, only if missing).
 scripts/install-deps.sh || { echo "doorman: 0 passed, 1 failed, 0 skipped"; exit 1; }
+
+# The admin page's files are embedded in the binary by a generated Swift file: it must be current.
+if python3 scripts/embed-admin-page.py --check; then step "admin page embedded" pass; else step "admin page embedded" fail; fi
 
 # 1. Unit and integration tests.
 echo "== swift test"
@@ -92,6 +96,20 @@ else
   else
     step "schemathesis" fail
   fi
+fi
+
+# 5b. Calls through the binary to the Python reference upstream (the README's verification snippet),
+#     and the Swift snippet's package against the same signature vector.
+if python3 scripts/calls-check.py "$BIN" 2>&1 | tee /tmp/doorman-calls.log | tail -6 && grep -qE '^calls-check: [1-9][0-9]* passed, 0 failed' /tmp/doorman-calls.log; then
+  step "calls via the python upstream" pass
+else
+  step "calls via the python upstream" fail
+fi
+if swift run --package-path examples/swift-upstream check-vector 2>&1 | tee /tmp/doorman-swift-upstream.log | tail -1 \
+   && grep -q '^swift verify: vector ok' /tmp/doorman-swift-upstream.log; then
+  step "swift upstream snippet" pass
+else
+  step "swift upstream snippet" fail
 fi
 
 # A throw-away self-signed certificate for the TLS listener (openssl CLI).
@@ -164,6 +182,18 @@ if bash "$TOOLS/browser/setup.sh" >/tmp/doorman-browser-setup.log 2>&1; then
     step "chromium wss + permessage-deflate" pass
   else
     step "chromium wss + permessage-deflate" fail
+  fi
+  # The admin page: sign in, keys, users, groups, audit, explain, rotate, kick; a key created on the
+  # page opens a WebSocket, is revoked from the page, and the session ends with the reason (4001).
+  ADMIN_DIR=$(mktemp -d)
+  start_server --db "$ADMIN_DIR/admin.db" --log-level warning
+  ADMIN_KEY=$(sed -n 's/^admin key: //p' "$SERVER_OUT")
+  if DOORMAN_ADMIN_KEY="$ADMIN_KEY" "$CACHE/venv-browser/bin/python" scripts/admin-page-test.py "http://127.0.0.1:$PORT" \
+       --screenshots "$ADMIN_DIR/shots" | tee /tmp/doorman-admin-page.log | tail -3 \
+     && grep -qE '^admin-page: [1-9][0-9]* passed, 0 failed' /tmp/doorman-admin-page.log; then
+    step "admin page (chromium)" pass
+  else
+    step "admin page (chromium)" fail
   fi
 else
   tail -5 /tmp/doorman-browser-setup.log >&2

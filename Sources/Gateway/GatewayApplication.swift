@@ -219,15 +219,15 @@ public final class GatewayApplication: ServerApplication {
         let caller = CallService.Caller(userID: resolved.user.id, keyID: resolved.key.id, scopes: rights.scopes,
                                         properties: rights.properties, property: property)
         // End-to-end headers only: not hop-by-hop, not those the client's Connection names, never the key.
-        let named = Set(request.head.values("connection").flatMap { $0.split(separator: ",").map { $0.trimmingOWS.lowercased() } })
+        let named = HTTPHeader.namedHopByHop(request.head.values("connection"))
         var headers = request.head.headers.filter { $0.isEndToEnd(extraHopByHop: named) }
         let forwardedFor = connection.peerAddress
         headers.append(HTTPHeader("X-Forwarded-For", (request.head.value("x-forwarded-for").map { $0 + ", " } ?? "") + forwardedFor))
         headers.append(HTTPHeader("X-Forwarded-Proto", connection.isSecure ? "https" : "http"))
         headers.append(HTTPHeader("Via", "1.1 doorman"))
         let query = request.head.target.firstIndex(of: "?").map { request.head.target[request.head.target.index(after: $0)...] }
-        let bytes = CallService.request(to: service, method: request.head.method, api: api, query: query, headers: headers,
-                                        body: request.body, caller: caller)
+        let bytes = calls.request(to: service, method: request.head.method, api: api, query: query, headers: headers,
+                                        body: request.body, caller: caller, requestID: hub.makeRequestID())
         let call = HTTPCall(connection: connection, reply: reply, metrics: sessions.metrics)
         let exchange = UpstreamExchange(request: bytes, method: request.head.method, timeoutCoversBody: false, responder: call)
         call.exchange = exchange

@@ -28,6 +28,9 @@ public enum ActionName {
     }
 
     private static func validate(_ text: String, wildcards: Bool) -> Problem? {
+        // The common case, a valid ASCII name, is checked on its bytes; any doubt takes the
+        // character path below, which names the problem.
+        if text.utf8.withContiguousStorageIfAvailable({ isValidASCII($0, wildcards: wildcards) }) == true { return nil }
         guard let colon = text.firstIndex(of: ":") else { return .missingColon }
         let service = text[..<colon]
         let api = text[text.index(after: colon)...]
@@ -47,6 +50,27 @@ public enum ActionName {
             }
         }
         return segmentLength > 0 ? nil : .emptySegment
+    }
+
+    private static func isValidASCII(_ bytes: UnsafeBufferPointer<UInt8>, wildcards: Bool) -> Bool {
+        @inline(__always) func word(_ b: UInt8) -> Bool {
+            (b >= 48 && b <= 57) || (b >= 65 && b <= 90) || (b >= 97 && b <= 122) || b == UInt8(ascii: "_") || b == UInt8(ascii: "-")
+                || (wildcards && (b == UInt8(ascii: "*") || b == UInt8(ascii: "?")))
+        }
+        guard let colon = bytes.firstIndex(of: UInt8(ascii: ":")), colon > 0 else { return false }
+        for b in bytes[..<colon] where !word(b) { return false }
+        var segment = 0
+        for b in bytes[(colon + 1)...] {
+            if b == UInt8(ascii: ".") || b == UInt8(ascii: "/") {
+                guard segment > 0 else { return false }
+                segment = 0
+            } else if word(b) {
+                segment += 1
+            } else {
+                return false
+            }
+        }
+        return segment > 0
     }
 
     private static func isWordCharacter(_ c: Character) -> Bool {

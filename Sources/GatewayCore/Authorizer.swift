@@ -113,8 +113,17 @@ public enum Authorizer {
 
     /// A pattern matches an action; actions of the reserved service need the service spelled out.
     public static func matches(_ pattern: String, _ action: String) -> Bool {
-        if action.lowercased().hasPrefix(reservedService + ":"), !pattern.lowercased().hasPrefix(reservedService + ":") { return false }
+        if namesReservedService(action), !namesReservedService(pattern) { return false }
         return Wildcard(pattern).matches(action)
+    }
+
+    /// `admin:` at the start, ASCII letters in any case (no lowercased copy per match).
+    private static func namesReservedService(_ text: String) -> Bool {
+        var it = text.utf8.makeIterator()
+        for expected in "admin:".utf8 {
+            guard let b = it.next(), (b >= 65 && b <= 90 ? b | 0x20 : b) == expected else { return false }
+        }
+        return true
     }
 
     /// `["*"]` reaches every property; otherwise an exact (case-sensitive) member.

@@ -9,7 +9,7 @@ public struct KeyDigest: Hashable, Sendable, CustomStringConvertible {
     public init(of secret: APIKeySecret) {
         var out = [UInt8](repeating: 0, count: 32)
         let input = Array(secret.text.utf8)
-        _ = input.withUnsafeBufferPointer { i in out.withUnsafeMutableBufferPointer { o in SHA256(i.baseAddress, i.count, o.baseAddress) } }
+        _ = input.withUnsafeBufferPointer { i in out.withUnsafeMutableBufferPointer { o in doorman_sha256(i.baseAddress, i.count, o.baseAddress) } }
         bytes = out
     }
 

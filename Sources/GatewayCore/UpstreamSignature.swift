@@ -65,6 +65,19 @@ public struct UpstreamSignature: Equatable, Sendable {
         Self.version + "=" + Self.hex(Self.hmac(Array(canonical(bodyDigest: Self.hex(Self.sha256(body))).utf8), secret: secret))
     }
 
+    /// The same, under a key whose HMAC schedule is prepared once (the gateway's side, per call).
+    public func sign(body: [UInt8], key: UpstreamSigningKey) -> String {
+        var text: [UInt8] = []
+        text.reserveCapacity(256)
+        for (i, part) in [Self.version, method, target, String(timestamp), requestID, user, self.key, scopes, properties, property].enumerated() {
+            if i > 0 { text.append(0x0a) }
+            text += part.utf8
+        }
+        text.append(0x0a)
+        text += Self.hex(Self.sha256(body)).utf8
+        return Self.version + "=" + Self.hex(key.mac(text))
+    }
+
     /// Checks a received signature: right HMAC (constant-time compare) and a timestamp within `maxSkew` of `now`.
     /// Replays are the caller's to catch (remember request ids for `maxSkew` seconds).
     public func verify(_ header: String, body: [UInt8], secret: [UInt8], now: Int) -> Bool {
@@ -79,7 +92,7 @@ public struct UpstreamSignature: Equatable, Sendable {
 
     public static func sha256(_ bytes: [UInt8]) -> [UInt8] {
         var out = [UInt8](repeating: 0, count: 32)
-        _ = bytes.withUnsafeBufferPointer { i in out.withUnsafeMutableBufferPointer { o in SHA256(i.baseAddress, i.count, o.baseAddress) } }
+        _ = bytes.withUnsafeBufferPointer { i in out.withUnsafeMutableBufferPointer { o in doorman_sha256(i.baseAddress, i.count, o.baseAddress) } }
         return out
     }
 
@@ -124,5 +137,26 @@ public struct UpstreamSignature: Equatable, Sendable {
             out += "\""
         }
         return out + "]"
+    }
+}
+
+/// An upstream's HMAC-SHA-256 key with its schedule computed once; each message copies it.
+/// Shared by every loop: copying only reads it.
+public final class UpstreamSigningKey: @unchecked Sendable {
+    private let context: OpaquePointer
+
+    public init?(secret: [UInt8]) {
+        guard let made = secret.withUnsafeBytes({ doorman_hmac_sha256_new($0.baseAddress, $0.count) }) else { return nil }
+        context = made
+    }
+
+    deinit { EVP_MAC_CTX_free(context) }
+
+    /// HMAC-SHA-256 of `data`.
+    public func mac(_ data: [UInt8]) -> [UInt8] {
+        var out = [UInt8](repeating: 0, count: 32)
+        let ok = data.withUnsafeBytes { d in out.withUnsafeMutableBytes { o in doorman_hmac_sha256(context, d.baseAddress, d.count, o.baseAddress) } }
+        precondition(ok == 1, "HMAC-SHA-256 failed")
+        return out
     }
 }

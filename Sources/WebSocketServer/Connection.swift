@@ -47,6 +47,8 @@ public final class Connection: IOHandler {
     /// Bytes that arrived after a request whose reply is pending (pipelining).
     private var pendingInput: [UInt8] = []
     private var readingPaused = false
+    /// True while the application's `respond` runs (a reply sent from inside it is synchronous).
+    private var inRespond = false
     private var messageIsText = false
     private var session: (any WebSocketSession)?
     private var closeCode: CloseCode?
@@ -327,6 +329,11 @@ public final class Connection: IOHandler {
                 }
             case .awaitingReply:
                 pendingInput.append(contentsOf: cursor.rest)
+                if !readingPaused, pendingInput.count > Self.maxPendingInput {
+                    // Read nothing more until the reply (EPOLLHUP/ERR still arrive).
+                    readingPaused = true
+                    updateInterest()
+                }
                 return
             case .open, .closing:
                 parseFrames(&cursor)
@@ -393,12 +400,11 @@ public final class Connection: IOHandler {
         requestMinorVersion = request.head.minorVersion
         state = .awaitingReply(keepAlive: request.head.keepAlive && !context.draining, headOnly: request.head.method == "HEAD")
         context.awaitingReply[id] = self
+        inRespond = true
         context.shared.application.respond(to: request, on: self, reply: HTTPReply(context: context, connectionID: id))
-        if case .awaitingReply = state, !readingPaused {
-            // The reply comes later: read nothing more until then (EPOLLHUP/ERR still arrive).
-            readingPaused = true
-            updateInterest()
-        }
+        inRespond = false
+        // A reply that comes later does not stop reading at once (two epoll_ctl calls per proxied
+        // call): what a client pipelines meanwhile is held, and reading pauses only past a bound.
     }
 
     /// The application's answer to the pending request (on the loop thread).
@@ -409,6 +415,19 @@ public final class Connection: IOHandler {
     }
 
     // MARK: - Streamed replies (loop thread; for a proxied body that must not be buffered whole)
+
+    /// Input held while a reply is pending, before reading pauses.
+    static let maxPendingInput = 64 * 1024
+
+    /// Holds writes in the queue (several pieces of a streamed reply go out in one send).
+    public func holdWrites() { corked = true }
+
+    /// Sends what was held.
+    public func releaseWrites() {
+        guard corked else { return }
+        corked = false
+        flush()
+    }
 
     /// A request is with the application (its reply pending or streaming).
     public var isAwaitingReply: Bool { if case .awaitingReply = state { return true } else { return false } }
@@ -466,9 +485,11 @@ public final class Connection: IOHandler {
         } else {
             finish()
         }
-        guard readingPaused else { return }   // answered synchronously, inside `process`
-        readingPaused = false
-        updateInterest()
+        guard !inRespond else { return }   // answered synchronously, inside `process`: it goes on with the input
+        if readingPaused {
+            readingPaused = false
+            updateInterest()
+        }
         if !pendingInput.isEmpty {
             var input: [UInt8] = []
             swap(&input, &pendingInput)

@@ -51,4 +51,7 @@ int doorman_set_thread_name(pthread_t thread, const char *name);
 /// Number of CPUs this process may run on.
 int doorman_cpu_count(void);
 
+/// Fills `buf` from the kernel's CSPRNG (getrandom(2), retried on EINTR). Returns 0, or -1.
+int doorman_random_fill(void *buf, size_t len);
+
 #endif

@@ -12,6 +12,8 @@ final class CallService: Sendable {
     let upstreams: [String: UpstreamService]
     let policy: CallPolicy
     let breakers: [String: CircuitBreaker]
+    /// Each upstream's HMAC key, its schedule prepared once.
+    let signingKeys: [String: UpstreamSigningKey]
     let logger: Logger
     let loops: Int
 
@@ -20,6 +22,8 @@ final class CallService: Sendable {
         self.policy = policy
         self.loops = loops
         self.logger = logger
+        signingKeys = Dictionary(upstreams.compactMap { u in UpstreamSigningKey(secret: u.secret).map { (u.name, $0) } },
+                                 uniquingKeysWith: { _, last in last })
         breakers = Dictionary(upstreams.map { ($0.name, CircuitBreaker(threshold: policy.circuitFailures, cooldownSeconds: policy.circuitCooldown)) },
                               uniquingKeysWith: { _, last in last })
     }
@@ -44,24 +48,25 @@ final class CallService: Sendable {
     /// The request bytes for a call: method and target on the upstream, Host, the caller's
     /// headers to pass on (already stripped of hop-by-hop and key headers), the identity headers
     /// and their signature, and the body.
-    static func request(to service: UpstreamService, method: String, api: String, query: Substring?, headers: [HTTPHeader],
-                        body: [UInt8], caller: Caller, now: Date = Date()) -> [UInt8] {
+    /// - Parameter headers: from a parsed request or our own (no CR, LF or NUL: the parser refuses them).
+    func request(to service: UpstreamService, method: String, api: String, query: Substring?, headers: [HTTPHeader],
+                 body: [UInt8], caller: Caller, requestID: String, now: Date = Date()) -> [UInt8] {
         var target = service.basePath + "/" + api
         if let query, !query.isEmpty { target += "?" + query }
         let signature = UpstreamSignature(method: method, target: target, timestamp: Int(now.timeIntervalSince1970),
-                                          requestID: makeRequestID(), user: caller.userID, key: caller.keyID,
+                                          requestID: requestID, user: caller.userID, key: caller.keyID,
                                           scopes: caller.scopes, properties: caller.properties, property: caller.property)
         var out: [UInt8] = []
         out.reserveCapacity(512 + body.count)
         out += "\(method) \(target) HTTP/1.1\r\nHost: \(service.hostHeader)\r\n".utf8
-        for header in headers where header.isSafeToForward {
+        for header in headers {
             out += header.name.utf8; out += ": ".utf8; out += header.value.utf8; out += "\r\n".utf8
         }
         let identity: [(String, String)] = [
             ("X-Doorman-User", signature.user), ("X-Doorman-Key", signature.key), ("X-Doorman-Scopes", signature.scopes),
             ("X-Doorman-Properties", signature.properties), ("X-Doorman-Property", signature.property),
             ("X-Doorman-Timestamp", String(signature.timestamp)), ("X-Doorman-Request-Id", signature.requestID),
-            ("X-Doorman-Signature", signature.sign(body: body, secret: service.secret)),
+            ("X-Doorman-Signature", signingKeys[service.name].map { signature.sign(body: body, key: $0) } ?? signature.sign(body: body, secret: service.secret)),
         ]
         for (name, value) in identity where HTTPHeader(name, value).isSafeToForward {
             out += name.utf8; out += ": ".utf8; out += value.utf8; out += "\r\n".utf8
@@ -74,12 +79,6 @@ final class CallService: Sendable {
         return out
     }
 
-    /// 128 random bits as hex: unique per call, so an upstream can refuse a replay.
-    static func makeRequestID() -> String {
-        var g = SystemRandomNumberGenerator()
-        let (a, b) = (g.next(), g.next())   // two getrandom(2) calls, not one per byte
-        return UpstreamSignature.hex(withUnsafeBytes(of: (a, b)) { Array($0) })
-    }
 }
 
 extension HTTPHeader {
@@ -99,9 +98,20 @@ extension HTTPHeader {
     }
 
     /// Whether a header from a client (or an upstream's answer) may be passed along, given the
-    /// names its `Connection` header lists.
+    /// names its `Connection` header lists. Names are lowercase, as the parsers give them.
     func isEndToEnd(extraHopByHop: Set<String>) -> Bool {
-        let lower = name.lowercased()
-        return !Self.notForwarded.contains(lower) && !extraHopByHop.contains(lower) && !lower.hasPrefix("x-doorman-")
+        !Self.notForwarded.contains(name) && (extraHopByHop.isEmpty || !extraHopByHop.contains(name)) && !name.hasPrefix("x-doorman-")
+    }
+
+    /// The header names a `Connection` header lists as hop-by-hop, beyond the usual ones.
+    static func namedHopByHop(_ values: [String]) -> Set<String> {
+        var names: Set<String> = []
+        for value in values {
+            for token in value.split(separator: ",") {
+                let name = token.trimmingOWS.lowercased()
+                if name != "close" && name != "keep-alive" && !name.isEmpty { names.insert(name) }
+            }
+        }
+        return names
     }
 }

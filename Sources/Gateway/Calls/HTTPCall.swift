@@ -29,10 +29,11 @@ final class HTTPCall: UpstreamResponder {
         metrics.call("answered")
         metrics.callDuration.observe(Double(monotonicNanoseconds() &- started) / 1e9)
         // End-to-end headers only (RFC 9110 §7.6.1): not hop-by-hop, nor those the upstream's Connection names.
-        let named = Set(head.values("connection").flatMap { $0.split(separator: ",").map { $0.trimmingOWS.lowercased() } })
+        let named = HTTPHeader.namedHopByHop(head.values("connection"))
         var headers = head.headers.filter { $0.isEndToEnd(extraHopByHop: named) && $0.name != "set-cookie" }
         headers.append(HTTPHeader("Via", "1.1 doorman"))
         begun = true
+        connection.holdWrites()   // the head goes out with the first piece of body
         guard connection.beginReply(HTTPResponse(status: head.status, headers: headers), contentLength: contentLength) else {
             exchange?.cancel()
             return
@@ -51,6 +52,11 @@ final class HTTPCall: UpstreamResponder {
     func upstreamEnd() {
         exchange = nil
         connection?.endReply()
+        connection?.releaseWrites()
+    }
+
+    func upstreamReadDone() {
+        connection?.releaseWrites()
     }
 
     func upstreamFailed(_ failure: UpstreamFailure) {

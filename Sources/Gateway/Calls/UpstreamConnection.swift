@@ -18,6 +18,7 @@ final class UpstreamConnection: IOHandler {
     private var out: [UInt8] = []
     private var outStart = 0
     private var watchingWrite = true
+    private var registeredEvents = EventLoop.writable | EventLoop.hangup
     private var head: [UInt8] = []
     private var framing: HTTPResponse.BodyFraming?
     private var remaining = 0
@@ -122,6 +123,8 @@ final class UpstreamConnection: IOHandler {
         guard state != .closed else { return }
         let paused = exchange?.isPaused ?? false
         let events = (paused ? 0 : EventLoop.readable | EventLoop.hangup) | (watchingWrite ? EventLoop.writable : 0)
+        guard events != registeredEvents else { return }
+        registeredEvents = events
         pool.loop.modify(fd, generation: generation, events: events)
     }
 
@@ -138,7 +141,10 @@ final class UpstreamConnection: IOHandler {
             case .processed(0): return endOfStream()
             case .processed(let n):
                 receivedAny = true
+                let responder = exchange.responder
                 consume(UnsafeRawBufferPointer(rebasing: buffer[..<n]))
+                responder?.upstreamReadDone()
+                if n < buffer.count { return }   // a short read: nothing more is waiting
             }
         }
     }

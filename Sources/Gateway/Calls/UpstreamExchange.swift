@@ -47,6 +47,12 @@ protocol UpstreamResponder: AnyObject {
     func upstreamBody(_ bytes: UnsafeRawBufferPointer)
     func upstreamEnd()
     func upstreamFailed(_ failure: UpstreamFailure)
+    /// One read's worth of callbacks is over (a streamed reply can go out in one send).
+    func upstreamReadDone()
+}
+
+extension UpstreamResponder {
+    func upstreamReadDone() {}
 }
 
 /// One request to an upstream and the way back to whoever asked. Loop-thread only.

@@ -64,9 +64,12 @@ final class UpstreamPool {
 
     private func takeIdle() -> UpstreamConnection? {
         let oldest = loop.now &- UInt64(policy.idleTimeout * 1e9)
+        let recent = loop.now &- 1_000_000_000
         while let connection = idle.popLast() {
             // The upstream may have closed it meanwhile, or it sat too long: never send on it.
-            if connection.idleSince < oldest || Socket.idleIsUnusable(connection.fd) {
+            // (Its close would wake the loop and drop it; the peek covers a close racing this
+            // call, and only for connections idle over a second: upstreams do not time out sooner.)
+            if connection.idleSince < oldest || (connection.idleSince < recent && Socket.idleIsUnusable(connection.fd)) {
                 connection.close()
                 continue
             }

@@ -171,6 +171,10 @@ final class GatewaySession: WebSocketSession {
             return reply(SessionMessage.error(id, "invalid_request", "call is required: \"<service>:<api_name>\""))
         }
         let property = object["property"] as? String
+        if let property, property.isEmpty || property.unicodeScalars.contains(where: { $0.value < 0x21 || $0.value == 0x7f }) || property.utf8.count > 800 {
+            metrics.call("invalid_request")
+            return reply(SessionMessage.error(id, "invalid_request", "a property is 1 to 200 characters without spaces or control characters"))
+        }
         if ActionName.validateAction(action) != nil {
             metrics.call("invalid_request")
             return reply(SessionMessage.error(id, "invalid_request", "a call is <service>:<api_name>: letters, digits, _ and -, api segments separated by . or /"))
@@ -201,9 +205,9 @@ final class GatewaySession: WebSocketSession {
         if let value = object["body"] { body = SessionMessage.encodeAny(value) }
         let rights = rights()
         let caller = CallService.Caller(userID: userID, keyID: keyID, scopes: rights.scopes, properties: rights.properties, property: property)
-        let request = CallService.request(to: upstream, method: "POST", api: String(action[action.index(after: colon)...]), query: nil,
+        let request = calls.request(to: upstream, method: "POST", api: String(action[action.index(after: colon)...]), query: nil,
                                           headers: [HTTPHeader("Content-Type", "application/json"), HTTPHeader("Accept", "application/json")],
-                                          body: body, caller: caller)
+                                          body: body, caller: caller, requestID: hub.makeRequestID())
         let pending = SessionCall(id: id, session: self, maxBytes: services.server.frames.maxMessageBytes - 256)
         let exchange = UpstreamExchange(request: request, method: "POST", timeoutCoversBody: true, responder: pending)
         pending.exchange = exchange

@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
+import CLinux
 import Foundation
 import Logging
 import GatewayCore
@@ -22,9 +23,25 @@ final class SessionHub: @unchecked Sendable {
     private var welcomeRests: [String: (generation: UInt64, bytes: [UInt8])] = [:]
     /// Connections to each upstream service from this loop, made on first call.
     var upstreamPools: [String: UpstreamPool] = [:]
+    /// Kernel randomness fetched 4 KiB at a time (one getrandom(2) per 256 calls, not per call).
+    private var random: [UInt8] = []
+    private var randomUsed = 0
 
     init(loop: EventLoop) {
         self.loop = loop
+    }
+
+    /// 128 random bits as hex: a call's request id, unique, so an upstream can refuse a replay.
+    func makeRequestID() -> String {
+        if randomUsed + 16 > random.count {
+            random = [UInt8](repeating: 0, count: 4096)
+            guard random.withUnsafeMutableBytes({ doorman_random_fill($0.baseAddress, $0.count) }) == 0 else {
+                fatalError("getrandom(2) failed: no kernel randomness for request ids")
+            }
+            randomUsed = 0
+        }
+        defer { randomUsed += 16 }
+        return UpstreamSignature.hex(Array(random[randomUsed..<randomUsed + 16]))
     }
 
     func add(_ session: GatewaySession) {
