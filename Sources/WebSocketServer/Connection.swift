@@ -47,6 +47,8 @@ public final class Connection: IOHandler {
     /// Bytes that arrived after a request whose reply is pending (pipelining).
     private var pendingInput: [UInt8] = []
     private var readingPaused = false
+    /// The peer half-closed while its request was with the application: no keep-alive after the reply.
+    private var peerDoneSending = false
     /// True while the application's `respond` runs (a reply sent from inside it is synchronous).
     private var inRespond = false
     private var messageIsText = false
@@ -267,6 +269,15 @@ public final class Connection: IOHandler {
                 return
             }
             if n == 0 {
+                if case .awaitingReply = state {
+                    // The peer sent its request and half-closed: it still reads. Answer, then close.
+                    peerDoneSending = true
+                    if !readingPaused {
+                        readingPaused = true
+                        updateInterest()
+                    }
+                    return
+                }
                 // End of stream: the peer is gone (or done, in `finishing`).
                 closeNow()
                 return
@@ -410,7 +421,7 @@ public final class Connection: IOHandler {
     /// The application's answer to the pending request (on the loop thread).
     func deliverReply(_ response: HTTPResponse) {
         guard case .awaitingReply(let keepAlive, let headOnly) = state, streaming == nil else { return }
-        response.encode(into: &out, keepAlive: keepAlive, headOnly: headOnly)
+        response.encode(into: &out, keepAlive: keepAlive && !peerDoneSending, headOnly: headOnly)
         replyDone(keepAlive: keepAlive)
     }
 
@@ -444,7 +455,7 @@ public final class Connection: IOHandler {
         if framing == .untilClose { state = .awaitingReply(keepAlive: false, headOnly: headOnly) }
         streaming = framing
         var bytes: [UInt8] = []
-        head.encodeHead(into: &bytes, keepAlive: keepAlive && framing != .untilClose, framing: framing)
+        head.encodeHead(into: &bytes, keepAlive: keepAlive && !peerDoneSending && framing != .untilClose, framing: framing)
         writeOrQueue(bytes)
         return state != .closed
     }
@@ -479,7 +490,7 @@ public final class Connection: IOHandler {
     private func replyDone(keepAlive: Bool) {
         onReplyDrained = nil
         onReplyAbandoned = nil
-        if keepAlive {
+        if keepAlive && !peerDoneSending {
             state = .head
             deadline = context.loop.now + context.shared.handshakeTimeout
         } else {

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 import Foundation
+import Glibc
 @testable import Gateway
 import GatewayCore
 import Logging
@@ -46,6 +47,19 @@ import WireCodec
             let json = response.body.isEmpty ? nil : try? JSONSerialization.jsonObject(with: Data(response.body.utf8))
             return (status, json)
         }
+    }
+
+    /// A client that half-closes after its request (`nc -N`, some scripts) still gets the answer
+    /// of a route answered later, off the loop; then the connection closes.
+    @Test func aHalfClosedClientStillGetsALaterReply() throws {
+        let gw = try TestGateway()
+        let client = try TestClient(port: gw.port)
+        client.send(Array("GET /v1/users HTTP/1.1\r\nHost: x\r\nX-API-Key: \(gw.adminKey)\r\n\r\n".utf8))
+        shutdown(client.fd, Int32(SHUT_WR))
+        let response = try #require(client.readResponse())
+        #expect(response.head.hasPrefix("HTTP/1.1 200"))
+        #expect(response.head.lowercased().contains("connection: close"))
+        #expect(client.awaitsEndOfStream())
     }
 
     @Test func runsAKeysWholeLifecycle() throws {
