@@ -205,6 +205,28 @@ import WireCodec
         #expect(bad == 400 && (problem as? [String: Any])?["field"] as? String == "limits.callsPerSecond")
     }
 
+    @Test func aKeysOwnLimitsCoverHandshakesAndMessagesToo() throws {
+        let gw = try gateway(nil)
+        let (_, secret) = try sessions.makeKey(gw, permissions: ["channel:*"], key: ["limits": [
+            "handshakesPerSecond": 0.001, "handshakeBurst": 2, "messagesPerSecond": 0.001, "messageBurst": 2,
+        ]])
+        let (client, _) = try sessions.connect(gw, secret: secret)
+        _ = try sessions.connect(gw, secret: secret)
+        // The third handshake of this key within its burst is refused; another key is not affected.
+        let third = try TestClient(port: gw.port)
+        let head = try #require(third.upgrade(path: "/ws", headers: ["X-API-Key: \(secret)"]))
+        #expect(head.hasPrefix("HTTP/1.1 429") && head.lowercased().contains("retry-after"), "\(head)")
+        let (_, other) = try sessions.makeKey(gw, permissions: ["channel:*"])
+        _ = try sessions.connect(gw, secret: other)
+        // Messages: two, then rate_limited.
+        for id in 1...2 {
+            try sessions.send(client, ["id": id, "type": "ping"])
+            #expect(sessions.json(client.readFrame())?["type"] as? String == "result")
+        }
+        try sessions.send(client, ["id": 3, "type": "ping"])
+        #expect(sessions.json(client.readFrame())?["error"] as? String == "rate_limited")
+    }
+
     // MARK: - Plain HTTP
 
     @Test func httpCallsCarryTheSameChecksAndStripHopByHopHeaders() throws {
