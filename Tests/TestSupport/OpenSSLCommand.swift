@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-public import Foundation
+import Foundation
 
 /// The `openssl` command, for test certificates (shared by the test targets that need them).
 public enum OpenSSLCommand {
