@@ -46,7 +46,10 @@ class World:
         self.gateway = None
         self.upstream = subprocess.Popen([sys.executable, os.path.join(ROOT, "examples/upstream.py"), str(self.upstream_port)],
                                          env={**os.environ, "DOORMAN_UPSTREAM_SECRET": SECRET},
-                                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                                         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        # Ready only once the upstream listens (it prints a line when it does).
+        if "upstream listening" not in self.upstream.stdout.readline().decode():
+            raise SystemExit("the reference upstream did not start")
         self.start_gateway()
         user = self.admin("POST", "/v1/users", {"name": "scenario devices", "permissions": ["pms:*", "channel:*"], "properties": [PROPERTY]})["id"]
         issued = self.admin("POST", "/v1/keys", {"name": "scenario device", "userID": user, "limits": LIMITS})
