@@ -10,9 +10,10 @@ let strict: [SwiftSetting] = [
 
 let package = Package(
     name: "Doorman",
-    platforms: [.macOS(.v15)],
+    platforms: [.macOS(.v15), .iOS(.v16)],
     products: [
         .executable(name: "doorman", targets: ["DoormanCLI"]),
+        .library(name: "DoormanClient", targets: ["DoormanClient"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -61,10 +62,13 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict),
+        // The Swift client library for apps (Linux and Apple platforms): WireCodec over POSIX sockets.
+        .target(name: "DoormanClient", dependencies: ["WireCodec"], swiftSettings: strict),
         // Helpers shared by test targets (the openssl command for test certificates).
         .target(name: "TestSupport", path: "Tests/TestSupport", swiftSettings: strict),
         .testTarget(name: "WireCodecTests", dependencies: ["WireCodec"], swiftSettings: strict),
         .testTarget(name: "WireDeflateTests", dependencies: ["WireDeflate", "WireCodec"], swiftSettings: strict),
+        .testTarget(name: "DoormanClientTests", dependencies: ["DoormanClient"], swiftSettings: strict),
         .testTarget(name: "GatewayCoreTests", dependencies: ["GatewayCore"], swiftSettings: strict),
         .testTarget(name: "GatewayStoreTests", dependencies: ["GatewayStore", "GatewayCore"], swiftSettings: strict),
         .testTarget(name: "TransportTests", dependencies: ["Transport", "CLinux", "COpenSSL", "TestSupport"], swiftSettings: strict),
