@@ -112,6 +112,25 @@ else
   step "swift upstream snippet" fail
 fi
 
+# 5c. The client libraries against the release binary, through clients/scenario/harness.py (the
+#     Swift client's tests ran in step 1 against the debug binary).
+if command -v node >/dev/null; then
+  if DOORMAN_BIN="$BIN" node --experimental-websocket --test --test-timeout=120000 clients/javascript/test/ 2>&1 | tee /tmp/doorman-js-client.log | tail -8 \
+     && grep -qE '^# fail 0' /tmp/doorman-js-client.log && grep -qE '^# pass [1-9]' /tmp/doorman-js-client.log; then
+    step "javascript client (node)" pass
+  else
+    step "javascript client (node)" fail
+  fi
+else
+  missing_tool "javascript client (node)" "node (20) is not installed"
+fi
+if DOORMAN_BIN="$BIN" bash clients/python/run-tests.sh 2>&1 | tee /tmp/doorman-py-client.log | tail -3 \
+   && grep -qE '^[0-9]+ passed' /tmp/doorman-py-client.log && ! grep -qE '[0-9]+ (failed|error)' /tmp/doorman-py-client.log; then
+  step "python client" pass
+else
+  step "python client" fail
+fi
+
 # A throw-away self-signed certificate for the TLS listener (openssl CLI).
 TLS_DIR=$(mktemp -d)
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 90 -subj /CN=127.0.0.1 \
@@ -182,6 +201,13 @@ if bash "$TOOLS/browser/setup.sh" >/tmp/doorman-browser-setup.log 2>&1; then
     step "chromium wss + permessage-deflate" pass
   else
     step "chromium wss + permessage-deflate" fail
+  fi
+  # The JavaScript client in Chromium: a dashboard page subscribes, receives, and shows why it stopped.
+  if DOORMAN_BIN="$BIN" "$CACHE/venv-browser/bin/python" clients/javascript/test/browser_test.py 2>&1 | tee /tmp/doorman-js-browser.log | tail -3 \
+     && grep -qE '^js-browser: [1-9][0-9]* passed, 0 failed' /tmp/doorman-js-browser.log; then
+    step "javascript client (chromium)" pass
+  else
+    step "javascript client (chromium)" fail
   fi
   # The admin page: sign in, keys, users, groups, audit, explain, rotate, kick; a key created on the
   # page opens a WebSocket, is revoked from the page, and the session ends with the reason (4001).

@@ -163,6 +163,9 @@ def main():
                 return self.reply(500, {"error": str(e)})
             self.reply(404, {"error": "not_found"})
 
+    # SIGTERM/SIGINT end the harness like POST /stop: its gateway and upstream go with it.
+    signal.signal(signal.SIGTERM, lambda *_: done.set())
+    signal.signal(signal.SIGINT, lambda *_: done.set())
     control = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     threading.Thread(target=control.serve_forever, daemon=True).start()
     print(f"harness ready http://127.0.0.1:{control.server_address[1]}", flush=True)
