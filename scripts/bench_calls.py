@@ -124,13 +124,14 @@ def measured(fn, pids):
 
 async def paced(kind, key, upstream_port, rate):
     """Calls at a fixed total rate over WS_CONNS connections for DUR seconds (an open loop: a slow
-    answer does not slow the next call); returns round-trip times in ms. kind: direct | http | ws."""
+    answer does not slow the next call); returns round-trip times in ms. kind: direct | http | ws |
+    ping (a session's ping: the same client and server path as a WebSocket call, minus the upstream)."""
     import websockets
     rtts = []
     per_conn = rate / WS_CONNS
     async def one(index):
         start = time.monotonic() + index / rate
-        if kind == "ws":
+        if kind in ("ws", "ping"):
             ws = await websockets.connect(f"ws://127.0.0.1:{GW_PORT}/ws", additional_headers={"X-API-Key": key}, compression=None)
             await ws.recv()
             pending = {}
@@ -154,9 +155,10 @@ async def paced(kind, key, upstream_port, rate):
                 break
             await asyncio.sleep(max(0, due - time.monotonic()))
             n += 1
-            if kind == "ws":
+            if kind in ("ws", "ping"):
                 pending[n] = time.perf_counter()
-                await ws.send(json.dumps({"type": "call", "id": n, "call": "pms:checkIn", "body": {"room": 101}}))
+                message = {"type": "call", "id": n, "call": "pms:checkIn", "body": {"room": 101}} if kind == "ws" else {"type": "ping", "id": n}
+                await ws.send(json.dumps(message))
             else:
                 async def exchange():
                     async with lock:   # HTTP/1.1 keep-alive: one at a time per connection
@@ -169,7 +171,7 @@ async def paced(kind, key, upstream_port, rate):
                         rtts.append((time.perf_counter() - t) * 1000)
                 asyncio.create_task(exchange())
         await asyncio.sleep(1)
-        if kind == "ws":
+        if kind in ("ws", "ping"):
             task.cancel()
             await ws.close()
         else:
@@ -189,11 +191,11 @@ def main():
     try:
         up = start_nginx()
         gw, key = start_doorman(NGINX_PORT)
-        runs = {"direct": [], "gateway": [], "lat_direct": [], "lat_http": [], "lat_ws": []}
+        runs = {"direct": [], "gateway": [], "lat_direct": [], "lat_http": [], "lat_ws": [], "lat_ping": []}
         for _ in range(REPS):
             runs["direct"].append(measured(lambda: wrk(f"http://127.0.0.1:{NGINX_PORT}/checkIn"), [up.pid]))
             runs["gateway"].append(measured(lambda: wrk(f"http://127.0.0.1:{GW_PORT}/pms/checkIn", key), [up.pid, gw.pid]))
-            for kind in ("direct", "http", "ws"):
+            for kind in ("direct", "http", "ws", "ping"):
                 runs["lat_" + kind].append(asyncio.run(paced(kind, key, NGINX_PORT, RATE)))
         rows.append(("nginx", up.pid, gw.pid, runs))
     finally:
@@ -213,7 +215,7 @@ def main():
         client_gw = med([r["client_cpu"] / r["requests"] * 1e6 for r in g])
         total_direct = up_us_direct + client_direct
         total_gw = up_us_gw + gw_us + client_gw
-        lat = {k: [x for run in runs["lat_" + k] for x in run] for k in ("direct", "http", "ws")}
+        lat = {k: [x for run in runs["lat_" + k] for x in run] for k in ("direct", "http", "ws", "ping")}
         print(f"\nupstream: {name} (a fixed answer: the cheapest possible upstream, so the gateway's largest share)")
         print(f"{'figure':52s} {'direct':>10s} {'gateway':>10s} {'ratio':>7s}")
         print(f"{'HTTP round trips/s (wrk, saturating)':52s} {med([r['rps'] for r in d]):10.0f} {med([r['rps'] for r in g]):10.0f} {med([r['rps'] for r in g]) / med([r['rps'] for r in d]):6.2f}x")
@@ -226,6 +228,7 @@ def main():
         for label, key_ in (("HTTP through doorman", "http"), ("WebSocket call through doorman", "ws")):
             print(f"  {label:50s} p50 {pct(lat['direct'], 50):.3f} -> {pct(lat[key_], 50):.3f}   p99 {pct(lat['direct'], 99):.3f} -> {pct(lat[key_], 99):.3f}"
                   f"   added p99 {pct(lat[key_], 99) - pct(lat['direct'], 99):+.3f} ms (goal <= +1 ms)   [{len(lat[key_])} calls]")
+        print(f"  {'a session ping, no upstream (the Python client floor)':50s} p50 {pct(lat['ping'], 50):.3f}   p99 {pct(lat['ping'], 99):.3f}   [{len(lat['ping'])}]")
 
 
 if __name__ == "__main__":
