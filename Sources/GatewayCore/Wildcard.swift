@@ -26,56 +26,42 @@ public struct Wildcard: Hashable, Sendable, CustomStringConvertible {
         return matchScalars(text)
     }
 
-    /// The same glob match over ASCII bytes, letters folded.
+    /// ASCII bytes, letters folded.
     private static func matchASCII(_ p: UnsafeBufferPointer<UInt8>, _ t: UnsafeBufferPointer<UInt8>) -> Bool {
         @inline(__always) func fold(_ b: UInt8) -> UInt8 { b >= 65 && b <= 90 ? b | 0x20 : b }
-        var ti = 0, pi = 0
-        var star = -1, mark = 0
-        while ti < t.count {
-            if pi < p.count, p[pi] == UInt8(ascii: "*") {
-                star = pi
-                mark = ti
-                pi += 1
-            } else if pi < p.count, p[pi] == UInt8(ascii: "?") || fold(p[pi]) == fold(t[ti]) {
-                ti += 1
-                pi += 1
-            } else if star >= 0 {
-                pi = star + 1
-                mark += 1
-                ti = mark
-            } else {
-                return false
-            }
-        }
-        while pi < p.count, p[pi] == UInt8(ascii: "*") { pi += 1 }
-        return pi == p.count
+        return glob(p, t, star: UInt8(ascii: "*"), one: UInt8(ascii: "?")) { fold($0) == fold($1) }
     }
 
+    /// Unicode scalars, ASCII letters folded.
     private func matchScalars(_ text: String) -> Bool {
-        let t = text.unicodeScalars.map(Self.fold)
-        let p = pattern.unicodeScalars.map(Self.fold)
-        var ti = 0, pi = 0
-        var star = -1, mark = 0
-        // Greedy with one backtrack point: the classic linear-space glob match.
-        while ti < t.count {
-            // A pattern `*` is always a wildcard, even facing a literal `*` in the text.
-            if pi < p.count, p[pi] == "*" {
-                star = pi
+        Self.glob(pattern.unicodeScalars.map(Self.fold), text.unicodeScalars.map(Self.fold), star: "*", one: "?", same: ==)
+    }
+
+    /// Greedy with one backtrack point: the classic linear-space glob match. A pattern `*` is
+    /// always a wildcard, even facing a literal `*` in the text.
+    @inline(__always)
+    private static func glob<C: RandomAccessCollection>(_ p: C, _ t: C, star: C.Element, one: C.Element,
+                                                       same: (C.Element, C.Element) -> Bool) -> Bool where C.Index == Int, C.Element: Equatable {
+        var ti = t.startIndex, pi = p.startIndex
+        var starAt = -1, mark = 0
+        while ti < t.endIndex {
+            if pi < p.endIndex, p[pi] == star {
+                starAt = pi
                 mark = ti
                 pi += 1
-            } else if pi < p.count, p[pi] == "?" || p[pi] == t[ti] {
+            } else if pi < p.endIndex, p[pi] == one || same(p[pi], t[ti]) {
                 ti += 1
                 pi += 1
-            } else if star >= 0 {
-                pi = star + 1
+            } else if starAt >= 0 {
+                pi = starAt + 1
                 mark += 1
                 ti = mark
             } else {
                 return false
             }
         }
-        while pi < p.count, p[pi] == "*" { pi += 1 }
-        return pi == p.count
+        while pi < p.endIndex, p[pi] == star { pi += 1 }
+        return pi == p.endIndex
     }
 
     @inline(__always)

@@ -19,9 +19,23 @@ public enum HTTPHeadParser {
 
     /// Parses a complete head (`bytes` ends with the blank line).
     public static func parse(_ bytes: UnsafeRawBufferPointer, limits: HTTPHeadLimits = HTTPHeadLimits()) throws(HTTPHeadError) -> HTTPRequestHead {
+        guard case (.request(var head), let headers) = try parseLines(bytes, limits: limits, response: false) else { throw .malformedRequestLine }
+        head.headers = headers
+        return head
+    }
+
+    /// A head's first line, parsed as a request's or a response's.
+    enum StartLine {
+        case request(HTTPRequestHead)
+        case response(HTTPResponseHead)
+    }
+
+    /// Splits a complete head into lines: the start line (parsed first, so its error comes
+    /// first), then the headers, within `limits`.
+    static func parseLines(_ bytes: UnsafeRawBufferPointer, limits: HTTPHeadLimits, response: Bool) throws(HTTPHeadError) -> (StartLine, [HTTPHeader]) {
         guard bytes.count <= limits.maxHeaderBytes else { throw .headerTooLarge }
         var lineStart = 0
-        var head: HTTPRequestHead?
+        var start: StartLine?
         var headers: [HTTPHeader] = []
         var i = 0
         let n = bytes.count
@@ -29,22 +43,21 @@ public enum HTTPHeadParser {
             guard bytes[i] == 0x0d || bytes[i] == 0x0a else { i += 1; continue }
             // RFC 9112 §2.2: a bare CR or LF is not a line end here.
             guard bytes[i] == 0x0d, bytes[i + 1] == 0x0a else {
-                throw head == nil ? .malformedRequestLine : .malformedHeader
+                throw start == nil ? .malformedRequestLine : .malformedHeader
             }
             let line = UnsafeRawBufferPointer(rebasing: bytes[lineStart..<i])
             i += 2
             lineStart = i
-            if head == nil {
-                head = try parseRequestLine(line)
+            if start == nil {
+                start = response ? .response(try parseStatusLine(line)) : .request(try parseRequestLine(line))
             } else if line.isEmpty {
-                head!.headers = headers
-                return head!
+                return (start!, headers)
             } else {
                 guard headers.count < limits.maxHeaderCount else { throw .tooManyHeaders }
                 headers.append(try parseHeader(line))
             }
         }
-        throw head == nil ? .malformedRequestLine : .malformedHeader
+        throw start == nil ? .malformedRequestLine : .malformedHeader
     }
 
     private static func parseRequestLine(_ line: UnsafeRawBufferPointer) throws(HTTPHeadError) -> HTTPRequestHead {

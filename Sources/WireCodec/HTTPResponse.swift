@@ -22,6 +22,17 @@ public struct HTTPResponse: Equatable, Sendable {
     /// value can split the response (response splitting). Status 101 gets no Content-Length.
     /// - Parameter headOnly: answer to HEAD: the headers a GET would get, no body (RFC 9110 §9.3.2).
     public func encode(into out: inout [UInt8], keepAlive: Bool = true, headOnly: Bool = false) {
+        appendStatusAndHeaders(to: &out)
+        if status != 101 && status != 204 && status != 304 {
+            out.append(contentsOf: "Content-Length: \(body.count)\r\n".utf8)
+            if !keepAlive { out.append(contentsOf: "Connection: close\r\n".utf8) }
+        }
+        out.append(contentsOf: "\r\n".utf8)
+        if !headOnly { out.append(contentsOf: body) }
+    }
+
+    /// The status line and the safe headers.
+    private func appendStatusAndHeaders(to out: inout [UInt8]) {
         out.append(contentsOf: "HTTP/1.1 \(status) \(Self.reasonPhrase(status))\r\n".utf8)
         for header in headers where header.isSafe {
             out.append(contentsOf: header.name.utf8)
@@ -29,12 +40,6 @@ public struct HTTPResponse: Equatable, Sendable {
             out.append(contentsOf: header.value.utf8)
             out.append(contentsOf: "\r\n".utf8)
         }
-        if status != 101 && status != 204 && status != 304 {
-            out.append(contentsOf: "Content-Length: \(body.count)\r\n".utf8)
-            if !keepAlive { out.append(contentsOf: "Connection: close\r\n".utf8) }
-        }
-        out.append(contentsOf: "\r\n".utf8)
-        if !headOnly { out.append(contentsOf: body) }
     }
 
     /// How a streamed body is delimited on the wire.
@@ -48,13 +53,7 @@ public struct HTTPResponse: Equatable, Sendable {
     /// Appends the status line and headers only, for a body that follows in pieces. `headers`
     /// must not carry Content-Length or Transfer-Encoding: `framing` decides them.
     public func encodeHead(into out: inout [UInt8], keepAlive: Bool, framing: BodyFraming) {
-        out.append(contentsOf: "HTTP/1.1 \(status) \(Self.reasonPhrase(status))\r\n".utf8)
-        for header in headers where header.isSafe {
-            out.append(contentsOf: header.name.utf8)
-            out.append(contentsOf: ": ".utf8)
-            out.append(contentsOf: header.value.utf8)
-            out.append(contentsOf: "\r\n".utf8)
-        }
+        appendStatusAndHeaders(to: &out)
         switch framing {
         case .length(let n): out.append(contentsOf: "Content-Length: \(n)\r\n".utf8)
         case .chunked: out.append(contentsOf: "Transfer-Encoding: chunked\r\n".utf8)

@@ -47,32 +47,13 @@ public struct HTTPResponseHead: Equatable, Sendable {
 extension HTTPHeadParser {
     /// Parses a complete response head (`bytes` ends with the blank line).
     public static func parseResponse(_ bytes: UnsafeRawBufferPointer, limits: HTTPHeadLimits = HTTPHeadLimits()) throws(HTTPHeadError) -> HTTPResponseHead {
-        guard bytes.count <= limits.maxHeaderBytes else { throw .headerTooLarge }
-        var lineStart = 0
-        var head: HTTPResponseHead?
-        var headers: [HTTPHeader] = []
-        var i = 0
-        while i + 1 < bytes.count {
-            guard bytes[i] == 0x0d || bytes[i] == 0x0a else { i += 1; continue }
-            guard bytes[i] == 0x0d, bytes[i + 1] == 0x0a else { throw head == nil ? .malformedRequestLine : .malformedHeader }
-            let line = UnsafeRawBufferPointer(rebasing: bytes[lineStart..<i])
-            i += 2
-            lineStart = i
-            if head == nil {
-                head = try parseStatusLine(line)
-            } else if line.isEmpty {
-                head!.headers = headers
-                return head!
-            } else {
-                guard headers.count < limits.maxHeaderCount else { throw .tooManyHeaders }
-                headers.append(try parseHeader(line))
-            }
-        }
-        throw head == nil ? .malformedRequestLine : .malformedHeader
+        guard case (.response(var head), let headers) = try parseLines(bytes, limits: limits, response: true) else { throw .malformedRequestLine }
+        head.headers = headers
+        return head
     }
 
     /// `HTTP/1.x SP 3DIGIT SP reason-phrase` (the reason may be empty).
-    private static func parseStatusLine(_ line: UnsafeRawBufferPointer) throws(HTTPHeadError) -> HTTPResponseHead {
+    static func parseStatusLine(_ line: UnsafeRawBufferPointer) throws(HTTPHeadError) -> HTTPResponseHead {
         guard line.count >= 12, line.starts(with: Array("HTTP/1.".utf8)), line[8] == 0x20 else {
             if line.starts(with: Array("HTTP/".utf8)) { throw .unsupportedVersion }
             throw .malformedRequestLine
