@@ -266,6 +266,10 @@ import WireCodec
         usleep(300_000)
         let body = try #require(client.readChunkedBody())
         #expect(body.count == size)
+        // HEAD: the length a GET would have, and no body.
+        client.send(Array("HEAD /pms/checkIn HTTP/1.1\r\nHost: x\r\nX-API-Key: \(secret)\r\n\r\n".utf8))
+        let headOnly = try #require(client.readResponseHead())
+        #expect(headOnly.hasPrefix("HTTP/1.1 200") && !headOnly.lowercased().contains("content-length: 0\r\n"), "\(headOnly)")
         // Keep-alive: the same connection serves the next request.
         client.send(Array("GET /pms/status/204 HTTP/1.1\r\nHost: x\r\nX-API-Key: \(secret)\r\n\r\n".utf8))
         #expect(client.readResponseHead()?.hasPrefix("HTTP/1.1 204") == true)

@@ -148,12 +148,12 @@ final class ReferenceUpstream: @unchecked Sendable {
             "property": head.value("x-doorman-property") ?? "", "received": String(decoding: body, as: UTF8.self),
             "headers": head.headers.map(\.name),
         ]
-        write(fd, status: 200, body: Array((try? JSONSerialization.data(withJSONObject: identity)) ?? Data()))
+        write(fd, status: 200, body: Array((try? JSONSerialization.data(withJSONObject: identity)) ?? Data()), headOnly: head.method == "HEAD")
         return true
     }
 
-    private func write(_ fd: Int32, status: Int, body: [UInt8]) {
-        _ = send(fd, Array("HTTP/1.1 \(status) X\r\nContent-Type: application/json\r\nContent-Length: \(body.count)\r\n\r\n".utf8) + body)
+    private func write(_ fd: Int32, status: Int, body: [UInt8], headOnly: Bool = false) {
+        _ = send(fd, Array("HTTP/1.1 \(status) X\r\nContent-Type: application/json\r\nContent-Length: \(body.count)\r\n\r\n".utf8) + (headOnly ? [] : body))
     }
 
     private func send(_ fd: Int32, _ bytes: [UInt8]) -> Bool {

@@ -177,8 +177,13 @@ final class UpstreamConnection: IOHandler {
                 pool.answered(exchange, status: parsed.status)
                 var length: Int? = nil
                 if case .length(let n) = bodyFraming { length = n }
+                // A HEAD answer has no body but tells the length a GET would have: pass that on.
+                if exchange.method == "HEAD" { length = parsed.value("content-length").flatMap { Int($0[...].trimmingOWS) } ?? length }
                 exchange.responder?.upstreamHead(parsed, contentLength: length)
-                if case .length(0) = bodyFraming { return complete() }
+                if case .length(0) = bodyFraming {
+                    if i < input.count { keepAlive = false }   // bytes after a bodiless answer: out of step
+                    return complete()
+                }
                 continue
             }
             let rest = UnsafeRawBufferPointer(rebasing: input[i...])
