@@ -150,6 +150,7 @@ public final class GatewayApplication: ServerApplication {
                          body: JSONText.object([("error", .string(code)), ("message", .string(message))]).bytes)
         }
         guard request.head.method == "POST" else { return fail(405, "method_not_allowed", "use POST") }
+        guard sessions.networks.allows(connection.peerAddress) else { return fail(403, "address_not_allowed", "publishing is not allowed from this address") }
         let text: String
         switch PresentedKey.find(in: request.head) {
         case .failure: return fail(400, "conflicting_keys", "two different keys")
@@ -194,6 +195,11 @@ public final class GatewayApplication: ServerApplication {
                                     body: JSONText.object([("error", .string(code)), ("message", .string(message))] + extra).bytes))
         }
         let action = service.name + ":" + api
+        // The same network allowlist as sessions: a key taken out of the building does not call from outside.
+        guard sessions.networks.allows(connection.peerAddress) else { return fail(403, "forbidden", "calls are not allowed from this address", [("reason", .string("address_not_allowed"))]) }
+        guard !["TRACE", "CONNECT"].contains(request.head.method) else {
+            return fail(405, "invalid_request", "calls do not take \(request.head.method)", headers: [HTTPHeader("Allow", "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS")])
+        }
         guard ActionName.validateAction(action) == nil else {
             return fail(400, "invalid_request", "an api name is segments of letters, digits, _ and -, separated by . or /")
         }
@@ -203,6 +209,9 @@ public final class GatewayApplication: ServerApplication {
         case .success(let found): resolved = found
         }
         let property = request.head.value("x-doorman-property")
+        if let property, !CallService.isValidProperty(property) {
+            return fail(400, "invalid_request", "a property is 1 to 200 characters without spaces or control characters")
+        }
         let decision = Authorizer.decide(AccessRequest(action: action, property: property), key: resolved.key, user: resolved.user,
                                          groups: resolved.groups, now: Date())
         guard decision.allowed else {
@@ -213,22 +222,27 @@ public final class GatewayApplication: ServerApplication {
             return fail(429, "rate_limited", "too many calls", [("retryAfterMs", .int(Int((wait * 1000).rounded(.up))))],
                         headers: [HTTPHeader("Retry-After", String(max(1, Int(wait.rounded(.up)))))])
         }
-        sessions.usage?.record(KeyUse(keyID: resolved.key.id, time: Date(), address: connection.peerAddress))
         guard let hub = sessions.hub(for: connection.loop) else { return fail(503, "overloaded", "not ready") }
+        // Like a session's cap on calls in flight: one key cannot hold every upstream connection.
+        let keyID = resolved.key.id
+        guard sessions.reserveHTTPCall(for: keyID, limit: calls.policy.maxCallsPerSession) else {
+            return fail(429, "too_many_calls", "at most \(calls.policy.maxCallsPerSession) calls in flight per key", [("retryAfterMs", .int(100))],
+                        headers: [HTTPHeader("Retry-After", "1")])
+        }
+        sessions.usage?.record(KeyUse(keyID: keyID, time: Date(), address: connection.peerAddress))
         let rights = GatewaySession.rights(key: resolved.key, user: resolved.user, groups: resolved.groups)
         let caller = CallService.Caller(userID: resolved.user.id, keyID: resolved.key.id, scopes: rights.scopes,
                                         properties: rights.properties, property: property)
         // End-to-end headers only: not hop-by-hop, not those the client's Connection names, never the key.
         let named = HTTPHeader.namedHopByHop(request.head.values("connection"))
         var headers = request.head.headers.filter { $0.isEndToEnd(extraHopByHop: named) }
-        let forwardedFor = connection.peerAddress
-        headers.append(HTTPHeader("X-Forwarded-For", (request.head.value("x-forwarded-for").map { $0 + ", " } ?? "") + forwardedFor))
+        headers.append(HTTPHeader("X-Forwarded-For", connection.peerAddress))
         headers.append(HTTPHeader("X-Forwarded-Proto", connection.isSecure ? "https" : "http"))
         headers.append(HTTPHeader("Via", "1.1 doorman"))
         let query = request.head.target.firstIndex(of: "?").map { request.head.target[request.head.target.index(after: $0)...] }
         let bytes = calls.request(to: service, method: request.head.method, api: api, query: query, headers: headers,
                                         body: request.body, caller: caller, requestID: hub.makeRequestID())
-        let call = HTTPCall(connection: connection, reply: reply, metrics: sessions.metrics)
+        let call = HTTPCall(connection: connection, reply: reply, metrics: sessions.metrics) { sessions.releaseHTTPCall(for: keyID) }
         let exchange = UpstreamExchange(request: bytes, method: request.head.method, timeoutCoversBody: false, responder: call)
         call.exchange = exchange
         connection.onReplyAbandoned = { [weak exchange] in exchange?.cancel() }

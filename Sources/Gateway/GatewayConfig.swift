@@ -68,12 +68,12 @@ public struct GatewayConfig: Sendable, Equatable {
         try require(p.callsPerSecond >= 0 && p.callBurst >= 1, "calls-per-second", "rate >= 0 and burst >= 1")
         try require(p.keyHandshakesPerSecond >= 0 && p.keyHandshakeBurst >= 1, "key-handshakes-per-second", "rate >= 0 and burst >= 1")
         let c = calls
-        try require(c.connectTimeout > 0, "upstream-connect-timeout", "must be > 0 seconds")
-        try require(c.callTimeout > 0, "call-timeout", "must be > 0 seconds")
+        try require(c.connectTimeout > 0 && c.connectTimeout <= 600, "upstream-connect-timeout", "must be > 0 and at most 600 seconds")
+        try require(c.callTimeout > 0 && c.callTimeout <= 3600, "call-timeout", "must be > 0 and at most 3600 seconds")
         try require(c.maxConnections >= 1, "upstream-max-connections", "must be at least 1")
         try require(c.maxQueued >= 0, "upstream-max-queued", "must be >= 0")
         try require(c.maxCallsPerSession >= 1, "max-calls-per-session", "must be at least 1")
-        try require(c.circuitFailures >= 1 && c.circuitCooldown >= 0, "circuit-failures", "at least 1 failure, cooldown >= 0 seconds")
+        try require(c.circuitFailures >= 1 && c.circuitCooldown >= 0 && c.circuitCooldown <= 3600, "circuit-failures", "at least 1 failure, cooldown 0 to 3600 seconds")
         try require(Set(upstreams.map(\.name)).count == upstreams.count, "upstream", "each service name once")
         do {
             _ = try NetworkAllowlist(p.allowedNetworks)

@@ -58,8 +58,8 @@ final class GatewayMetrics: Sendable {
     /// From a call's arrival to its answer's end (WebSocket) or head (HTTP), for answered calls.
     let callDuration = Histogram(bounds: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5])
 
-    func call(_ result: String) {
-        (callCounters[result] ?? callCounters["upstream_error"]!).add()
+    func call(_ result: String, count: Int = 1) {
+        (callCounters[result] ?? callCounters["upstream_error"]!).add(count)
     }
 
     func handshake(_ result: String) {

@@ -24,6 +24,8 @@ public final class EventLoop: @unchecked Sendable {
     public static let readable = UInt32(EPOLLIN.rawValue)
     public static let writable = UInt32(EPOLLOUT.rawValue)
     public static let hangup = UInt32(EPOLLHUP.rawValue) | UInt32(EPOLLERR.rawValue) | UInt32(EPOLLRDHUP.rawValue)
+    /// The events epoll reports even for a descriptor watched for nothing: the peer is gone.
+    public static let failure = UInt32(EPOLLHUP.rawValue) | UInt32(EPOLLERR.rawValue)
 
     /// This loop's number in its group.
     public let index: Int

@@ -246,18 +246,20 @@ public final class Connection: IOHandler {
     // MARK: - Events
 
     public func handleIO(_ events: UInt32) {
-        if readingPaused, events & ~EventLoop.writable != 0 {
-            // Only EPOLLHUP/EPOLLERR reach a paused connection's input side: the peer is gone.
-            return closeNow()
+        if readingPaused {
+            // Only EPOLLHUP/EPOLLERR reach a paused connection's input side: the peer is gone. (An
+            // EPOLLIN from before the pause, later in the same batch, is not.)
+            if events & EventLoop.failure != 0 { return closeNow() }
+        } else if events & (EventLoop.readable | EventLoop.hangup) != 0 {
+            readable()
         }
-        if events & (EventLoop.readable | EventLoop.hangup) != 0 { readable() }
         if state != .closed, events & EventLoop.writable != 0 { flush() }
     }
 
     private func readable() {
         let buffer = context.readBuffer
         var rounds = 0
-        while state != .closed {
+        while state != .closed, !readingPaused {
             let n: Int
             do {
                 switch try Socket.read(fd, into: buffer) {
@@ -656,7 +658,12 @@ public final class Connection: IOHandler {
             watchingWrite = false
             updateInterest()
         }
-        if streaming != nil, let drained = onReplyDrained { drained() }
+        if streaming != nil, let drained = onReplyDrained {
+            // The source may now produce the rest of the reply, even end it: not inside this flush,
+            // which would go on to half-close with those bytes still queued. Next turn of the loop.
+            onReplyDrained = nil
+            _ = context.loop.schedule(at: context.loop.now, drained)
+        }
         if state == .finishing {
             if handshakeComplete {
                 closeNow()

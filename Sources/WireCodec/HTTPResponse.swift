@@ -55,6 +55,7 @@ public struct HTTPResponse: Equatable, Sendable {
     public func encodeHead(into out: inout [UInt8], keepAlive: Bool, framing: BodyFraming) {
         appendStatusAndHeaders(to: &out)
         switch framing {
+        case .length where status == 204 || status == 304 || status < 200: break   // RFC 9110 §8.6: no length here
         case .length(let n): out.append(contentsOf: "Content-Length: \(n)\r\n".utf8)
         case .chunked: out.append(contentsOf: "Transfer-Encoding: chunked\r\n".utf8)
         case .untilClose: break

@@ -4,6 +4,7 @@ import Synchronization
 @testable import Gateway
 import GatewayCore
 import Testing
+import Transport
 import WebSocketServer
 import WireCodec
 
@@ -235,6 +236,7 @@ import WireCodec
         let (keyID, secret) = try sessions.makeKey(gw, permissions: ["pms:*"], key: ["rules": ["pms:checkIn"]])
         let (status, body) = try gw.call("POST", "/pms/checkIn?late=1", key: secret,
                                          headers: ["Connection: close, X-Secret-Hop", "X-Secret-Hop: 1", "Keep-Alive: timeout=5", "X-Doorman-User: usr_spoofed",
+                                                   "X-Forwarded-For: 10.9.9.9", "Forwarded: for=10.9.9.9",
                                                    "Authorization: Bearer \(secret)", "X-Trace: abc"],
                                          body: ["room": 7])
         #expect(status == 200)
@@ -246,6 +248,8 @@ import WireCodec
         #expect(headers.contains("x-trace") && headers.contains("x-forwarded-for"))
         for hop in ["x-secret-hop", "keep-alive", "authorization", "x-api-key", "connection"] { #expect(!headers.contains(hop), "\(hop)") }
         #expect(headers.filter { $0 == "x-doorman-user" }.count == 1)
+        // The caller's own forwarding claims are dropped; the gateway says where the call came from.
+        #expect(seen["forwardedFor"] as? [String] == ["127.0.0.1"])
         // Denied, unauthenticated, unknown service: the gateway answers itself.
         #expect(try gw.call("POST", "/pms/checkOut", key: secret).0 == 403)
         #expect(try gw.call("POST", "/pms/checkIn", key: "dmk_nope").0 == 401)
@@ -272,7 +276,63 @@ import WireCodec
         #expect(headOnly.hasPrefix("HTTP/1.1 200") && !headOnly.lowercased().contains("content-length: 0\r\n"), "\(headOnly)")
         // Keep-alive: the same connection serves the next request.
         client.send(Array("GET /pms/status/204 HTTP/1.1\r\nHost: x\r\nX-API-Key: \(secret)\r\n\r\n".utf8))
-        #expect(client.readResponseHead()?.hasPrefix("HTTP/1.1 204") == true)
+        let noContent = try #require(client.readResponseHead())
+        #expect(noContent.hasPrefix("HTTP/1.1 204") && !noContent.lowercased().contains("content-length"), "\(noContent)")
+    }
+
+    /// An HTTP/1.0 client gets the streamed answer delimited by the connection's end: whole, even
+    /// when it reads late (the upstream is paused and resumed between), then the end of stream.
+    @Test func anHTTP10ClientGetsAWholeStreamedAnswerThenTheEnd() throws {
+        let upstream = try ReferenceUpstream()
+        let gw = try gateway(upstream) { $0.server.maxWriteQueueBytes = 512 * 1024 }
+        let (_, secret) = try sessions.makeKey(gw, permissions: ["pms:*"])
+        let client = try TestClient(port: gw.port, receiveBuffer: 16 * 1024)
+        let size = 3 * 1024 * 1024
+        client.send(Array("GET /pms/big?bytes=\(size) HTTP/1.0\r\nX-API-Key: \(secret)\r\n\r\n".utf8))
+        let head = try #require(client.readResponseHead())
+        #expect(head.hasPrefix("HTTP/1.1 200") && head.lowercased().contains("connection: close") && !head.lowercased().contains("chunked"))
+        usleep(300_000)
+        #expect(client.readToEnd()?.count == size)
+    }
+
+    /// A streamed answer times out when it stalls, however long it has been going.
+    @Test func aStalledStreamIsCutAfterTheCallTimeout() throws {
+        let upstream = try ReferenceUpstream()
+        let gw = try gateway(upstream) { $0.calls.callTimeout = 0.5 }
+        let (_, secret) = try sessions.makeKey(gw, permissions: ["pms:*"])
+        let client = try TestClient(port: gw.port)
+        client.send(Array("GET /pms/stall HTTP/1.1\r\nHost: x\r\nX-API-Key: \(secret)\r\n\r\n".utf8))
+        #expect(client.readResponseHead()?.hasPrefix("HTTP/1.1 200") == true)
+        // The gateway ends the connection well before the upstream (which stalls 3 s): the end of
+        // stream comes within 2 s, and without the last chunk.
+        client.setTimeout(2)
+        let rest = try #require(client.readToEnd())
+        #expect(!String(decoding: rest, as: UTF8.self).hasSuffix("0\r\n\r\n"))
+    }
+
+    @Test func httpCallsObeyTheNetworkAllowlistAndAPerKeyCap() throws {
+        let upstream = try ReferenceUpstream()
+        let fenced = try gateway(upstream) { $0.sessions.allowedNetworks = ["10.0.0.0/8"] }
+        let (_, outside) = try sessions.makeKey(fenced, permissions: ["pms:*"])
+        #expect(try fenced.call("GET", "/pms/checkIn", key: outside).0 == 403)
+        let capped = try gateway(upstream) { $0.calls.maxCallsPerSession = 1 }
+        let (_, secret) = try sessions.makeKey(capped, permissions: ["pms:*"])
+        let slow = try TestClient(port: capped.port)
+        slow.send(Array("GET /pms/slow?ms=500 HTTP/1.1\r\nHost: x\r\nX-API-Key: \(secret)\r\n\r\n".utf8))
+        usleep(100_000)
+        #expect(try capped.call("GET", "/pms/checkIn", key: secret).0 == 429)
+        #expect(slow.readResponseHead()?.hasPrefix("HTTP/1.1 200") == true)
+        // Given back when the call ends.
+        #expect(try capped.call("GET", "/pms/checkIn", key: secret).0 == 200)
+    }
+
+    @Test func aBucketNeverRefillsFromAnEarlierClockReading() {
+        let limiter = RateLimiter(rate: 1, burst: 2)
+        let t = monotonicNanoseconds()
+        #expect(limiter.take("k", now: t + 1_000) == nil)
+        #expect(limiter.take("k", now: t + 2_000) == nil)
+        // Another loop read the clock before this one took the lock: no wrap-around refill.
+        #expect(limiter.take("k", now: t) != nil)
     }
 
     @Test func httpFailuresMapToGatewayStatuses() throws {

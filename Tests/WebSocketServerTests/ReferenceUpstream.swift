@@ -12,6 +12,7 @@ import WireCodec
 ///     /status/NNN   that status
 ///     /slow?ms=N    after N ms
 ///     /big?bytes=N  N bytes, chunked, written as fast as the gateway takes them
+///     /stall        a chunked head and one chunk, then nothing for 3 s
 ///     anything else 200 with the identity it verified and the body it got
 final class ReferenceUpstream: @unchecked Sendable {
     let port: Int
@@ -130,6 +131,11 @@ final class ReferenceUpstream: @unchecked Sendable {
         if path.hasSuffix("/slow") {
             usleep(UInt32((Int(args["ms"] ?? "1000") ?? 1000) * 1000))
         }
+        if path.hasSuffix("/stall") {
+            guard send(fd, Array("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n".utf8)) else { return false }
+            usleep(3_000_000)
+            return false
+        }
         if path.hasSuffix("/big") {
             var total = Int(args["bytes"] ?? "1048576") ?? 1_048_576
             guard send(fd, Array("HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nTransfer-Encoding: chunked\r\n\r\n".utf8)) else { return false }
@@ -146,7 +152,7 @@ final class ReferenceUpstream: @unchecked Sendable {
             "scopes": (try? JSONSerialization.jsonObject(with: Data((head.value("x-doorman-scopes") ?? "[]").utf8))) ?? [],
             "properties": (try? JSONSerialization.jsonObject(with: Data((head.value("x-doorman-properties") ?? "[]").utf8))) ?? [],
             "property": head.value("x-doorman-property") ?? "", "received": String(decoding: body, as: UTF8.self),
-            "headers": head.headers.map(\.name),
+            "headers": head.headers.map(\.name), "forwardedFor": head.values("x-forwarded-for"),
         ]
         write(fd, status: 200, body: Array((try? JSONSerialization.data(withJSONObject: identity)) ?? Data()), headOnly: head.method == "HEAD")
         return true

@@ -100,6 +100,17 @@ final class TestClient {
         return (head, body)
     }
 
+    /// Reads everything until the peer's end of stream (nil on a timeout first).
+    func readToEnd() -> [UInt8]? {
+        while true {
+            var chunk = [UInt8](repeating: 0, count: 65536)
+            let n = chunk.withUnsafeMutableBytes { Glibc.recv(fd, $0.baseAddress, $0.count, 0) }
+            if n == 0 { defer { inbox = [] }; return inbox }
+            if n < 0 { return nil }
+            inbox += chunk[..<n]
+        }
+    }
+
     /// Reads a `Transfer-Encoding: chunked` body to its end (after `readResponseHead`).
     func readChunkedBody() -> [UInt8]? {
         var decoder = ChunkedDecoder()

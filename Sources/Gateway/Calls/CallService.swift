@@ -55,7 +55,7 @@ final class CallService: Sendable {
         if let query, !query.isEmpty { target += "?" + query }
         let signature = UpstreamSignature(method: method, target: target, timestamp: Int(now.timeIntervalSince1970),
                                           requestID: requestID, user: caller.userID, key: caller.keyID,
-                                          scopes: caller.scopes, properties: caller.properties, property: caller.property)
+                                          scopes: caller.scopes, properties: caller.properties, property: caller.property.map(Self.headerSafe))
         var out: [UInt8] = []
         out.reserveCapacity(512 + body.count)
         out += "\(method) \(target) HTTP/1.1\r\nHost: \(service.hostHeader)\r\n".utf8
@@ -85,7 +85,9 @@ extension HTTPHeader {
     /// Headers a proxy must not pass on (RFC 9110 §7.6.1), plus what only Doorman may say.
     static let notForwarded: Set<String> = [
         "connection", "keep-alive", "proxy-connection", "proxy-authenticate", "proxy-authorization", "te", "trailer",
-        "transfer-encoding", "upgrade", "host", "content-length",
+        "transfer-encoding", "upgrade", "host", "content-length", "expect",
+        // Where the call came from is Doorman's to say (a client could claim any address).
+        "x-forwarded-for", "x-forwarded-proto", "x-forwarded-host", "forwarded", "x-real-ip",
         // The caller's key never reaches an upstream; the identity headers are Doorman's alone.
         "authorization", "x-api-key", "user-api-key", "cookie",
     ]
@@ -113,5 +115,28 @@ extension HTTPHeader {
             }
         }
         return names
+    }
+}
+
+extension CallService {
+    /// A property as it travels in `X-Doorman-Property`: percent-encoded outside printable ASCII
+    /// (and `%` itself), so the signed value survives servers that read headers as Latin-1.
+    static func headerSafe(_ text: String) -> String {
+        var out = ""
+        for byte in text.utf8 {
+            if byte > 0x20 && byte < 0x7f && byte != UInt8(ascii: "%") {
+                out.unicodeScalars.append(Unicode.Scalar(byte))
+            } else {
+                out += "%" + String(byte >> 4, radix: 16, uppercase: true) + String(byte & 0xf, radix: 16, uppercase: true)
+            }
+        }
+        return out
+    }
+
+    /// A property named in a call: 1 to 200 characters, no spaces or control characters (the
+    /// admin API's rule for property ids).
+    static func isValidProperty(_ text: String) -> Bool {
+        !text.isEmpty && text.unicodeScalars.count <= 200
+            && !text.unicodeScalars.contains { $0.value < 0x21 || ($0.value >= 0x7f && $0.value < 0xa0) || $0.properties.isWhitespace }
     }
 }

@@ -18,11 +18,17 @@ final class HTTPCall: UpstreamResponder {
     /// Queued bytes past which the upstream is not read until the client catches up.
     static let highWater = 256 * 1024
 
-    init(connection: Connection, reply: HTTPReply, metrics: GatewayMetrics) {
+    /// Given back when the call ends, however it ends (this object goes with its exchange).
+    private let release: () -> Void
+
+    init(connection: Connection, reply: HTTPReply, metrics: GatewayMetrics, release: @escaping () -> Void) {
         self.connection = connection
         self.reply = reply
         self.metrics = metrics
+        self.release = release
     }
+
+    deinit { release() }
 
     func upstreamHead(_ head: HTTPResponseHead, contentLength: Int?) {
         guard let connection else { exchange?.cancel(); return }
@@ -35,6 +41,7 @@ final class HTTPCall: UpstreamResponder {
         begun = true
         connection.holdWrites()   // the head goes out with the first piece of body
         guard connection.beginReply(HTTPResponse(status: head.status, headers: headers), contentLength: contentLength) else {
+            connection.releaseWrites()
             exchange?.cancel()
             return
         }
@@ -45,7 +52,7 @@ final class HTTPCall: UpstreamResponder {
         connection.writeReplyBody(bytes)
         if connection.queuedBytes > Self.highWater, let exchange {
             exchange.pause()
-            connection.onReplyDrained = { [weak exchange] in exchange?.resume() }
+            connection.onReplyDrained = { [weak exchange] in exchange?.resume() }   // resume() counts as progress
         }
     }
 

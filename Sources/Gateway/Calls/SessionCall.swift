@@ -20,6 +20,9 @@ final class SessionCall: UpstreamResponder {
         self.maxBytes = max(0, maxBytes)
     }
 
+    /// The call is on an upstream connection (not waiting for one).
+    var isOnConnection: Bool { exchange?.connection != nil }
+
     func cancel() {
         exchange?.cancel()
         exchange = nil
@@ -37,14 +40,15 @@ final class SessionCall: UpstreamResponder {
 
     func upstreamEnd() {
         exchange = nil
-        guard let head else { return }
+        guard let head else { return upstreamFailed(.badResponse("no answer")) }
         var members: [(String, JSONText)] = [("status", .int(head.status))]
         members += Self.bodyMembers(body, contentType: head.value("content-type"))
-        if (200..<300).contains(head.status) {
-            session?.callFinished(self, SessionMessage.result(id, members), result: "answered")
-        } else {
-            session?.callFinished(self, SessionMessage.error(id, "upstream_status", "the upstream answered \(head.status)", members), result: "answered")
-        }
+        let message = (200..<300).contains(head.status)
+            ? SessionMessage.result(id, members)
+            : SessionMessage.error(id, "upstream_status", "the upstream answered \(head.status)", members)
+        // The limit is on the message the session gets (escaping and base64 make it larger than the body).
+        guard message.count <= maxBytes + 256 else { return tooLarge() }
+        session?.callFinished(self, message, result: "answered")
     }
 
     func upstreamFailed(_ failure: UpstreamFailure) {
@@ -66,7 +70,10 @@ final class SessionCall: UpstreamResponder {
     static func bodyMembers(_ body: [UInt8], contentType: String?) -> [(String, JSONText)] {
         guard !body.isEmpty else { return [("body", .null)] }
         let type = contentType?.lowercased() ?? ""
-        if type.contains("json"), (try? JSONSerialization.jsonObject(with: Data(body), options: [.fragmentsAllowed])) != nil {
+        var utf8 = UTF8Validator()
+        // JSON goes in as it came only if it is UTF-8 (JSONSerialization also takes UTF-16 and 32).
+        if type.contains("json"), body.withUnsafeBytes({ utf8.validate($0) }), utf8.isComplete, !body.contains(0),
+           (try? JSONSerialization.jsonObject(with: Data(body), options: [.fragmentsAllowed])) != nil {
             return [("body", .raw(body))]
         }
         var validator = UTF8Validator()

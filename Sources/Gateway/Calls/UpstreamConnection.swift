@@ -33,6 +33,7 @@ final class UpstreamConnection: IOHandler {
     private(set) var uses = 0
 
     private static let maxHeadBytes = 16 * 1024
+    private static let headLimits = HTTPHeadLimits(maxHeaderBytes: maxHeadBytes, maxHeaderCount: 128)
 
     init(fd: Int32, pool: UpstreamPool) {
         self.fd = fd
@@ -72,11 +73,7 @@ final class UpstreamConnection: IOHandler {
             let err = Socket.pendingError(fd)
             guard err == 0 else { return fail(.unavailable(retryAfter: nil), countsAgainstUpstream: true) }
             pool.loop.cancel(connectTimer)
-            guard exchange != nil else {
-                // Its call went away while connecting: keep the connection for the next one.
-                becomeIdle()
-                return pool.release(self)
-            }
+            guard exchange != nil else { return close() }
             state = .busy
             writeRequest()
         case .idle:
@@ -85,8 +82,10 @@ final class UpstreamConnection: IOHandler {
         case .busy:
             if events & EventLoop.writable != 0 { writeRequest() }
             if state == .busy, events & (EventLoop.readable | EventLoop.hangup) != 0, !(exchange?.isPaused ?? false) { readNow() }
-            else if state == .busy, events & EventLoop.hangup != 0, exchange?.isPaused == true {
-                fail(.badResponse("connection reset"), countsAgainstUpstream: true)
+            else if state == .busy, events & EventLoop.failure != 0, exchange?.isPaused == true {
+                // Gone while its caller is slow: take what it sent (maybe the whole answer) first.
+                readNow(evenIfPaused: true)
+                if state == .busy { fail(.badResponse("connection reset"), countsAgainstUpstream: true) }
             }
         case .closed:
             break
@@ -99,7 +98,8 @@ final class UpstreamConnection: IOHandler {
             do {
                 result = try out.withUnsafeBytes { raw throws(SystemError) in try Socket.write(fd, UnsafeRawBufferPointer(rebasing: raw[outStart...])) }
             } catch {
-                return fail(.badResponse("connection reset"), countsAgainstUpstream: true)
+                // A kept-alive connection the upstream had already closed says nothing against it.
+                return fail(.badResponse("connection reset"), countsAgainstUpstream: uses == 1)
             }
             switch result {
             case .processed(let n): outStart += n
@@ -129,9 +129,9 @@ final class UpstreamConnection: IOHandler {
     }
 
     /// Reads what has arrived (until the kernel has no more, the exchange pauses or ends).
-    func readNow() {
+    func readNow(evenIfPaused: Bool = false) {
         let buffer = pool.readBuffer
-        while state == .busy, let exchange, !exchange.isPaused {
+        while state == .busy, let exchange, evenIfPaused || !exchange.isPaused {
             let result: IOResult<Int>
             do { result = try Socket.read(fd, into: buffer) } catch {
                 return fail(.badResponse("connection reset"), countsAgainstUpstream: true)
@@ -142,8 +142,9 @@ final class UpstreamConnection: IOHandler {
             case .processed(let n):
                 receivedAny = true
                 let responder = exchange.responder
+                exchange.lastProgress = pool.loop.now
                 consume(UnsafeRawBufferPointer(rebasing: buffer[..<n]))
-                responder?.upstreamReadDone()
+                if !exchange.isFinished { responder?.upstreamReadDone() }
                 if n < buffer.count { return }   // a short read: nothing more is waiting
             }
         }
@@ -164,7 +165,9 @@ final class UpstreamConnection: IOHandler {
                 let parsed: HTTPResponseHead
                 let bodyFraming: HTTPResponse.BodyFraming
                 do {
-                    parsed = try head.withUnsafeBytes { raw throws(HTTPHeadError) in try HTTPHeadParser.parseResponse(UnsafeRawBufferPointer(rebasing: raw[..<end])) }
+                    parsed = try head.withUnsafeBytes { raw throws(HTTPHeadError) in
+                        try HTTPHeadParser.parseResponse(UnsafeRawBufferPointer(rebasing: raw[..<end]), limits: Self.headLimits)
+                    }
                     bodyFraming = try parsed.bodyFraming(requestMethod: exchange.method)
                 } catch {
                     return fail(.badResponse("malformed response head"), countsAgainstUpstream: true)
@@ -224,6 +227,9 @@ final class UpstreamConnection: IOHandler {
 
     private func complete() {
         guard let exchange else { return }
+        // Answered before the whole request went out (a 413 or 401 after the head): the rest of the
+        // body would be read as the next request. Never reuse it.
+        if outStart < out.count { keepAlive = false }
         self.exchange = nil
         pool.finished(exchange)
         exchange.connection = nil

@@ -57,7 +57,8 @@ extension UpstreamResponder {
 
 /// One request to an upstream and the way back to whoever asked. Loop-thread only.
 final class UpstreamExchange {
-    let request: [UInt8]
+    /// The request's bytes; dropped once the exchange ends (a queued call that went away keeps nothing).
+    private(set) var request: [UInt8]
     let method: String
     /// Whether the call timeout runs until the whole answer is in (WebSocket calls) or only until its head (streamed HTTP).
     let timeoutCoversBody: Bool
@@ -71,6 +72,9 @@ final class UpstreamExchange {
     private(set) var isPaused = false
     /// The breaker let this call through and awaits its verdict.
     var admitted = false
+    /// Loop time of the last progress of a streamed answer (bytes from the upstream or taken by the
+    /// client): a streamed answer times out when it stalls, not when it is long.
+    var lastProgress: UInt64 = 0
 
     init(request: [UInt8], method: String, timeoutCoversBody: Bool, responder: any UpstreamResponder) {
         self.request = request
@@ -83,6 +87,7 @@ final class UpstreamExchange {
     func finish() -> (any UpstreamResponder)? {
         guard !isFinished else { return nil }
         isFinished = true
+        request = []
         defer { responder = nil }
         return responder
     }
@@ -91,6 +96,7 @@ final class UpstreamExchange {
     func cancel() {
         guard !isFinished else { return }
         isFinished = true
+        request = []
         responder = nil
         if let connection { connection.cancelled(self) } else { pool?.abandoned(self) }
     }
@@ -103,6 +109,7 @@ final class UpstreamExchange {
     func resume() {
         guard isPaused else { return }
         isPaused = false
+        if let pool { lastProgress = pool.loop.now }
         connection?.updateInterest()
         connection?.readNow()
     }

@@ -28,7 +28,8 @@ final class UpstreamPool {
         self.policy = policy
         self.breaker = breaker
         self.logger = logger
-        maxConnections = max(1, (policy.maxConnections + loops - 1) / max(1, loops))
+        // The node's limit split over the loops (at least one connection per loop).
+        maxConnections = max(1, policy.maxConnections / max(1, loops))
     }
 
     deinit { readBuffer.deallocate() }
@@ -52,6 +53,11 @@ final class UpstreamPool {
         if connections < maxConnections {
             guard let connection = open() else { return failed(exchange, .unavailable(retryAfter: nil), countsAgainstUpstream: true) }
             return connection.begin(exchange)
+        }
+        if waiting >= policy.maxQueued {
+            // Calls that went away while waiting still sit in the queue: count only live ones.
+            queue = queue[queueStart...].filter { !$0.isFinished }
+            queueStart = 0
         }
         guard waiting < policy.maxQueued else {
             breaker.abandoned()
@@ -134,7 +140,22 @@ final class UpstreamPool {
             exchange.admitted = false
             if status == 502 || status == 503 || status == 504 { breaker.failed() } else { breaker.succeeded() }
         }
-        if !exchange.timeoutCoversBody { loop.cancel(exchange.timer) }
+        if !exchange.timeoutCoversBody {
+            // From here a streamed answer times out only when it stalls.
+            loop.cancel(exchange.timer)
+            exchange.lastProgress = loop.now
+            watchProgress(exchange)
+        }
+    }
+
+    /// Fails a streamed exchange that made no progress (upstream bytes or client reads) for a whole call timeout.
+    private func watchProgress(_ exchange: UpstreamExchange) {
+        let limit = UInt64(policy.callTimeout * 1e9)
+        exchange.timer = loop.schedule(at: exchange.lastProgress &+ limit) { [weak self, weak exchange] in
+            guard let self, let exchange, !exchange.isFinished else { return }
+            if self.loop.now &- exchange.lastProgress >= limit { return self.timedOut(exchange) }
+            self.watchProgress(exchange)
+        }
     }
 
     func finished(_ exchange: UpstreamExchange) {
@@ -161,7 +182,9 @@ final class UpstreamPool {
     private func timedOut(_ exchange: UpstreamExchange) {
         if exchange.admitted {
             exchange.admitted = false
-            breaker.failed()
+            // Only a call the upstream had in hand speaks against it; one that waited here for a
+            // connection says nothing about the upstream.
+            if exchange.connection != nil { breaker.failed() } else { breaker.abandoned() }
         }
         if let connection = exchange.connection {
             exchange.connection = nil

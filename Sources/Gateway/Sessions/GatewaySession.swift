@@ -95,11 +95,7 @@ final class GatewaySession: WebSocketSession {
 
     func closed(_ connection: Connection, code: CloseCode?) {
         ended = true
-        for call in calls.values {
-            call.cancel()
-            services.metrics.call("cancelled")
-        }
-        calls = [:]
+        cancelCalls()
         hub.remove(self)
         for timer in timers { hub.loop.cancel(timer) }
         timers = []
@@ -171,7 +167,7 @@ final class GatewaySession: WebSocketSession {
             return reply(SessionMessage.error(id, "invalid_request", "call is required: \"<service>:<api_name>\""))
         }
         let property = object["property"] as? String
-        if let property, property.isEmpty || property.unicodeScalars.contains(where: { $0.value < 0x21 || $0.value == 0x7f }) || property.utf8.count > 800 {
+        if let property, !CallService.isValidProperty(property) {
             metrics.call("invalid_request")
             return reply(SessionMessage.error(id, "invalid_request", "a property is 1 to 200 characters without spaces or control characters"))
         }
@@ -215,6 +211,16 @@ final class GatewaySession: WebSocketSession {
         calls.pool(upstream, on: hub).start(exchange)
     }
 
+    /// A session that ends sends nothing more upstream: its waiting calls are dropped first (so
+    /// closing a busy connection does not hand it one of them), then those in flight.
+    private func cancelCalls() {
+        let all = Array(calls.values)
+        calls = [:]
+        for call in all where !call.isOnConnection { call.cancel() }
+        for call in all where call.isOnConnection { call.cancel() }
+        if !all.isEmpty { services.metrics.call("cancelled", count: all.count) }
+    }
+
     /// A call's outcome, once: its answer or typed error goes back to the client.
     func callFinished(_ call: SessionCall, _ message: [UInt8], result: String) {
         guard calls.removeValue(forKey: ObjectIdentifier(call)) != nil else { return }
@@ -239,6 +245,7 @@ final class GatewaySession: WebSocketSession {
     func end(_ reason: SessionEndReason) {
         guard !ended, let connection else { return }
         ended = true
+        cancelCalls()
         services.metrics.sessionEnded(reason)
         // One write of bytes encoded once per reason: the notice, then the close frame.
         connection.send(finalFrames: SessionMessage.endFrames[reason]!, closeCode: reason.closeCode)

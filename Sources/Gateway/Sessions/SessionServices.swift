@@ -76,7 +76,10 @@ final class RateLimiter: Sendable {
         let burst = max(1, burst)
         return state.withLock { s -> Double? in
             var b = s.buckets[name] ?? Bucket(tokens: burst, updated: now, rate: rate, burst: burst)
-            b.tokens = min(burst, b.tokens + Double(now &- b.updated) / 1e9 * rate)
+            // `now` was read before the lock: another loop may have updated the bucket with a later
+            // time meanwhile. Time never runs backwards here (no wrap-around refilling the burst).
+            let now = max(now, b.updated)
+            b.tokens = min(burst, b.tokens + Double(now - b.updated) / 1e9 * rate)
             b.updated = now
             b.rate = rate
             b.burst = burst
@@ -116,6 +119,7 @@ final class SessionServices: Sendable {
     let liveSessions = Atomic<Int>(0)
     private let hubList = Mutex<[SessionHub]>([])
     private let sessionsPerKey = Mutex<[String: Int]>([:])
+    private let httpCallsPerKey = Mutex<[String: Int]>([:])
 
     init(cache: IdentityCache, policy: SessionPolicy, server: ServerConfiguration, logger: Logger, usage: KeyUsageRecorder?, calls: CallService? = nil) {
         self.calls = calls
@@ -152,6 +156,24 @@ final class SessionServices: Sendable {
             counts[keyID] = n + 1
             liveSessions.add(1, ordering: .relaxed)
             return true
+        }
+    }
+
+    /// Reserves one of a key's concurrent HTTP calls on this node (a session's calls have their own
+    /// cap); false at `limit`.
+    func reserveHTTPCall(for keyID: String, limit: Int) -> Bool {
+        httpCallsPerKey.withLock { counts in
+            let n = counts[keyID, default: 0]
+            guard n < limit else { return false }
+            counts[keyID] = n + 1
+            return true
+        }
+    }
+
+    func releaseHTTPCall(for keyID: String) {
+        httpCallsPerKey.withLock { counts in
+            let n = counts[keyID, default: 1] - 1
+            counts[keyID] = n > 0 ? n : nil
         }
     }
 
