@@ -134,8 +134,18 @@ final class SessionServices: Sendable {
     }
 
     /// A key's effective limits: its own, then its group's, then the server's.
+    /// (Per handshake and per session: spelled out, no arrays or key paths.)
     func limits(key: APIKey, groups: [String: PermissionGroup]) -> RateLimits {
-        RateLimits.effective(key.limits, key.groupID.flatMap { groups[$0]?.limits }, policy.defaultLimits)
+        let own = key.limits
+        let group = key.groupID.flatMap { groups[$0]?.limits }
+        let p = policy
+        return RateLimits(
+            messagesPerSecond: own?.messagesPerSecond ?? group?.messagesPerSecond ?? p.messagesPerSecond,
+            messageBurst: own?.messageBurst ?? group?.messageBurst ?? p.messageBurst,
+            callsPerSecond: own?.callsPerSecond ?? group?.callsPerSecond ?? p.callsPerSecond,
+            callBurst: own?.callBurst ?? group?.callBurst ?? p.callBurst,
+            handshakesPerSecond: own?.handshakesPerSecond ?? group?.handshakesPerSecond ?? p.keyHandshakesPerSecond,
+            handshakeBurst: own?.handshakeBurst ?? group?.handshakeBurst ?? p.keyHandshakeBurst)
     }
 
     func attach(loops: [EventLoop]) {
