@@ -70,10 +70,9 @@ import Testing
         var options = Self.options
         options.requestTimeout = .milliseconds(300)
         let client = DoormanClient(url: gateway.url, key: "dmk_test", options: options)
-        let started = ContinuousClock.now
+        // The request's own timeout ends it: `.timeout`, not a handshake or connection error.
         let error = await ScenarioTests.failure { () async throws(DoormanError) in try await client.ping() }
         #expect(error?.code == .timeout)
-        #expect(started.duration(to: .now) < .seconds(3))
         await client.close()
         #expect(await client.stopReason == StopReason.closedByClient)
     }
