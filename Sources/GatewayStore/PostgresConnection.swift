@@ -35,6 +35,8 @@ package final class PostgresConnection: @unchecked Sendable {
             PQfinish(conn)
             throw .unavailable("postgres: cannot connect: \(message)")
         }
+        // The server's NOTICEs ("relation … already exists, skipping") would go to stderr.
+        PQsetNoticeProcessor(conn, { _, _ in }, nil)
     }
 
     deinit { PQfinish(conn) }
