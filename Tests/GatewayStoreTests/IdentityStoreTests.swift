@@ -108,3 +108,21 @@ extension StoreTests {
         }
     }
 }
+
+@Suite struct StoreLocationTests {
+    @Test func picksPostgreSQLForItsURLsAndSQLiteOtherwise() {
+        #expect(StoreLocation("postgres://doorman@db:5432/doorman") == .postgres(url: "postgres://doorman@db:5432/doorman"))
+        #expect(StoreLocation("postgresql://db/doorman") == .postgres(url: "postgresql://db/doorman"))
+        #expect(StoreLocation("sqlite:/var/lib/doorman.db") == .sqlite(path: "/var/lib/doorman.db"))
+        #expect(StoreLocation("sqlite:///var/lib/doorman.db") == .sqlite(path: "/var/lib/doorman.db"))
+        #expect(StoreLocation("doorman.db") == .sqlite(path: "doorman.db"))
+    }
+
+    @Test func neverPrintsAPassword() {
+        #expect("\(StoreLocation("postgres://doorman:s3cret@db:5432/doorman"))" == "postgres://doorman:***@db:5432/doorman")
+        #expect("\(StoreLocation("postgres://doorman:s3cret@db"))" == "postgres://doorman:***@db")
+        #expect("\(StoreLocation("postgres://db/doorman?user=doorman&password=s3cret&sslmode=require"))"
+                == "postgres://db/doorman?user=doorman&password=***&sslmode=require")
+        #expect("\(StoreLocation("postgres://doorman@db/doorman"))" == "postgres://doorman@db/doorman")
+    }
+}
