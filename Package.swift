@@ -22,10 +22,11 @@ let package = Package(
     targets: [
         // Header shim for epoll, eventfd, accept4 and friends.
         .target(name: "CLinux"),
-        // System libraries: OpenSSL (libssl-dev), zlib (zlib1g-dev) and SQLite (libsqlite3-dev).
+        // System libraries: OpenSSL (libssl-dev), zlib (zlib1g-dev), SQLite (libsqlite3-dev) and libpq (libpq-dev).
         .systemLibrary(name: "COpenSSL", pkgConfig: "openssl", providers: [.apt(["libssl-dev"])]),
         .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
         .systemLibrary(name: "CSQLite", providers: [.apt(["libsqlite3-dev"])]),
+        .systemLibrary(name: "CLibPQ", pkgConfig: "libpq", providers: [.apt(["libpq-dev"])]),
         // Pure codecs: HTTP/1.1 request head, handshake, RFC 6455 frames, UTF-8. stdlib only.
         .target(name: "WireCodec", swiftSettings: strict),
         // permessage-deflate (RFC 7692): negotiated parameters, inflater/deflater with hard limits.
@@ -42,10 +43,10 @@ let package = Package(
             swiftSettings: strict),
         // Pure domain: key format and digest, rules and rights, the model, the store interface.
         .target(name: "GatewayCore", dependencies: ["COpenSSL"], swiftSettings: strict),
-        // SQLite store (and PostgreSQL later): migrations, transactions, the change feed.
+        // SQLite and PostgreSQL stores: migrations, transactions, the change feed.
         .target(
             name: "GatewayStore",
-            dependencies: ["GatewayCore", "CSQLite", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["GatewayCore", "CSQLite", "CLibPQ", .product(name: "Logging", package: "swift-log")],
             swiftSettings: strict),
         // Wiring: configuration, routes, session handlers.
         .target(
@@ -64,13 +65,13 @@ let package = Package(
             swiftSettings: strict),
         // The Swift client library for apps (Linux and Apple platforms): WireCodec over POSIX sockets.
         .target(name: "DoormanClient", dependencies: ["WireCodec"], swiftSettings: strict),
-        // Helpers shared by test targets (the openssl command for test certificates).
+        // Helpers shared by test targets (the openssl command for test certificates, a private PostgreSQL server).
         .target(name: "TestSupport", path: "Tests/TestSupport", swiftSettings: strict),
         .testTarget(name: "WireCodecTests", dependencies: ["WireCodec"], swiftSettings: strict),
         .testTarget(name: "WireDeflateTests", dependencies: ["WireDeflate", "WireCodec"], swiftSettings: strict),
         .testTarget(name: "DoormanClientTests", dependencies: ["DoormanClient"], swiftSettings: strict),
         .testTarget(name: "GatewayCoreTests", dependencies: ["GatewayCore"], swiftSettings: strict),
-        .testTarget(name: "GatewayStoreTests", dependencies: ["GatewayStore", "GatewayCore"], swiftSettings: strict),
+        .testTarget(name: "GatewayStoreTests", dependencies: ["GatewayStore", "GatewayCore", "TestSupport"], swiftSettings: strict),
         .testTarget(name: "TransportTests", dependencies: ["Transport", "CLinux", "COpenSSL", "TestSupport"], swiftSettings: strict),
         .testTarget(
             name: "WebSocketServerTests",

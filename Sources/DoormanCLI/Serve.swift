@@ -53,7 +53,7 @@ struct Serve: ParsableCommand {
     var closeTimeout: Double?
     @Option(help: "Seconds to wait for sessions to close on SIGTERM. [env: DOORMAN_DRAIN_TIMEOUT] (default: 10)")
     var drainTimeout: Double?
-    @Option(help: "The store: a SQLite file path or sqlite: URL. [env: DOORMAN_DB] (default: doorman.db)")
+    @Option(help: "The store: a SQLite file path or sqlite: URL, or postgres://user@host:port/db for PostgreSQL. [env: DOORMAN_DB] (default: doorman.db)")
     var db: String?
     @Flag(help: "Every key must have an expiry. [env: DOORMAN_REQUIRE_KEY_EXPIRY=1]")
     var requireKeyExpiry = false

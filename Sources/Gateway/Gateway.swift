@@ -35,7 +35,10 @@ public final class Gateway: Sendable {
         var usage: KeyUsageRecorder?
         var sessions: SessionServices?
         if !config.echo {
-            let base = try SQLiteStore(path: SQLiteStore.path(fromURL: config.database))
+            // One PostgreSQL connection per pool thread: store calls run only on the pool.
+            let location = StoreLocation(config.database)
+            let base = try location.makeStore(connections: config.poolThreads)
+            logger.info("store opened", metadata: ["store": "\(location)"])
             secret = try Self.bootstrap(base, key: config.bootstrapKey, logger: logger)
             let cache = IdentityCache()
             try cache.load(from: base)

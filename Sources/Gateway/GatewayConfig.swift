@@ -12,7 +12,8 @@ public struct GatewayConfig: Sendable, Equatable {
     public var path = "/ws"
     /// Development mode: echo every message on any path, no authentication. Testing only.
     public var echo = false
-    /// The store: a SQLite file path or `sqlite:` URL.
+    /// The store: a SQLite file path or `sqlite:` URL (one node), or a
+    /// `postgres://user@host:port/db` URL (PostgreSQL, for many nodes).
     public var database = "doorman.db"
     /// Expiry policy for new and edited keys.
     public var keyPolicy = KeyPolicy()
@@ -57,7 +58,7 @@ public struct GatewayConfig: Sendable, Equatable {
         try require((tlsCertificate == nil) == (tlsKey == nil), tlsCertificate == nil ? "tls-cert" : "tls-key", "--tls-cert and --tls-key go together")
         try require(s.tlsPort.map { (0...65535).contains($0) && ($0 == 0 || $0 != s.port) } ?? true, "tls-port", "must be 0-65535 and differ from port")
         try require(s.compressionThreshold >= 0, "compression-threshold", "must be >= 0 bytes")
-        try require(!database.isEmpty, "db", "must name a file")
+        try require(!database.isEmpty, "db", "must name a SQLite file or a postgres:// URL")
         try require(keyPolicy.maxLifetime.map { $0 > 0 } ?? true, "max-key-lifetime", "must be > 0 seconds")
         try require((1...64).contains(poolThreads), "pool-threads", "must be 1 to 64")
         let p = sessions

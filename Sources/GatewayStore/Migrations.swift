@@ -38,4 +38,53 @@ enum Migrations {
         );
         """,
     ]
+
+    /// The same schema on PostgreSQL. Times are seconds since 1970 as DOUBLE PRECISION, like
+    /// SQLite's REAL, so both stores round-trip a `Date` alike. `pos` stands in for SQLite's rowid
+    /// (insertion order, the key list's cursor; an upsert keeps it).
+    static let postgres: [String] = [
+        // 1: users, groups, keys, audit trail, change feed (its seq is what NOTIFY announces).
+        """
+        CREATE TABLE users (
+            id TEXT PRIMARY KEY,
+            pos BIGINT GENERATED ALWAYS AS IDENTITY UNIQUE,
+            body TEXT NOT NULL
+        );
+        CREATE TABLE groups (
+            id TEXT PRIMARY KEY,
+            pos BIGINT GENERATED ALWAYS AS IDENTITY UNIQUE,
+            body TEXT NOT NULL
+        );
+        CREATE TABLE keys (
+            id TEXT PRIMARY KEY,
+            pos BIGINT GENERATED ALWAYS AS IDENTITY UNIQUE,
+            user_id TEXT NOT NULL,
+            state TEXT NOT NULL,
+            digest TEXT NOT NULL UNIQUE,
+            previous_digest TEXT,
+            previous_until DOUBLE PRECISION,
+            last_used_at DOUBLE PRECISION,
+            last_used_address TEXT,
+            body TEXT NOT NULL
+        );
+        CREATE INDEX keys_user ON keys (user_id);
+        CREATE INDEX keys_previous ON keys (previous_digest);
+        CREATE TABLE audit (
+            seq BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+            time DOUBLE PRECISION NOT NULL,
+            actor TEXT NOT NULL,
+            action TEXT NOT NULL,
+            target_type TEXT NOT NULL,
+            target_id TEXT NOT NULL,
+            change TEXT NOT NULL
+        );
+        CREATE INDEX audit_target ON audit (target_id);
+        CREATE TABLE changes (
+            seq BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+            entity TEXT NOT NULL,
+            id TEXT NOT NULL,
+            time DOUBLE PRECISION NOT NULL
+        );
+        """,
+    ]
 }

@@ -264,25 +264,9 @@ public final class SQLiteStore: IdentityStore {
 
     // MARK: - Encoding
 
-    private static func encode<T: Encodable>(_ value: T) throws(StoreError) -> String {
-        do {
-            let encoder = JSONEncoder()
-            encoder.dateEncodingStrategy = .secondsSince1970
-            return String(decoding: try encoder.encode(value), as: UTF8.self)
-        } catch {
-            throw .unavailable("cannot encode: \(error)")
-        }
-    }
+    private static func encode<T: Encodable>(_ value: T) throws(StoreError) -> String { try StoreJSON.encode(value) }
 
-    private static func decode<T: Decodable>(_ text: String) throws(StoreError) -> T {
-        do {
-            let decoder = JSONDecoder()
-            decoder.dateDecodingStrategy = .secondsSince1970
-            return try decoder.decode(T.self, from: Data(text.utf8))
-        } catch {
-            throw .unavailable("corrupt row: \(error)")
-        }
-    }
+    private static func decode<T: Decodable>(_ text: String) throws(StoreError) -> T { try StoreJSON.decode(text) }
 
     private static func one<T: Decodable>(_ db: SQLiteConnection, _ sql: String, _ bindings: [SQLiteConnection.Value]) throws(StoreError) -> T? {
         var found: T?

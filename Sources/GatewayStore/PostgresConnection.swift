@@ -1,0 +1,182 @@
+// SPDX-License-Identifier: Apache-2.0
+import CLibPQ
+import Foundation
+package import GatewayCore
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A thin wrapper over one libpq `PGconn`: parameterized queries (`PQexecParams`) with text
+/// parameters and text results, libpq and SQLSTATE errors mapped to `StoreError`.
+///
+/// Messages never carry a parameter value, a password or a server `DETAIL` (a unique violation's
+/// detail quotes the row's values): only libpq's own connection message and the server's
+/// primary message.
+///
+/// `@unchecked Sendable`: a `PGconn` must not be used by two threads at once; `PostgresStore`
+/// keeps each connection inside a `Mutex` slot, and tests use theirs from one task.
+package final class PostgresConnection: @unchecked Sendable {
+    private let conn: OpaquePointer
+
+    /// Opens a connection. `url` is a libpq connection URI (`postgres://user@host:port/db`) or
+    /// key/value string; our defaults (a connect timeout, the application name) come first so
+    /// the URL can override them.
+    /// - Throws: `StoreError.unavailable` when the server cannot be reached or refuses us.
+    package init(url: String, connectTimeout: Int = 10) throws(StoreError) {
+        let keywords = ["connect_timeout", "application_name", "dbname"]
+        let values = [String(connectTimeout), "doorman", url]
+        let opened: OpaquePointer? = withCStrings(keywords) { k in
+            withCStrings(values) { v in PQconnectdbParams(k, v, 1) }
+        }
+        guard let opened else { throw .unavailable("postgres: out of memory") }
+        conn = opened
+        guard PQstatus(conn) == CONNECTION_OK else {
+            let message = Self.connectionMessage(conn)
+            PQfinish(conn)
+            throw .unavailable("postgres: cannot connect: \(message)")
+        }
+        // The server's NOTICEs ("relation … already exists, skipping") would go to stderr.
+        PQsetNoticeProcessor(conn, { _, _ in }, nil)
+    }
+
+    deinit { PQfinish(conn) }
+
+    /// True while libpq believes the connection is up (a dead server shows only after a call fails).
+    package var isConnected: Bool { PQstatus(conn) == CONNECTION_OK }
+
+    /// True when no transaction is open (one left open by a failed call must be rolled back).
+    package var isIdle: Bool { PQtransactionStatus(conn) == PQTRANS_IDLE }
+
+    /// Reconnects a broken connection with its original parameters.
+    /// - Throws: `StoreError.unavailable` while the server is still unreachable.
+    package func reset() throws(StoreError) {
+        PQreset(conn)
+        guard isConnected else { throw .unavailable("postgres: reconnect failed: \(Self.connectionMessage(conn))") }
+    }
+
+    /// Runs one or more statements without parameters or results (`PQexec`: migrations, BEGIN).
+    package func execute(_ sql: String) throws(StoreError) {
+        let result = PQexec(conn, sql)
+        defer { PQclear(result) }
+        try check(result)
+    }
+
+    /// Runs one parameterized statement; parameters travel as text, apart from the SQL, and the
+    /// server infers their types from where they stand.
+    @discardableResult
+    package func query(_ sql: String, _ parameters: [String?] = []) throws(StoreError) -> PostgresRows {
+        let result: OpaquePointer? = withOptionalCStrings(parameters) { values in
+            PQexecParams(conn, sql, Int32(parameters.count), nil, values, nil, nil, 0)
+        }
+        defer { PQclear(result) }
+        try check(result)
+        return PostgresRows(result!)
+    }
+
+    /// Runs `body` between BEGIN and COMMIT, rolling back on error.
+    package func transaction<T>(_ body: () throws(StoreError) -> T) throws(StoreError) -> T {
+        try execute("BEGIN")
+        do {
+            let value = try body()
+            try execute("COMMIT")
+            return value
+        } catch {
+            try? execute("ROLLBACK")
+            throw error
+        }
+    }
+
+    // MARK: - LISTEN/NOTIFY
+
+    /// One notification received on a channel this connection LISTENs to.
+    package struct Notification: Equatable, Sendable {
+        package var channel: String
+        package var payload: String
+        /// The notifying server process.
+        package var processID: Int32
+    }
+
+    /// Waits up to `timeout` seconds for a notification (reading from the socket with poll(2)).
+    /// Returns nil on timeout.
+    package func nextNotification(timeout: Double) throws(StoreError) -> Notification? {
+        let deadline = Date().addingTimeInterval(timeout)
+        while true {
+            guard PQconsumeInput(conn) == 1 else { throw .unavailable("postgres: \(Self.connectionMessage(conn))") }
+            if let notify = PQnotifies(conn) {
+                defer { PQfreemem(notify) }
+                return Notification(channel: String(cString: notify.pointee.relname),
+                                    payload: String(cString: notify.pointee.extra), processID: notify.pointee.be_pid)
+            }
+            let remaining = deadline.timeIntervalSinceNow
+            guard remaining > 0 else { return nil }
+            var pfd = pollfd(fd: PQsocket(conn), events: Int16(POLLIN), revents: 0)
+            let ready = poll(&pfd, 1, Int32(min(remaining * 1000, 60_000).rounded(.up)))
+            if ready < 0 && errno != EINTR { throw .unavailable("postgres: poll: errno \(errno)") }
+        }
+    }
+
+    // MARK: - Errors
+
+    /// SQLSTATE class 23 (integrity constraint violation): the caller's conflict, not an outage.
+    private static let constraintViolationClass = "23"
+
+    private func check(_ result: OpaquePointer?) throws(StoreError) {
+        guard let result else { throw .unavailable("postgres: \(Self.connectionMessage(conn))") }
+        switch PQresultStatus(result) {
+        case PGRES_COMMAND_OK, PGRES_TUPLES_OK, PGRES_EMPTY_QUERY:
+            return
+        default:
+            let state = Self.field(result, "C") ?? ""
+            let message = Self.field(result, "M") ?? Self.connectionMessage(conn)
+            if state.hasPrefix(Self.constraintViolationClass) { throw .conflict(message) }
+            if !isConnected { throw .unavailable("postgres: connection lost: \(message)") }
+            throw .unavailable("postgres: \(message)\(state.isEmpty ? "" : " (SQLSTATE \(state))")")
+        }
+    }
+
+    /// One diagnostic field of an error result: `C` (PG_DIAG_SQLSTATE) or `M` (PG_DIAG_MESSAGE_PRIMARY).
+    private static func field(_ result: OpaquePointer, _ code: Unicode.Scalar) -> String? {
+        PQresultErrorField(result, Int32(code.value)).map { String(cString: $0) }
+    }
+
+    /// libpq's last message on this connection, on one line.
+    private static func connectionMessage(_ conn: OpaquePointer) -> String {
+        let text = PQerrorMessage(conn).map { String(cString: $0) } ?? ""
+        let line = text.split(whereSeparator: \.isNewline).joined(separator: " ")
+        return line.isEmpty ? "unknown error" : line
+    }
+}
+
+/// The text rows of one result, copied out of the `PGresult` (which is cleared at once).
+package struct PostgresRows: Sendable {
+    package let rows: [[String?]]
+    /// Rows changed by an INSERT/UPDATE/DELETE (`PQcmdTuples`), 0 otherwise.
+    package let changed: Int
+
+    init(_ result: OpaquePointer) {
+        let count = PQntuples(result)
+        let fields = PQnfields(result)
+        rows = (0..<count).map { row in
+            (0..<fields).map { field in
+                PQgetisnull(result, row, field) == 1 ? nil : String(cString: PQgetvalue(result, row, field))
+            }
+        }
+        changed = Int(String(cString: PQcmdTuples(result))) ?? 0
+    }
+
+    /// The first column of the first row.
+    package var scalar: String? { rows.first?.first ?? nil }
+}
+
+/// Calls `body` with a NULL-terminated array of C strings that live for the call.
+private func withCStrings<R>(_ strings: [String], _ body: (UnsafePointer<UnsafePointer<CChar>?>) -> R) -> R {
+    withOptionalCStrings(strings.map { Optional($0) }, body)
+}
+
+/// As `withCStrings`, with nil entries passed as NULL (SQL NULL parameters).
+private func withOptionalCStrings<R>(_ strings: [String?], _ body: (UnsafePointer<UnsafePointer<CChar>?>) -> R) -> R {
+    let copies: [UnsafeMutablePointer<CChar>?] = strings.map { $0.map { strdup($0)! } }
+    defer { for copy in copies { free(copy) } }
+    let pointers = copies.map { UnsafePointer($0) } + [nil]
+    return pointers.withUnsafeBufferPointer { body($0.baseAddress!) }
+}
