@@ -61,6 +61,10 @@ struct Serve: ParsableCommand {
     var maxKeyLifetimeDays: Double?
     @Option(help: "Threads for blocking store calls. [env: DOORMAN_POOL_THREADS] (default: 2)")
     var poolThreads: Int?
+    @Option(help: "This node's name in a PostgreSQL cluster, unique per node. [env: DOORMAN_NODE_NAME] (default: hostname:port)")
+    var nodeName: String?
+    @Option(help: "Seconds a cluster node may miss the change feed before it refuses handshakes (503) and /readyz fails; past twice this it ends its sessions (4503). [env: DOORMAN_FEED_BOUND] (default: 10)")
+    var feedBound: Double?
     @Option(help: "Seconds before a key expires at which its sessions are warned. [env: DOORMAN_EXPIRY_WARNING] (default: 300)")
     var expiryWarning: Double?
     @Option(help: "Messages per second a key may send on this node. [env: DOORMAN_MESSAGES_PER_SECOND] (default: 100)")
@@ -212,6 +216,8 @@ struct Serve: ParsableCommand {
         }
         c.poolThreads = try pick(poolThreads, env, "DOORMAN_POOL_THREADS", "pool-threads", c.poolThreads)
         c.bootstrapKey = env["DOORMAN_BOOTSTRAP_KEY"]
+        c.nodeName = nodeName ?? env["DOORMAN_NODE_NAME"]
+        c.feedBound = try pick(feedBound, env, "DOORMAN_FEED_BOUND", "feed-bound", c.feedBound)
         var p = c.sessions
         p.expiryWarning = try pick(expiryWarning, env, "DOORMAN_EXPIRY_WARNING", "expiry-warning", p.expiryWarning)
         p.messagesPerSecond = try pick(messagesPerSecond, env, "DOORMAN_MESSAGES_PER_SECOND", "messages-per-second", p.messagesPerSecond)

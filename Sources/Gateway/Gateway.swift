@@ -17,6 +17,9 @@ public final class Gateway: Sendable {
     /// The TLS listener's certificates, when configured.
     public let certificates: TLSContextBox?
     private let logger: Logger
+    /// This node's part in a cluster (PostgreSQL), and what starts its feed once the loops run.
+    private let cluster: ClusterNode?
+    private let clusterStart: (@Sendable () -> Void)?
 
     /// Validates `config`, opens the store (bootstrapping an empty one), binds and starts serving.
     public init(config: GatewayConfig, logger: Logger) throws {
@@ -34,27 +37,52 @@ public final class Gateway: Sendable {
         var secret: String?
         var usage: KeyUsageRecorder?
         var sessions: SessionServices?
+        var clusterNode: ClusterNode?
+        var startFeed: (@Sendable () -> Void)?
         if !config.echo {
-            // One PostgreSQL connection per pool thread: store calls run only on the pool.
+            // One PostgreSQL connection per pool thread and one for the cluster feed's reads:
+            // store calls run only there.
             let location = StoreLocation(config.database)
-            let base = try location.makeStore(connections: config.poolThreads)
-            logger.info("store opened", metadata: ["store": "\(location)"])
-            secret = try Self.bootstrap(base, key: config.bootstrapKey, logger: logger)
+            let nodeName = config.nodeName ?? "\(SessionServices.hostName):\(config.server.port)"
+            var cluster: ClusterNode?
+            var base: any IdentityStore
+            if case .postgres(let url) = location {
+                let instance = nodeName + "#" + AdminService.makeID("run")
+                base = try location.makeStore(connections: config.poolThreads + 1, node: instance)
+                let shared = PostgresCluster(url: url, node: nodeName)
+                let store = base
+                secret = try shared.withSetupLock { try Self.bootstrap(store, key: config.bootstrapKey, logger: logger) }
+                cluster = try ClusterNode(shared: shared, instance: instance, bound: config.feedBound, logger: logger)
+            } else {
+                base = try location.makeStore(connections: config.poolThreads)
+                secret = try Self.bootstrap(base, key: config.bootstrapKey, logger: logger)
+            }
+            logger.info("store opened", metadata: ["store": "\(location)", "node": "\(nodeName)"])
             let cache = IdentityCache()
             try cache.load(from: base)
             usage = KeyUsageRecorder(store: base, pool: pool, logger: logger)
             let loops = config.server.loops > 0 ? config.server.loops : LoopGroup.defaultCount
             let calls = config.upstreams.isEmpty ? nil : CallService(upstreams: config.upstreams, policy: config.calls, loops: loops, logger: logger)
-            let services = SessionServices(cache: cache, policy: config.sessions, server: config.server, logger: logger, usage: usage, calls: calls)
-            // Every committed change: refresh the cache first, then let every loop's sessions feel it.
-            let store = NotifyingStore(base) { change in
+            let services = SessionServices(cache: cache, policy: config.sessions, server: config.server, logger: logger, usage: usage, calls: calls,
+                                           nodeName: nodeName, cluster: cluster)
+            // Every committed change, made here or (through the cluster's feed) on another node:
+            // refresh the cache first, then let every loop's sessions feel it.
+            let act: @Sendable (IdentityChange) -> ChangeReceipt = { [base] change in
                 do {
                     try cache.refresh(after: change, from: base)
                 } catch {
                     logger.error("cache refresh failed; reloading", metadata: ["error": "\(error)"])
                     try? cache.load(from: base)
                 }
-                Self.propagate(change, to: services)
+                return Self.propagate(change, to: services)
+            }
+            let store = NotifyingStore(base) { change, auditSeq in
+                ChangeReceipts.add(act(change), auditSeq: auditSeq)
+            }
+            clusterNode = cluster
+            if let cluster {
+                let feedStore = base
+                startFeed = { cluster.start(services: services, store: feedStore, apply: act) }
             }
             let service = AdminService(store: store, policy: config.keyPolicy)
             var api = AdminAPI(service: service, usage: usage)
@@ -62,6 +90,8 @@ public final class Gateway: Sendable {
             admin = api
             sessions = services
         }
+        cluster = clusterNode
+        clusterStart = startFeed
         bootstrapSecret = secret
         self.usage = usage
         let application = GatewayApplication(config: config, admin: admin, pool: admin == nil ? nil : pool, sessions: sessions)
@@ -73,10 +103,12 @@ public final class Gateway: Sendable {
         }
         application.attach(server)
         sessions?.attach(loops: server.loops)
+        clusterStart?()
     }
 
     /// What a committed change does to live sessions, on every loop.
-    static func propagate(_ change: IdentityChange, to services: SessionServices) {
+    @discardableResult
+    static func propagate(_ change: IdentityChange, to services: SessionServices) -> ChangeReceipt {
         let cache = services.cache
         let start = monotonicNanoseconds()
         let metrics = services.metrics
@@ -95,7 +127,7 @@ public final class Gateway: Sendable {
         case .deleteUser, .putGroup, .deleteGroup:
             receipt = services.everyHub({ $0.recompute(keyIDs: nil, cache: cache) }, done: done)
         }
-        ChangeReceipts.add(receipt)
+        return receipt
     }
 
     public var port: Int { server.port }
@@ -115,6 +147,7 @@ public final class Gateway: Sendable {
     /// Drains (1001 to every session) and stops.
     public func shutdown() {
         server.shutdown(drainTimeout: config.server.drainTimeout)
+        cluster?.stop()
         pool.shutdown()
         usage?.flush()
     }

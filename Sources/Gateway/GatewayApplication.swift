@@ -50,6 +50,11 @@ public final class GatewayApplication: ServerApplication {
         guard let sessions, let hub = sessions.hub(for: connection.loop) else {
             return .reject(HandshakeRejection(status: 503, reason: "not_ready").response)
         }
+        if let cluster = sessions.cluster, cluster.isFeedLost {
+            // Fail closed: without the change feed no key can be re-verified.
+            sessions.metrics.handshake("feed_lost")
+            return .reject(HandshakeRejection(status: 503, reason: "feed_lost", headers: [HTTPHeader("Retry-After", "5")]).response)
+        }
         let address = connection.peerAddress
         switch authenticate(head, upgrade, address: address, sessions: sessions) {
         case .failure(let rejection):
@@ -121,7 +126,7 @@ public final class GatewayApplication: ServerApplication {
 
     public func respond(to request: HTTPRequest, on connection: Connection, reply: HTTPReply) {
         if let sessions, request.head.path == "/v1/publish" {
-            return reply.send(publish(request, sessions: sessions, connection: connection))
+            return publish(request, sessions: sessions, connection: connection, reply: reply)
         }
         if let admin, let pool, AdminAPI.owns(request.head.path) {
             let key: String?
@@ -144,12 +149,30 @@ public final class GatewayApplication: ServerApplication {
     }
 
     /// `POST /v1/publish {"channel":…,"property":…,"data":…}` with a key that may publish there.
-    private func publish(_ request: HTTPRequest, sessions: SessionServices, connection: Connection) -> HTTPResponse {
-        func fail(_ status: Int, _ code: String, _ message: String) -> HTTPResponse {
-            HTTPResponse(status: status, headers: [HTTPHeader("Content-Type", "application/json")],
-                         body: JSONText.object([("error", .string(code)), ("message", .string(message))]).bytes)
+    /// 202 once accepted: delivered on one node, durable in the shared feed in a cluster.
+    private func publish(_ request: HTTPRequest, sessions: SessionServices, connection: Connection, reply: HTTPReply) {
+        let accepted = HTTPResponse(status: 202, headers: [HTTPHeader("Content-Type", "application/json")], body: JSONText.object([("published", .bool(true))]).bytes)
+        let refused = Self.failure(503, "unavailable", "the event could not be stored for the other nodes; try again")
+        switch checkPublish(request, sessions: sessions, connection: connection) {
+        case .failure(let refusal): reply.send(refusal.response)
+        case .success(let (channel, property, data)):
+            sessions.publish(channel: channel, property: property, data: data) { stored in reply.send(stored ? accepted : refused) }
+        }
+    }
+
+    private static func failure(_ status: Int, _ code: String, _ message: String) -> HTTPResponse {
+        HTTPResponse(status: status, headers: [HTTPHeader("Content-Type", "application/json")],
+                     body: JSONText.object([("error", .string(code)), ("message", .string(message))]).bytes)
+    }
+
+    /// A publish's checks: the channel, property and data, or the answer that refuses it.
+    private func checkPublish(_ request: HTTPRequest, sessions: SessionServices, connection: Connection)
+        -> Result<(String, String?, Any), PublishRefusal> {
+        func fail(_ status: Int, _ code: String, _ message: String) -> Result<(String, String?, Any), PublishRefusal> {
+            .failure(PublishRefusal(response: Self.failure(status, code, message)))
         }
         guard request.head.method == "POST" else { return fail(405, "method_not_allowed", "use POST") }
+        if let cluster = sessions.cluster, cluster.isFeedLost { return fail(503, "feed_lost", "this node lost the cluster's change feed; try another") }
         guard sessions.networks.allows(connection.peerAddress) else { return fail(403, "address_not_allowed", "publishing is not allowed from this address") }
         let text: String
         switch PresentedKey.find(in: request.head) {
@@ -172,8 +195,7 @@ public final class GatewayApplication: ServerApplication {
             return fail(status, decision.reason.rawValue, "this key may not publish to \(channel)")
         }
         sessions.usage?.record(KeyUse(keyID: resolved.key.id, time: Date(), address: connection.peerAddress))
-        sessions.publish(channel: channel, property: property, data: object["data"] ?? NSNull())
-        return HTTPResponse(status: 202, headers: [HTTPHeader("Content-Type", "application/json")], body: JSONText.object([("published", .bool(true))]).bytes)
+        return .success((channel, property, object["data"] ?? NSNull()))
     }
 
     /// `/{service}/{api_name}` for a configured service: the upstream and the api name.
@@ -197,6 +219,9 @@ public final class GatewayApplication: ServerApplication {
         let action = service.name + ":" + api
         // The same network allowlist as sessions: a key taken out of the building does not call from outside.
         guard sessions.networks.allows(connection.peerAddress) else { return fail(403, "forbidden", "calls are not allowed from this address", [("reason", .string("address_not_allowed"))]) }
+        if let cluster = sessions.cluster, cluster.isFeedLost {
+            return fail(503, "feed_lost", "this node lost the cluster's change feed; try another", headers: [HTTPHeader("Retry-After", "5")])
+        }
         guard !["TRACE", "CONNECT"].contains(request.head.method) else {
             return fail(405, "invalid_request", "calls do not take \(request.head.method)", headers: [HTTPHeader("Allow", "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS")])
         }
@@ -283,7 +308,15 @@ public final class GatewayApplication: ServerApplication {
         case "/readyz":
             // Ready: serving, not draining, and (gateway mode) the identity cache loaded.
             let draining = server.withLock { $0?.isDraining ?? true }
-            return draining ? .json(status: 503, #"{"status":"draining"}"#) : .json(status: 200, #"{"status":"ready"}"#)
+            if draining { return .json(status: 503, #"{"status":"draining"}"#) }
+            if let cluster = sessions?.cluster {
+                let age = String(format: "%.1f", cluster.feedAge)
+                if cluster.isFeedLost {
+                    return .json(status: 503, #"{"status":"feed_lost","node":"\#(cluster.node)","feedAgeSeconds":\#(age),"boundSeconds":\#(cluster.bound)}"#)
+                }
+                return .json(status: 200, #"{"status":"ready","node":"\#(cluster.node)","feedAgeSeconds":\#(age)}"#)
+            }
+            return .json(status: 200, #"{"status":"ready"}"#)
         case "/metrics":
             let (connections, slow) = server.withLock { ($0?.activeConnections ?? 0, $0?.slowConsumerCloses ?? 0) }
             let metrics = sessions?.metrics ?? GatewayMetrics()
@@ -293,6 +326,11 @@ public final class GatewayApplication: ServerApplication {
             return .json(status: 404, #"{"error":"not_found"}"#)
         }
     }
+}
+
+/// A publish refused, with its answer.
+struct PublishRefusal: Error {
+    var response: HTTPResponse
 }
 
 /// Why a plain HTTP request's key is not accepted.

@@ -30,6 +30,11 @@ public struct GatewayConfig: Sendable, Equatable {
     public var upstreams: [UpstreamService] = []
     /// Timeouts and limits of calls to upstreams.
     public var calls = CallPolicy()
+    /// This node's name in a cluster (default `hostname:port`); unique per node.
+    public var nodeName: String?
+    /// Seconds a cluster node may miss the change feed before it refuses handshakes (and, past
+    /// twice this, ends its sessions).
+    public var feedBound: Double = 10
 
     public init() {}
 
@@ -61,6 +66,9 @@ public struct GatewayConfig: Sendable, Equatable {
         try require(!database.isEmpty, "db", "must name a SQLite file or a postgres:// URL")
         try require(keyPolicy.maxLifetime.map { $0 > 0 } ?? true, "max-key-lifetime", "must be > 0 seconds")
         try require((1...64).contains(poolThreads), "pool-threads", "must be 1 to 64")
+        try require(feedBound >= 1 && feedBound <= 3600, "feed-bound", "must be 1 to 3600 seconds")
+        try require(nodeName.map { n in !n.isEmpty && n.count <= 100 && n.unicodeScalars.allSatisfy { $0.isASCII && ($0.properties.isAlphabetic || ("0"..."9").contains($0) || "._:-".unicodeScalars.contains($0)) } } ?? true,
+                    "node-name", "1 to 100 of A-Z, a-z, 0-9, '.', '_', ':' and '-'")
         let p = sessions
         try require(p.expiryWarning >= 0, "expiry-warning", "must be >= 0 seconds")
         try require(p.messagesPerSecond >= 0 && p.messageBurst >= 1, "messages-per-second", "rate >= 0 and burst >= 1")

@@ -14,6 +14,7 @@ public import WireCodec
 /// | 4006 | key deleted | stop |
 /// | 4007 | session killed by an administrator | stop |
 /// | 4129 | rate limited (message flood) | reconnect after backing off |
+/// | 4503 | this node lost the cluster's change feed and can no longer vouch for the key | reconnect (another node) |
 public enum SessionEndReason: String, Sendable, CaseIterable, Codable {
     case keyRevoked = "key_revoked"
     case keySuspended = "key_suspended"
@@ -23,6 +24,7 @@ public enum SessionEndReason: String, Sendable, CaseIterable, Codable {
     case keyDeleted = "key_deleted"
     case killed = "killed_by_administrator"
     case rateLimited = "rate_limited"
+    case feedLost = "cluster_feed_lost"
 
     public var closeCode: CloseCode {
         switch self {
@@ -34,6 +36,7 @@ public enum SessionEndReason: String, Sendable, CaseIterable, Codable {
         case .keyDeleted: return CloseCode(rawValue: 4006)
         case .killed: return CloseCode(rawValue: 4007)
         case .rateLimited: return CloseCode(rawValue: 4129)
+        case .feedLost: return CloseCode(rawValue: 4503)
         }
     }
 
@@ -48,6 +51,7 @@ public enum SessionEndReason: String, Sendable, CaseIterable, Codable {
         case .keyDeleted: return "This device's key was deleted."
         case .killed: return "An administrator ended this session."
         case .rateLimited: return "Too many messages; reconnect later."
+        case .feedLost: return "This server lost contact with the cluster; reconnect."
         }
     }
 

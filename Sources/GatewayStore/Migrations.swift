@@ -86,5 +86,42 @@ enum Migrations {
             time DOUBLE PRECISION NOT NULL
         );
         """,
+        // 2: the cluster. Which node made a change and its audit entry (a receipt names it);
+        // publishes (the notification carries only their seq: any payload size); the nodes and
+        // their heartbeats (database time, so node clocks do not matter); what each node did
+        // with a change; and each node's live sessions, for listings and per-key caps.
+        """
+        ALTER TABLE changes ADD COLUMN node TEXT, ADD COLUMN audit_seq BIGINT;
+        CREATE TABLE publishes (
+            seq BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+            node TEXT NOT NULL,
+            channel TEXT NOT NULL,
+            property TEXT,
+            data TEXT NOT NULL,
+            time DOUBLE PRECISION NOT NULL
+        );
+        CREATE TABLE nodes (
+            name TEXT PRIMARY KEY,
+            started_at DOUBLE PRECISION NOT NULL,
+            heartbeat_at DOUBLE PRECISION NOT NULL,
+            applied_seq BIGINT NOT NULL DEFAULT 0
+        );
+        CREATE TABLE change_receipts (
+            audit_seq BIGINT NOT NULL,
+            node TEXT NOT NULL,
+            ended INTEGER NOT NULL,
+            time DOUBLE PRECISION NOT NULL,
+            PRIMARY KEY (audit_seq, node)
+        );
+        CREATE TABLE live_sessions (
+            node TEXT NOT NULL,
+            id TEXT NOT NULL,
+            key_id TEXT NOT NULL,
+            user_id TEXT NOT NULL,
+            body TEXT NOT NULL,
+            PRIMARY KEY (node, id)
+        );
+        CREATE INDEX live_sessions_key ON live_sessions (key_id);
+        """,
     ]
 }

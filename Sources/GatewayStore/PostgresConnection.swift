@@ -19,21 +19,20 @@ package final class PostgresConnection: @unchecked Sendable {
     private let conn: OpaquePointer
 
     /// Opens a connection. `url` is a libpq connection URI (`postgres://user@host:port/db`) or
-    /// key/value string; our defaults (a connect timeout, the application name) come first so
-    /// the URL can override them.
+    /// key/value string; our defaults (a connect timeout, the application name, `options`) come
+    /// first so the URL can override them.
     /// - Throws: `StoreError.unavailable` when the server cannot be reached or refuses us.
-    package init(url: String, connectTimeout: Int = 10) throws(StoreError) {
-        let keywords = ["connect_timeout", "application_name", "dbname"]
-        let values = [String(connectTimeout), "doorman", url]
+    package init(url: String, connectTimeout: Int = 10, options: [(String, String)] = []) throws(StoreError) {
+        let keywords = ["connect_timeout", "application_name"] + options.map(\.0) + ["dbname"]
+        let values = [String(connectTimeout), "doorman"] + options.map(\.1) + [url]
         let opened: OpaquePointer? = withCStrings(keywords) { k in
             withCStrings(values) { v in PQconnectdbParams(k, v, 1) }
         }
         guard let opened else { throw .unavailable("postgres: out of memory") }
         conn = opened
         guard PQstatus(conn) == CONNECTION_OK else {
-            let message = Self.connectionMessage(conn)
-            PQfinish(conn)
-            throw .unavailable("postgres: cannot connect: \(message)")
+            // No PQfinish here: every stored property is set, so deinit runs and finishes it.
+            throw .unavailable("postgres: cannot connect: \(Self.connectionMessage(conn))")
         }
         // The server's NOTICEs ("relation … already exists, skipping") would go to stderr.
         PQsetNoticeProcessor(conn, { _, _ in }, nil)
@@ -43,6 +42,18 @@ package final class PostgresConnection: @unchecked Sendable {
 
     /// True while libpq believes the connection is up (a dead server shows only after a call fails).
     package var isConnected: Bool { PQstatus(conn) == CONNECTION_OK }
+
+    /// Reads whatever the server sent while the connection sat idle (without blocking) and tells
+    /// whether it is still usable: a server that restarted has closed it, and only a read shows that.
+    package func isAlive() -> Bool {
+        // A server that goes away sends an error, then the end of the stream: two reads.
+        for _ in 0..<4 {
+            var pfd = pollfd(fd: PQsocket(conn), events: Int16(POLLIN), revents: 0)
+            guard poll(&pfd, 1, 0) > 0 else { break }
+            guard PQconsumeInput(conn) == 1, PQstatus(conn) == CONNECTION_OK else { return false }
+        }
+        return PQstatus(conn) == CONNECTION_OK
+    }
 
     /// True when no transaction is open (one left open by a failed call must be rolled back).
     package var isIdle: Bool { PQtransactionStatus(conn) == PQTRANS_IDLE }
@@ -94,6 +105,18 @@ package final class PostgresConnection: @unchecked Sendable {
         package var payload: String
         /// The notifying server process.
         package var processID: Int32
+    }
+
+    /// Notifications already received, without waiting (after a query, or after `nextNotification`).
+    package func pendingNotifications() throws(StoreError) -> [Notification] {
+        guard PQconsumeInput(conn) == 1 else { throw .unavailable("postgres: \(Self.connectionMessage(conn))") }
+        var found: [Notification] = []
+        while let notify = PQnotifies(conn) {
+            found.append(Notification(channel: String(cString: notify.pointee.relname),
+                                      payload: String(cString: notify.pointee.extra), processID: notify.pointee.be_pid))
+            PQfreemem(notify)
+        }
+        return found
     }
 
     /// Waits up to `timeout` seconds for a notification (reading from the socket with poll(2)).

@@ -33,14 +33,17 @@ public final class PostgresStore: IdentityStore {
     static let changeLock: Int64 = 0x646f_6f72_6d61_6e02
 
     private let url: String
+    /// The node whose changes this store writes (the feed's `node` column; nil outside a cluster).
+    public let node: String?
     private let slots: [Slot]
     private let nextSlot = Atomic<Int>(0)
 
     /// Connects to `url` (`postgres://user@host:port/db`), migrates the schema and keeps up to
     /// `connections` connections (at least one).
     /// - Throws: `StoreError.unavailable` when the server cannot be reached or migrated.
-    public init(url: String, connections: Int = 2) throws(StoreError) {
+    public init(url: String, connections: Int = 2, node: String? = nil) throws(StoreError) {
         self.url = url
+        self.node = node
         let first = try PostgresConnection(url: url)
         try Self.migrate(first)
         slots = [Slot(first)] + (1..<max(1, connections)).map { _ in Slot(nil) }
@@ -97,7 +100,7 @@ public final class PostgresStore: IdentityStore {
             db = try PostgresConnection(url: url)
             conn = db
         }
-        if !db.isConnected { try db.reset() }
+        if !db.isAlive() { try db.reset() }
         if !db.isIdle { try db.execute("ROLLBACK") }   // left open by a call that failed mid-way
         return try body(db)
     }
@@ -230,14 +233,14 @@ public final class PostgresStore: IdentityStore {
                 try db.query("SELECT pg_advisory_xact_lock($1)", [String(Self.changeLock)])
                 let (entity, id) = try Self.write(change, db)
                 let time = String(entry.time.timeIntervalSince1970)
-                try db.query("""
-                    WITH c AS (INSERT INTO changes (entity, id, time) VALUES ($1, $2, $3) RETURNING seq)
-                    SELECT pg_notify('\(Self.changeChannel)', seq::text) FROM c
-                    """, [entity, id, time])
                 let seq = try db.query("""
                     INSERT INTO audit (time, actor, action, target_type, target_id, change) VALUES ($1, $2, $3, $4, $5, $6) RETURNING seq
                     """, [time, entry.actor, entry.action, entry.targetType, entry.targetID, entry.change]).scalar
                 guard let seq = seq.flatMap({ Int64($0) }) else { throw .unavailable("postgres: no audit seq returned") }
+                try db.query("""
+                    WITH c AS (INSERT INTO changes (entity, id, time, node, audit_seq) VALUES ($1, $2, $3, $4, $5) RETURNING seq)
+                    SELECT pg_notify('\(Self.changeChannel)', seq::text) FROM c
+                    """, [entity, id, time, node, String(seq)])
                 return seq
             }
         }

@@ -16,10 +16,11 @@ public enum StoreLocation: Equatable, Sendable, CustomStringConvertible {
     /// Opens (and migrates) the store.
     /// - Parameter connections: PostgreSQL connections to keep (one per thread that calls the store).
     /// - Throws: `StoreError.unavailable` when it cannot be opened, reached or migrated.
-    public func makeStore(connections: Int) throws(StoreError) -> any IdentityStore {
+    /// - Parameter node: this node's name in a cluster (recorded with each change it makes).
+    public func makeStore(connections: Int, node: String? = nil) throws(StoreError) -> any IdentityStore {
         switch self {
         case .sqlite(let path): return try SQLiteStore(path: path)
-        case .postgres(let url): return try PostgresStore(url: url, connections: connections)
+        case .postgres(let url): return try PostgresStore(url: url, connections: connections, node: node)
         }
     }
 

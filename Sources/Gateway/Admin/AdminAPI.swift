@@ -110,9 +110,16 @@ struct AdminAPI: Sendable {
             return json(200, SessionList(items: sessions.list(keyID: call.query["key"], userID: call.query["user"])))
         },
         Route("DELETE", "/v1/sessions/{id}", "admin:sessions.write") { api, call throws(AdminError) in
-            guard let id = UInt64(call.id), let sessions = api.sessions, sessions.kill(sessionID: id) else {
-                throw AdminError.notFound("session \(call.id)")
+            guard let id = UInt64(call.id), let sessions = api.sessions else { throw AdminError.notFound("session \(call.id)") }
+            if let node = call.query["node"], node != sessions.nodeName {
+                // Another node's session: that node ends it when its feed hears the request.
+                guard let cluster = sessions.cluster, cluster.remoteSessionInfos(keyID: nil, userID: nil).contains(where: { $0.node == node && $0.id == call.id }) else {
+                    throw AdminError.notFound("session \(call.id) on node \(node)")
+                }
+                do throws(StoreError) { try cluster.requestKill(node: node, sessionID: call.id) } catch { throw AdminError(error) }
+                return HTTPResponse(status: 202)
             }
+            guard sessions.kill(sessionID: id) else { throw AdminError.notFound("session \(call.id)") }
             return HTTPResponse(status: 204)
         },
 
@@ -165,7 +172,7 @@ struct AdminAPI: Sendable {
         case "true": wait = true
         default: throw AdminError.invalid("wait", "true or false")
         }
-        let before = sessions?.sessionsOf(call.id) ?? 0
+        let before = sessions?.clusterSessionsOf(call.id) ?? 0
         var key: APIKey?
         var failure: AdminError?
         let receipts = ChangeReceipts.collect {
@@ -174,10 +181,21 @@ struct AdminAPI: Sendable {
         if let failure { throw failure }
         guard let key else { throw AdminError.notFound("key \(call.id)") }
         if wait {
-            let complete = receipts.allSatisfy { $0.wait() }
-            return Self.json(200, KeyChange(key: key, sessionsEnded: receipts.reduce(0) { $0 + $1.ended }, complete: complete))
+            var complete = receipts.allSatisfy { $0.receipt.wait() }
+            let here = receipts.reduce(0) { $0 + $1.receipt.ended }
+            guard let sessions, let cluster = sessions.cluster else {
+                return Self.json(200, KeyChange(key: key, sessionsEnded: here, complete: complete))
+            }
+            // Every other live node writes its own receipt once it has acted on the change.
+            var nodes = [sessions.nodeName: here]
+            for entry in receipts {
+                let (ended, all) = cluster.remoteReceipts(auditSeq: entry.auditSeq, timeout: 5)
+                for (node, n) in ended { nodes[node, default: 0] += n }
+                complete = complete && all
+            }
+            return Self.json(200, KeyChange(key: key, sessionsEnded: nodes.values.reduce(0, +), complete: complete, nodes: nodes))
         }
-        return Self.json(200, KeyChange(key: key, sessionsEnded: before, complete: receipts.allSatisfy(\.isComplete)))
+        return Self.json(200, KeyChange(key: key, sessionsEnded: before, complete: receipts.allSatisfy(\.receipt.isComplete)))
     }
 
     static func match(_ head: HTTPRequestHead) throws(AdminError) -> (Route, String) {
@@ -311,8 +329,11 @@ struct KeyChange: Encodable {
     /// Sessions ended (with ?wait=true, counted once every loop has acted; otherwise the key's
     /// live sessions at the time, all being ended).
     var sessionsEnded: Int
-    /// True once every loop has sent its sessions their notice and close frame.
+    /// True once every loop has sent its sessions their notice and close frame (in a cluster, with
+    /// ?wait=true: on every live node).
     var complete: Bool
+    /// In a cluster with ?wait=true: sessions ended per node that answered.
+    var nodes: [String: Int]?
 }
 
 struct SessionList: Encodable {
@@ -328,15 +349,15 @@ struct KeyList: Encodable {
     }
 }
 
-/// A key as its list and read show it: the record plus its live sessions on this node (a count
-/// from memory, so the page's table needs no request per key).
+/// A key as its list and read show it: the record plus its live sessions on every node (counts
+/// from memory, other nodes' as of their last sync, so the page's table needs no request per key).
 struct KeyView: Encodable {
     var key: APIKey
     var liveSessions: Int
 
     init(_ key: APIKey, sessions: SessionServices?) {
         self.key = key
-        liveSessions = sessions?.sessionsOf(key.id) ?? 0
+        liveSessions = sessions?.clusterSessionsOf(key.id) ?? 0
     }
 
     private enum CodingKeys: String, CodingKey { case liveSessions }

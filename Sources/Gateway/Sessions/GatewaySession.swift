@@ -150,8 +150,13 @@ final class GatewaySession: WebSocketSession {
 
     private func publish(_ object: [String: Any], _ id: Any?) {
         guard let (channel, property) = channelRequest(object, id, verb: "publish") else { return }
-        services.publish(channel: channel, property: property, data: object["data"] ?? NSNull())
-        reply(SessionMessage.result(id))
+        let done = SessionMessage.result(id)
+        let failed = SessionMessage.error(id, "unavailable", "the event could not be stored for the other nodes; try again")
+        // In a cluster the answer waits until the event is durable for every node.
+        let hub = hub, sessionID = self.id
+        services.publish(channel: channel, property: property, data: object["data"] ?? NSNull()) { stored in
+            hub.loop.execute { hub.sessions[sessionID]?.reply(stored ? done : failed) }
+        }
     }
 
     // MARK: - Calls
@@ -234,7 +239,7 @@ final class GatewaySession: WebSocketSession {
         Authorizer.decide(AccessRequest(action: action, property: property), key: key, user: user, groups: groups, now: Date())
     }
 
-    private func reply(_ bytes: [UInt8]) {
+    func reply(_ bytes: [UInt8]) {
         services.metrics.messagesOut.add()
         connection?.send(text: bytes)
     }

@@ -132,9 +132,10 @@ final class IdentityCache: Sendable {
 /// CLI, a future web page), the cache is updated and live sessions feel it.
 final class NotifyingStore: IdentityStore {
     private let base: any IdentityStore
-    private let observer: @Sendable (IdentityChange) -> Void
+    private let observer: @Sendable (IdentityChange, Int64) -> Void
 
-    init(_ base: any IdentityStore, observer: @escaping @Sendable (IdentityChange) -> Void) {
+    /// `observer` gets each committed change with its audit seq.
+    init(_ base: any IdentityStore, observer: @escaping @Sendable (IdentityChange, Int64) -> Void) {
         self.base = base
         self.observer = observer
     }
@@ -156,7 +157,7 @@ final class NotifyingStore: IdentityStore {
     @discardableResult
     func apply(_ change: IdentityChange, audit: AuditEntry) throws(StoreError) -> Int64 {
         let seq = try base.apply(change, audit: audit)
-        observer(change)   // after the commit: the change is durable
+        observer(change, seq)   // after the commit: the change is durable
         return seq
     }
 }

@@ -49,11 +49,17 @@ final class ChangeReceipt: Sendable {
 /// synchronously inside its commit; so "the changes this request made" are those observed on
 /// this thread between the start and the end of `collect`.
 enum ChangeReceipts {
-    private static let open = Mutex<[UInt: [ChangeReceipt]]>([:])
+    /// A change's receipt on this node, and the change's audit seq (other nodes' receipts name it).
+    struct Entry {
+        var receipt: ChangeReceipt
+        var auditSeq: Int64
+    }
+
+    private static let open = Mutex<[UInt: [Entry]]>([:])
 
     private static var thread: UInt { UInt(bitPattern: Int(bitPattern: UInt(pthread_self()))) }
 
-    static func collect(_ body: () throws -> Void) rethrows -> [ChangeReceipt] {
+    static func collect(_ body: () throws -> Void) rethrows -> [Entry] {
         let me = thread
         open.withLock { $0[me] = [] }
         defer { open.withLock { $0[me] = nil } }
@@ -62,17 +68,28 @@ enum ChangeReceipts {
     }
 
     /// Called by the observer: records a receipt if the calling thread is collecting.
-    static func add(_ receipt: ChangeReceipt) {
+    static func add(_ receipt: ChangeReceipt, auditSeq: Int64) {
         let me = thread
-        open.withLock { if $0[me] != nil { $0[me]!.append(receipt) } }
+        open.withLock { if $0[me] != nil { $0[me]!.append(Entry(receipt: receipt, auditSeq: auditSeq)) } }
     }
 }
 
 extension SessionServices {
-    /// Every live session, optionally of one key or user (blocking: waits for every loop).
+    /// Every live session on every node, optionally of one key or user (blocking: waits for
+    /// every loop; other nodes' sessions as of their last sync, about a second ago).
     func list(keyID: String?, userID: String?) -> [SessionInfo] {
+        var all = localList(keyID: keyID, userID: userID)
+        if let cluster {
+            all += cluster.remoteSessionInfos(keyID: keyID, userID: userID)
+            all.sort { $0.since < $1.since }
+        }
+        return all
+    }
+
+    /// This node's live sessions (blocking: waits for every loop).
+    func localList(keyID: String?, userID: String?) -> [SessionInfo] {
         let found = Mutex<[SessionInfo]>([])
-        let node = Self.nodeName
+        let node = nodeName
         _ = everyHub { hub in
             let infos = hub.sessions.values.filter { s in
                 (keyID == nil || s.keyID == keyID) && (userID == nil || s.userID == userID) && s.isLive
@@ -90,7 +107,7 @@ extension SessionServices {
         return receipt.ended > 0
     }
 
-    static let nodeName: String = {
+    static let hostName: String = {
         var buffer = [CChar](repeating: 0, count: 256)
         gethostname(&buffer, 255)
         return String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)

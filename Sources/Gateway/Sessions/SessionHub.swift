@@ -110,6 +110,16 @@ final class SessionHub: @unchecked Sendable {
         return ids.count
     }
 
+    /// Ends every session here (the node can no longer vouch for any key).
+    func endAll(reason: SessionEndReason) -> Int {
+        var count = 0
+        for session in sessions.values where session.isLive {
+            session.end(reason)
+            count += 1
+        }
+        return count
+    }
+
     /// Ends one session by id (an administrator's kill).
     func end(sessionID: UInt64, reason: SessionEndReason) -> Bool {
         guard let session = sessions[sessionID], session.isLive else { return false }

@@ -120,9 +120,16 @@ final class SessionServices: Sendable {
     private let hubList = Mutex<[SessionHub]>([])
     private let sessionsPerKey = Mutex<[String: Int]>([:])
     private let httpCallsPerKey = Mutex<[String: Int]>([:])
+    /// This node's name (session listings, receipts).
+    let nodeName: String
+    /// The cluster this node belongs to (nil on one node with SQLite).
+    let cluster: ClusterNode?
 
-    init(cache: IdentityCache, policy: SessionPolicy, server: ServerConfiguration, logger: Logger, usage: KeyUsageRecorder?, calls: CallService? = nil) {
+    init(cache: IdentityCache, policy: SessionPolicy, server: ServerConfiguration, logger: Logger, usage: KeyUsageRecorder?, calls: CallService? = nil,
+         nodeName: String = SessionServices.hostName, cluster: ClusterNode? = nil) {
         self.calls = calls
+        self.nodeName = nodeName
+        self.cluster = cluster
         self.cache = cache
         self.policy = policy
         self.server = server
@@ -158,12 +165,14 @@ final class SessionServices: Sendable {
         hubList.withLock { $0.indices.contains(loop.index) ? $0[loop.index] : nil }
     }
 
-    /// Reserves a session slot for a key; false at the cap.
+    /// Reserves a session slot for a key; false at the cap (counted over every node of a cluster,
+    /// the others' counts as of their last sync, at most about a second old).
     func reserveSession(for keyID: String) -> Bool {
-        sessionsPerKey.withLock { counts in
-            let n = counts[keyID, default: 0]
+        let elsewhere = policy.maxSessionsPerKey > 0 ? cluster?.remoteSessions(of: keyID) ?? 0 : 0
+        return sessionsPerKey.withLock { counts in
+            let n = counts[keyID, default: 0] + elsewhere
             if policy.maxSessionsPerKey > 0, n >= policy.maxSessionsPerKey { return false }
-            counts[keyID] = n + 1
+            counts[keyID, default: 0] += 1
             liveSessions.add(1, ordering: .relaxed)
             return true
         }
@@ -190,6 +199,9 @@ final class SessionServices: Sendable {
     /// Live sessions of a key on this node.
     func sessionsOf(_ keyID: String) -> Int { sessionsPerKey.withLock { $0[keyID] ?? 0 } }
 
+    /// Live sessions of a key on every node (the others' as of their last sync).
+    func clusterSessionsOf(_ keyID: String) -> Int { sessionsOf(keyID) + (cluster?.remoteSessions(of: keyID) ?? 0) }
+
     func releaseSession(for keyID: String) {
         sessionsPerKey.withLock { counts in
             let n = counts[keyID, default: 1] - 1
@@ -198,10 +210,21 @@ final class SessionServices: Sendable {
         }
     }
 
+    /// Publishes an event: on one node, straight to this node's subscribers; in a cluster, written
+    /// to the shared feed (in order, one at a time per node), from which every node, this one
+    /// included, delivers it. `stored` learns whether it was accepted (durable, in a cluster).
+    func publish(channel: String, property: String?, data: Any, stored: @escaping @Sendable (Bool) -> Void = { _ in }) {
+        let encoded = SessionMessage.encodeAny(data)
+        guard let cluster else {
+            deliver(channel: channel, property: property, data: encoded)
+            return stored(true)
+        }
+        cluster.publish(channel: channel, property: property, data: String(decoding: encoded, as: UTF8.self), stored: stored)
+    }
+
     /// Encodes an event once and hands the same bytes to every loop's subscribers.
-    func publish(channel: String, property: String?, data: Any) {
-        let message = PreparedMessage(text: SessionMessage.event(channel: channel, property: property, data: SessionMessage.encodeAny(data)),
-                                      for: server)
+    func deliver(channel: String, property: String?, data: [UInt8]) {
+        let message = PreparedMessage(text: SessionMessage.event(channel: channel, property: property, data: data), for: server)
         let key = SessionMessage.channelKey(channel, property: property)
         let metrics = metrics
         let start = monotonicNanoseconds()

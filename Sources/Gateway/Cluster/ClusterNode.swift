@@ -1,0 +1,278 @@
+// SPDX-License-Identifier: Apache-2.0
+import Foundation
+import GatewayCore
+import GatewayStore
+import Logging
+import Synchronization
+import Transport
+
+/// This node's part in a cluster of nodes sharing one PostgreSQL database.
+///
+/// A feed thread holds a connection that LISTENs. On every notification, and four times a second
+/// regardless, it reads the change feed and the publishes after the last seqs it applied, and
+/// applies them in seq order: changes made by other nodes refresh the identity cache and reach
+/// live sessions here (then a receipt row says how many sessions that ended); publishes go to
+/// this node's subscribers (its own too: every node delivers in the same order). Once a second
+/// it beats (`nodes`), syncs its live sessions to `live_sessions` and reads the other nodes'
+/// session counts.
+///
+/// When the connection fails it reconnects with backoff (0.1 s doubling, at most a quarter of
+/// the bound) and replays everything after the last applied seqs before it counts as caught up.
+///
+/// The rule, with `bound` = `--feed-bound` (10 s by default) and the feed's age = time since the
+/// node last read the feed to its end:
+/// - age ≤ bound: normal.
+/// - age > bound: new handshakes, HTTP calls and publishes are refused with 503 `feed_lost`
+///   (no key can be re-verified), and /readyz answers 503 so load balancers move new clients on.
+/// - age > 2 × bound: every live session here is ended with 4503 `cluster_feed_lost` (reconnect:
+///   the client lands on a node that can vouch for its key).
+/// - caught up again: normal at once.
+final class ClusterNode: Sendable {
+    let shared: PostgresCluster
+    /// This process: written with its changes, so the feed thread skips what it already applied
+    /// (unique per start even when two nodes are given one name by mistake).
+    let instance: String
+    let bound: Double
+    private let logger: Logger
+    private let metrics: Metrics
+    private let state: Mutex<FeedState>
+    private let remoteCounts = Mutex<[String: Int]>([:])
+    private let stopping = Atomic<Bool>(false)
+    private let stopped = Mutex<Bool>(false)
+    /// Publishes leave one at a time, in the order they were made on this node.
+    private let publishQueue = DispatchQueue(label: "doorman.cluster.publish")
+
+    private struct FeedState {
+        var lastChange: Int64
+        var lastPublish: Int64
+        /// Monotonic time the feed was last read to its end.
+        var lastGood: UInt64
+    }
+
+    final class Metrics: Sendable {
+        let replayed = GatewayMetrics.Counter()
+        let remoteChanges = GatewayMetrics.Counter()
+        let remotePublishes = GatewayMetrics.Counter()
+    }
+
+    /// Reads the feed's heads: the cache loaded after this misses nothing (a change in between is
+    /// applied twice, which is harmless).
+    init(shared: PostgresCluster, instance: String, bound: Double, logger: Logger) throws(StoreError) {
+        self.shared = shared
+        self.instance = instance
+        self.bound = bound
+        self.logger = logger
+        self.metrics = Metrics()
+        let heads = try shared.heads()
+        state = Mutex(FeedState(lastChange: heads.changes, lastPublish: heads.publishes, lastGood: monotonicNanoseconds()))
+    }
+
+    var node: String { shared.node }
+
+    /// Seconds since the feed was last read to its end.
+    var feedAge: Double { Double(monotonicNanoseconds() &- state.withLock { $0.lastGood }) / 1e9 }
+
+    /// True past the bound: handshakes and publishes are refused, /readyz says so.
+    var isFeedLost: Bool { feedAge > bound }
+
+    /// Live sessions of `keyID` on the other nodes (as of the last sync).
+    func remoteSessions(of keyID: String) -> Int { remoteCounts.withLock { $0[keyID] ?? 0 } }
+
+    /// Other nodes' live sessions, as they last wrote them.
+    func remoteSessionInfos(keyID: String?, userID: String?) -> [SessionInfo] {
+        do {
+            let decoder = JSONDecoder()
+            decoder.dateDecodingStrategy = .secondsSince1970
+            return try shared.remoteSessions(keyID: keyID, userID: userID).compactMap { row in
+                try? decoder.decode(SessionInfo.self, from: Data(row.body.utf8))
+            }
+        } catch {
+            logger.warning("cannot list other nodes' sessions", metadata: ["error": "\(error)"])
+            return []
+        }
+    }
+
+    /// Writes an event to the shared feed, in this node's publish order; `stored` is told the outcome.
+    func publish(channel: String, property: String?, data: String, stored: @escaping @Sendable (Bool) -> Void) {
+        let shared = shared, logger = logger
+        publishQueue.async {
+            do {
+                try shared.publish(channel: channel, property: property, data: data)
+                stored(true)
+            } catch {
+                logger.error("publish not stored", metadata: ["channel": "\(channel)", "error": "\(error)"])
+                stored(false)
+            }
+        }
+    }
+
+    /// Asks another node to end one of its sessions.
+    func requestKill(node target: String, sessionID: String) throws(StoreError) {
+        try shared.requestKill(node: target, sessionID: sessionID)
+    }
+
+    /// Waits (on a pool thread) until every other live node has written its receipt for a change,
+    /// at most `timeout` seconds. Returns what each answered and whether all did.
+    func remoteReceipts(auditSeq: Int64, timeout: Double) -> (ended: [String: Int], complete: Bool) {
+        let limit = monotonicNanoseconds() + UInt64(timeout * 1e9)
+        guard let others = try? shared.liveNodes().filter({ $0 != node }) else { return ([:], false) }
+        var got: [String: Int] = [:]
+        while true {
+            if let found = try? shared.receipts(auditSeq: auditSeq) { got = found.filter { $0.key != node } }
+            if others.allSatisfy({ got[$0] != nil }) { return (got, true) }
+            if monotonicNanoseconds() >= limit { return (got, false) }
+            usleep(5_000)
+        }
+    }
+
+    // MARK: - The feed thread
+
+    /// Starts the feed thread. `apply` refreshes the cache for a change and acts on live
+    /// sessions, returning its receipt; `store` reads what changed.
+    func start(services: SessionServices, store: any IdentityStore, apply: @escaping @Sendable (IdentityChange) -> ChangeReceipt) {
+        let thread = Thread { [self] in
+            self.run(services: services, store: store, apply: apply)
+            self.stopped.withLock { $0 = true }
+        }
+        thread.name = "doorman-cluster-feed"
+        thread.start()
+    }
+
+    /// Stops the feed thread (waits up to 2 s) and removes this node's rows.
+    func stop() {
+        stopping.store(true, ordering: .relaxed)
+        let limit = monotonicNanoseconds() + 2_000_000_000
+        while !stopped.withLock({ $0 }), monotonicNanoseconds() < limit { usleep(10_000) }
+        shared.leave()
+    }
+
+    private func run(services: SessionServices, store: any IdentityStore, apply: @escaping @Sendable (IdentityChange) -> ChangeReceipt) {
+        var feed: FeedConnection?
+        var backoff = 0.1
+        var lostAt: UInt64?
+        var synced: Set<String> = []
+        var lastBeat: UInt64 = 0
+        var lastCleanUp: UInt64 = 0
+        let second: UInt64 = 1_000_000_000
+        while !stopping.load(ordering: .relaxed) {
+            do {
+                if feed == nil {
+                    let opened = try shared.openFeed()
+                    try opened.join()
+                    try opened.clearSessions()
+                    synced = []
+                    let replayed = try catchUp(opened, services: services, store: store, apply: apply)
+                    feed = opened
+                    backoff = 0.1
+                    if let since = lostAt {
+                        metrics.replayed.add(replayed)
+                        logger.notice("cluster feed restored", metadata: [
+                            "replayed": "\(replayed)", "missed.seconds": "\(String(format: "%.1f", Double(monotonicNanoseconds() - since) / 1e9))"])
+                        lostAt = nil
+                    }
+                    lastBeat = 0
+                }
+                let feed = feed!
+                let notes = try feed.wait(timeout: 0.25)
+                for note in notes where note.channel == PostgresCluster.controlChannel { control(note.payload, services: services) }
+                _ = try catchUp(feed, services: services, store: store, apply: apply)
+                let now = monotonicNanoseconds()
+                if now - lastBeat >= second {
+                    lastBeat = now
+                    try feed.heartbeat(appliedSeq: state.withLock { $0.lastChange })
+                    let infos = services.localList(keyID: nil, userID: nil)
+                    let ids = Set(infos.map(\.id))
+                    let encoder = JSONEncoder()
+                    encoder.dateEncodingStrategy = .secondsSince1970
+                    let added = infos.filter { !synced.contains($0.id) }.compactMap { info -> SharedSession? in
+                        guard let body = try? encoder.encode(info) else { return nil }
+                        return SharedSession(node: node, id: info.id, keyID: info.keyID, userID: info.userID, body: String(decoding: body, as: UTF8.self))
+                    }
+                    try feed.syncSessions(added: added, removed: Array(synced.subtracting(ids)))
+                    synced = ids
+                    let counts = try feed.remoteSessionCounts()
+                    remoteCounts.withLock { $0 = counts }
+                }
+                if now - lastCleanUp >= 30 * second {
+                    lastCleanUp = now
+                    try feed.cleanUp(retention: 120)
+                }
+            } catch {
+                if lostAt == nil {
+                    lostAt = monotonicNanoseconds()
+                    logger.error("cluster feed lost; reconnecting", metadata: ["error": "\(error)", "bound.seconds": "\(bound)"])
+                }
+                feed = nil
+                vouch(services)
+                usleep(UInt32(backoff * 1e6))
+                backoff = min(backoff * 2, max(0.1, bound / 4))
+            }
+            vouch(services)
+        }
+    }
+
+    /// Applies every change and publish after the last applied seqs; returns how many changes.
+    private func catchUp(_ feed: FeedConnection, services: SessionServices, store: any IdentityStore,
+                         apply: @Sendable (IdentityChange) -> ChangeReceipt) throws(StoreError) -> Int {
+        var applied = 0
+        while true {
+            let changes = try feed.changes(after: state.withLock { $0.lastChange })
+            for change in changes {
+                if change.node != instance {
+                    let receipt = apply(try Self.identityChange(change, store: store))
+                    metrics.remoteChanges.add()
+                    applied += 1
+                    if let auditSeq = change.auditSeq {
+                        _ = receipt.wait(timeout: 5)
+                        try feed.writeReceipt(auditSeq: auditSeq, ended: receipt.ended)
+                    }
+                }
+                state.withLock { $0.lastChange = change.seq }
+            }
+            if changes.count < 1000 { break }
+        }
+        while true {
+            let publishes = try feed.publishes(after: state.withLock { $0.lastPublish })
+            for publish in publishes {
+                services.deliver(channel: publish.channel, property: publish.property, data: Array(publish.data.utf8))
+                if publish.node != node { metrics.remotePublishes.add() }
+                state.withLock { $0.lastPublish = publish.seq }
+            }
+            if publishes.count < 1000 { break }
+        }
+        let wasLost = isFeedLost
+        state.withLock { $0.lastGood = monotonicNanoseconds() }
+        if wasLost { logger.notice("cluster feed caught up; accepting handshakes again") }
+        return applied
+    }
+
+    /// What a feed row means now: the current record, or its deletion.
+    private static func identityChange(_ change: FeedChange, store: any IdentityStore) throws(StoreError) -> IdentityChange {
+        switch change.entity {
+        case "key": return try store.key(change.id).map { .putKey($0, secrets: nil) } ?? .deleteKey(id: change.id)
+        case "user": return try store.user(change.id).map { .putUser($0) } ?? .deleteUser(id: change.id)
+        case "group": return try store.group(change.id).map { .putGroup($0) } ?? .deleteGroup(id: change.id)
+        default: throw .unavailable("unknown entity \(change.entity) in the change feed")
+        }
+    }
+
+    /// `kill NODE SESSION`: an administrator on another node ended one of this node's sessions.
+    private func control(_ payload: String, services: SessionServices) {
+        let parts = payload.split(separator: " ")
+        guard parts.count == 3, parts[0] == "kill", parts[1] == node, let id = UInt64(parts[2]) else { return }
+        _ = services.kill(sessionID: id)
+    }
+
+    /// Past twice the bound: ends the sessions this node can no longer vouch for.
+    private func vouch(_ services: SessionServices) {
+        let age = feedAge
+        guard age > 2 * bound, services.liveSessions.load(ordering: .relaxed) > 0 else { return }
+        let logger = logger
+        services.everyHub({ $0.endAll(reason: .feedLost) }, done: { ended in
+            if ended > 0 {
+                logger.error("cluster feed missing past twice the bound; ended the sessions this node cannot vouch for",
+                             metadata: ["ended": "\(ended)", "feed.age.seconds": "\(String(format: "%.1f", age))"])
+            }
+        })
+    }
+}
