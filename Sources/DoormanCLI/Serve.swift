@@ -63,7 +63,7 @@ struct Serve: ParsableCommand {
     var poolThreads: Int?
     @Option(help: "This node's name in a PostgreSQL cluster, unique per node. [env: DOORMAN_NODE_NAME] (default: hostname:port)")
     var nodeName: String?
-    @Option(help: "Seconds a cluster node may miss the change feed before it refuses handshakes (503) and /readyz fails; past twice this it ends its sessions (4503). [env: DOORMAN_FEED_BOUND] (default: 10)")
+    @Option(help: "Seconds a cluster node may miss the change feed before it refuses handshakes (503) and /readyz fails; past twice this it ends its sessions (4200). [env: DOORMAN_FEED_BOUND] (default: 10)")
     var feedBound: Double?
     @Option(help: "Seconds before a key expires at which its sessions are warned. [env: DOORMAN_EXPIRY_WARNING] (default: 300)")
     var expiryWarning: Double?
@@ -71,7 +71,7 @@ struct Serve: ParsableCommand {
     var messagesPerSecond: Double?
     @Option(help: "Burst of messages allowed above that rate. [env: DOORMAN_MESSAGE_BURST] (default: 200)")
     var messageBurst: Double?
-    @Option(help: "Live sessions per key on this node; 0 = no cap. [env: DOORMAN_MAX_SESSIONS_PER_KEY] (default: 0)")
+    @Option(help: "Live sessions per key (on every node of a cluster); 0 = no cap. [env: DOORMAN_MAX_SESSIONS_PER_KEY] (default: 0)")
     var maxSessionsPerKey: Int?
     @Option(help: "Handshakes per second per client address; 0 = no limit. [env: DOORMAN_HANDSHAKES_PER_SECOND] (default: 50)")
     var handshakesPerSecond: Double?

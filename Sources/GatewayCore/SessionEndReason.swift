@@ -14,7 +14,7 @@ public import WireCodec
 /// | 4006 | key deleted | stop |
 /// | 4007 | session killed by an administrator | stop |
 /// | 4129 | rate limited (message flood) | reconnect after backing off |
-/// | 4503 | this node lost the cluster's change feed and can no longer vouch for the key | reconnect (another node) |
+/// | 4200 | this node lost the cluster's change feed and can no longer vouch for the key | reconnect now (to another node) |
 public enum SessionEndReason: String, Sendable, CaseIterable, Codable {
     case keyRevoked = "key_revoked"
     case keySuspended = "key_suspended"
@@ -36,7 +36,7 @@ public enum SessionEndReason: String, Sendable, CaseIterable, Codable {
         case .keyDeleted: return CloseCode(rawValue: 4006)
         case .killed: return CloseCode(rawValue: 4007)
         case .rateLimited: return CloseCode(rawValue: 4129)
-        case .feedLost: return CloseCode(rawValue: 4503)
+        case .feedLost: return CloseCode(rawValue: 4200)
         }
     }
 

@@ -886,7 +886,7 @@ export async function groupsView() {
 """##),
         AdminPageAsset(
             name: "keys.js", contentType: "text/javascript; charset=utf-8",
-            etag: #""sha256-CaM3boV2YpEvoWb5lI0IgrM5jKcdO9Ot""#,
+            etag: #""sha256-L2OTjHNnG_c1DTy0DibVx9-VnKLpZ1j0""#,
             text: #"""
 // Keys: the table, the create/edit dialog, the one-time secret, a key's page (actions, live
 // sessions, "may this key do X on Y?").
@@ -1152,9 +1152,10 @@ export async function keyView(keyID) {
     lastSessions = ids;
     sessionsCount.textContent = `(${list.length})`;
     replace(sessionsBody, list.length === 0
-      ? h('tr', {}, h('td', { colspan: 7, class: 'empty' }, 'No live sessions on this node.'))
+      ? h('tr', {}, h('td', { colspan: 8, class: 'empty' }, 'No live sessions.'))
       : list.map((s) => h('tr', { dataset: { session: s.id } },
         h('td', { 'data-label': 'Session' }, h('code', {}, s.id)),
+        h('td', { 'data-label': 'Node' }, s.node),
         h('td', { 'data-label': 'Address' }, s.address),
         h('td', { 'data-label': 'Client' }, s.userAgent || h('span', { class: 'muted' }, 'unknown')),
         h('td', { 'data-label': 'Since' }, time(s.since)),
@@ -1169,7 +1170,7 @@ export async function keyView(keyID) {
       message: `Session ${s.id} from ${s.address} gets a notice and is closed (code 4007). The key keeps working; the device may reconnect.` });
     if (!ok) return;
     await busy(button, async () => {
-      try { await api('DELETE', `/v1/sessions/${q(s.id)}`); announce(`Session ${s.id} ended.`); }
+      try { await api('DELETE', `/v1/sessions/${q(s.id)}?node=${q(s.node)}`); announce(`Session ${s.id} ended.`); }
       catch (e) { if (e.status !== 401) announce(`Could not kick: ${e.message}`, 'bad'); }
     });
     lastSessions = '';
@@ -1301,7 +1302,7 @@ export async function keyView(keyID) {
           h('button', { type: 'button', class: 'secondary small', id: 'sessions-refresh', onclick: () => { lastSessions = ''; loadSessions(); } }, 'Refresh')),
         h('div', { class: 'table-wrap' }, h('table', { class: 'data sessions' },
           h('caption', { class: 'visually-hidden' }, 'Live sessions of this key on this node'),
-          h('thead', {}, h('tr', {}, ['Session', 'Address', 'Client', 'Since', 'Last activity', 'Subscriptions', ''].map((t) => h('th', { scope: 'col' }, t)))),
+          h('thead', {}, h('tr', {}, ['Session', 'Node', 'Address', 'Client', 'Since', 'Last activity', 'Subscriptions', ''].map((t) => h('th', { scope: 'col' }, t)))),
           sessionsBody))) : null,
       h('section', { class: 'panel', 'aria-labelledby': 'explain-title' },
         h('h2', { id: 'explain-title' }, 'May this key…?'),

@@ -24,7 +24,7 @@ import Transport
 /// - age ≤ bound: normal.
 /// - age > bound: new handshakes, HTTP calls and publishes are refused with 503 `feed_lost`
 ///   (no key can be re-verified), and /readyz answers 503 so load balancers move new clients on.
-/// - age > 2 × bound: every live session here is ended with 4503 `cluster_feed_lost` (reconnect:
+/// - age > 2 × bound: every live session here is ended with 4200 `cluster_feed_lost` (reconnect now:
 ///   the client lands on a node that can vouch for its key).
 /// - caught up again: normal at once.
 final class ClusterNode: Sendable {
