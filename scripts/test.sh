@@ -2,8 +2,8 @@
 # The test command (README): unit + integration tests, fuzzing, a SIGKILL crash test of the store,
 # Schemathesis against the admin API's OpenAPI document, calls through the binary to a reference
 # upstream, Autobahn|Testsuite conformance and a real headless Chromium (also over wss:// with
-# permessage-deflate, and the admin page), testssl.sh against the TLS listener,
-# against the real binary. Installs what it needs (as root, via
+# permessage-deflate, and the admin page), testssl.sh against the TLS listener, a three-node
+# cluster on a private PostgreSQL and the docker/ files' checks, against the real binary. Installs what it needs (as root, via
 # apt-get and pip, through ../shared/tools/*/setup.sh). Ends with one line: "doorman: N passed, M failed".
 #
 #   scripts/test.sh                 everything
@@ -130,6 +130,25 @@ if DOORMAN_BIN="$BIN" bash clients/python/run-tests.sh 2>&1 | tee /tmp/doorman-p
 else
   step "python client" fail
 fi
+
+# 5d. Many nodes: a private PostgreSQL (initdb in a temporary folder) and three nodes of the
+#     release binary: revoke, publish, listing and caps across nodes, PostgreSQL stopped and
+#     started with a revocation in between, fail-closed past the feed bound, a node SIGKILLed.
+if python3 scripts/cluster-test.py --binary "$BIN" > /tmp/doorman-cluster.log 2>&1; then
+  tail -4 /tmp/doorman-cluster.log
+  if grep -q "^SKIPPED" /tmp/doorman-cluster.log; then
+    missing_tool "cluster (postgresql)" "initdb/pg_ctl not found (apt-get install postgresql)"
+  elif grep -qE '^cluster: [1-9][0-9]* passed, 0 failed' /tmp/doorman-cluster.log; then
+    step "cluster (postgresql, 3 nodes)" pass
+  else
+    step "cluster (postgresql, 3 nodes)" fail
+  fi
+else
+  tail -60 /tmp/doorman-cluster.log
+  step "cluster (postgresql, 3 nodes)" fail
+fi
+# The docker/ deployment: the HAProxy config checked by the real haproxy, the compose file's shape.
+if bash scripts/docker-check.sh 2>&1 | tee /tmp/doorman-docker-check.log | tail -5; then step "docker files" pass; else step "docker files" fail; fi
 
 # A throw-away self-signed certificate for the TLS listener (openssl CLI).
 TLS_DIR=$(mktemp -d)

@@ -134,6 +134,19 @@ struct AdminAPI: Sendable {
 
     /// Handles one request (blocking): route (404, 405), key (401, 403), body (415, 400), then the route.
     func handle(_ request: HTTPRequest, presentedKey: String?, peer: String = "") -> HTTPResponse {
+        var response = HTTPResponse(status: 500)
+        let changes = ChangeReceipts.collect {
+            response = route(request, presentedKey: presentedKey, peer: peer)
+        }
+        // In a cluster, a change is answered once every live node has applied it (at most 2 s):
+        // a key created through one node works at once on every other.
+        if let cluster = sessions?.cluster {
+            for change in changes { _ = cluster.remoteReceipts(auditSeq: change.auditSeq, timeout: 2) }
+        }
+        return response
+    }
+
+    private func route(_ request: HTTPRequest, presentedKey: String?, peer: String) -> HTTPResponse {
         var response: HTTPResponse
         do throws(AdminError) {
             let (route, id) = try Self.match(request.head)

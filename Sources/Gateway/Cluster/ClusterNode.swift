@@ -10,8 +10,8 @@ import Transport
 ///
 /// A feed thread holds a connection that LISTENs. On every notification, and four times a second
 /// regardless, it reads the change feed and the publishes after the last seqs it applied, and
-/// applies them in seq order: changes made by other nodes refresh the identity cache and reach
-/// live sessions here (then a receipt row says how many sessions that ended); publishes go to
+/// applies them in seq order: changes refresh the identity cache and reach live sessions here
+/// (for another node's change, a receipt row then says how many sessions it ended); publishes go to
 /// this node's subscribers (its own too: every node delivers in the same order). Once a second
 /// it beats (`nodes`), syncs its live sessions to `live_sessions` and reads the other nodes'
 /// session counts.
@@ -218,10 +218,14 @@ final class ClusterNode: Sendable {
         while true {
             let changes = try feed.changes(after: state.withLock { $0.lastChange })
             for change in changes {
+                // This node's own changes were applied at commit; they are applied again here, in
+                // seq order, so that a change of this node and one of another node to the same
+                // record end in the newest state whatever order they were first applied in
+                // (applying is idempotent: sessions hear only of rights that differ).
+                let receipt = apply(try Self.identityChange(change, store: store))
+                applied += 1
                 if change.node != instance {
-                    let receipt = apply(try Self.identityChange(change, store: store))
                     metrics.remoteChanges.add()
-                    applied += 1
                     if let auditSeq = change.auditSeq {
                         _ = receipt.wait(timeout: 5)
                         try feed.writeReceipt(auditSeq: auditSeq, ended: receipt.ended)

@@ -61,15 +61,19 @@ final class IdentityCache: Sendable {
         }
     }
 
-    /// Re-reads what `change` touched from `store`.
+    /// Re-reads what `change` touched from `store`: the stored record, not the change's copy, so
+    /// that on many nodes whoever refreshes last leaves the newest state (two nodes may refresh
+    /// after one another's changes in either order).
     func refresh(after change: IdentityChange, from store: any IdentityStore) throws(StoreError) {
         switch change {
         case .putUser(let user):
-            mutate { $0.users[user.id] = user }
+            let stored = try store.user(user.id)
+            mutate { $0.users[user.id] = stored }
         case .deleteUser(let id):
             mutate { $0.users[id] = nil }
         case .putGroup(let group):
-            mutate { $0.groups[group.id] = group }
+            let stored = try store.group(group.id)
+            mutate { $0.groups[group.id] = stored }
         case .deleteGroup(let id):
             mutate { $0.groups[id] = nil }
         case .putKey(let key, _):

@@ -59,10 +59,19 @@ enum ChangeReceipts {
 
     private static var thread: UInt { UInt(bitPattern: Int(bitPattern: UInt(pthread_self()))) }
 
+    /// Nests: an inner `collect` returns its own receipts and hands them on to the outer one.
     static func collect(_ body: () throws -> Void) rethrows -> [Entry] {
         let me = thread
-        open.withLock { $0[me] = [] }
-        defer { open.withLock { $0[me] = nil } }
+        let outer = open.withLock { state -> [Entry]? in
+            defer { state[me] = [] }
+            return state[me]
+        }
+        defer {
+            open.withLock { state in
+                let inner = state[me] ?? []
+                state[me] = outer.map { $0 + inner }
+            }
+        }
         try body()
         return open.withLock { $0[me] ?? [] }
     }
