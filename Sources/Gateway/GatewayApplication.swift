@@ -320,7 +320,8 @@ public final class GatewayApplication: ServerApplication {
         case "/metrics":
             let (connections, slow) = server.withLock { ($0?.activeConnections ?? 0, $0?.slowConsumerCloses ?? 0) }
             let metrics = sessions?.metrics ?? GatewayMetrics()
-            let text = metrics.render(connections: connections, sessions: sessions?.liveSessions.load(ordering: .relaxed) ?? 0, slowConsumers: slow)
+            var text = metrics.render(connections: connections, sessions: sessions?.liveSessions.load(ordering: .relaxed) ?? 0, slowConsumers: slow)
+            if let cluster = sessions?.cluster { text += cluster.renderMetrics() }
             return HTTPResponse(status: 200, headers: [HTTPHeader("Content-Type", "text/plain; version=0.0.4")], body: Array(text.utf8))
         default:
             return .json(status: 404, #"{"error":"not_found"}"#)

@@ -125,6 +125,28 @@ final class ClusterNode: Sendable {
         }
     }
 
+    /// Prometheus lines for the feed.
+    func renderMetrics() -> String {
+        """
+        # HELP doorman_cluster_feed_age_seconds Seconds since this node last read the change feed to its end.
+        # TYPE doorman_cluster_feed_age_seconds gauge
+        doorman_cluster_feed_age_seconds \(String(format: "%.3f", feedAge))
+        # HELP doorman_cluster_feed_lost 1 while the feed is older than the bound (handshakes refused).
+        # TYPE doorman_cluster_feed_lost gauge
+        doorman_cluster_feed_lost \(isFeedLost ? 1 : 0)
+        # HELP doorman_cluster_remote_changes_total Changes made on other nodes and applied here.
+        # TYPE doorman_cluster_remote_changes_total counter
+        doorman_cluster_remote_changes_total \(metrics.remoteChanges.load())
+        # HELP doorman_cluster_remote_publishes_total Events published on other nodes and delivered here.
+        # TYPE doorman_cluster_remote_publishes_total counter
+        doorman_cluster_remote_publishes_total \(metrics.remotePublishes.load())
+        # HELP doorman_cluster_replayed_changes_total Changes applied while catching up after the feed was lost.
+        # TYPE doorman_cluster_replayed_changes_total counter
+        doorman_cluster_replayed_changes_total \(metrics.replayed.load())
+
+        """
+    }
+
     // MARK: - The feed thread
 
     /// Starts the feed thread. `apply` refreshes the cache for a change and acts on live
