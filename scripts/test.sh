@@ -148,7 +148,14 @@ else
   step "cluster (postgresql, 3 nodes)" fail
 fi
 # The docker/ deployment: the HAProxy config checked by the real haproxy, the compose file's shape.
-if bash scripts/docker-check.sh 2>&1 | tee /tmp/doorman-docker-check.log | tail -5; then step "docker files" pass; else step "docker files" fail; fi
+if DOORMAN_BIN="$BIN" bash scripts/docker-check.sh > /tmp/doorman-docker-check.log 2>&1 \
+   && grep -qE '^docker-check: [1-9][0-9]* passed, 0 failed' /tmp/doorman-docker-check.log; then
+  tail -3 /tmp/doorman-docker-check.log
+  step "docker files and topology" pass
+else
+  tail -40 /tmp/doorman-docker-check.log
+  step "docker files and topology" fail
+fi
 
 # A throw-away self-signed certificate for the TLS listener (openssl CLI).
 TLS_DIR=$(mktemp -d)
