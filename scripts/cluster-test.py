@@ -11,7 +11,8 @@ the binary on it (--feed-bound 2, --max-sessions-per-key 4), then:
   5. PostgreSQL stays down: /readyz 503 feed_lost, handshakes 503, then sessions closed 4200;
      back up: ready again;
   6. node B killed with SIGKILL: its clients reconnect elsewhere and resubscribe, a key and a
-     publish that B acknowledged just before are not lost.
+     publish that B acknowledged just before are not lost;
+  7. a second process given a live node's name refuses to start.
 
     scripts/cluster-test.py [--binary .build/debug/doorman] [--only 1,3]
 
@@ -24,6 +25,7 @@ import argparse
 import asyncio
 import base64
 import os
+import subprocess
 import sys
 import time
 
@@ -435,8 +437,23 @@ async def test_node_killed(c, r):
     c.close_all()
 
 
+async def test_name_taken(c, r):
+    # A second process given a live node's name must refuse to start (it would take A's receipts
+    # and session rows), and say why.
+    binary = c.nodes[0].binary
+    def start():
+        return subprocess.run([binary, "serve", "--db", c.pg.url, "--port", "0", "--node-name", "A", "--log-level", "warning"],
+                              capture_output=True, text=True, timeout=60)
+    done = await asyncio.to_thread(start)
+    output = done.stdout + done.stderr
+    r.check(done.returncode != 0, "7. a second node named A refuses to start", (done.returncode, output[-300:]))
+    r.check("node name A is used by another live node" in output, "7. ...and says the name is taken", output[-300:])
+    status, _ = await c.readyz(c.A)
+    r.check(status == 200, "7. node A is unharmed", status)
+
+
 TESTS = [test_revoke_across_nodes, test_publish_across_nodes, test_sessions_and_cap, test_pg_restart,
-         test_fail_closed, test_node_killed]
+         test_fail_closed, test_node_killed, test_name_taken]
 
 
 async def run(c, r, only):

@@ -49,7 +49,8 @@ public final class Gateway: Sendable {
             if case .postgres(let url) = location {
                 let instance = nodeName + "#" + AdminService.makeID("run")
                 base = try location.makeStore(connections: config.poolThreads + 1, node: instance)
-                let shared = PostgresCluster(url: url, node: nodeName)
+                let shared = PostgresCluster(url: url, node: nodeName, instance: instance)
+                try shared.claimName()
                 let store = base
                 secret = try shared.withSetupLock { try Self.bootstrap(store, key: config.bootstrapKey, logger: logger) }
                 cluster = try ClusterNode(shared: shared, instance: instance, bound: config.feedBound, logger: logger)
@@ -67,22 +68,27 @@ public final class Gateway: Sendable {
                                            nodeName: nodeName, cluster: cluster)
             // Every committed change, made here or (through the cluster's feed) on another node:
             // refresh the cache first, then let every loop's sessions feel it.
-            let act: @Sendable (IdentityChange) -> ChangeReceipt = { [base] change in
+            let feedStore = base
+            let store = NotifyingStore(base) { [cluster] change, auditSeq in
                 do {
-                    try cache.refresh(after: change, from: base)
+                    try cache.refresh(after: change, from: feedStore)
                 } catch {
-                    logger.error("cache refresh failed; reloading", metadata: ["error": "\(error)"])
-                    try? cache.load(from: base)
+                    // In a cluster the feed applies this change again, in order, and retries
+                    // until it can; on one node the whole cache is read again.
+                    logger.error("cache refresh failed", metadata: ["error": "\(error)", "then": "\(cluster == nil ? "reloading" : "left to the feed")"])
+                    if cluster == nil { try? cache.load(from: feedStore) }
                 }
-                return Self.propagate(change, to: services)
-            }
-            let store = NotifyingStore(base) { change, auditSeq in
-                ChangeReceipts.add(act(change), auditSeq: auditSeq)
+                ChangeReceipts.add(Self.propagate(change, to: services), auditSeq: auditSeq)
             }
             clusterNode = cluster
             if let cluster {
-                let feedStore = base
-                startFeed = { cluster.start(services: services, store: feedStore, apply: act) }
+                // The feed's own path: a refresh that fails throws, so the change is not passed.
+                startFeed = {
+                    cluster.start(services: services, store: feedStore) { change throws(StoreError) in
+                        try cache.refresh(after: change, from: feedStore)
+                        return Self.propagate(change, to: services)
+                    }
+                }
             }
             let service = AdminService(store: store, policy: config.keyPolicy)
             var api = AdminAPI(service: service, usage: usage)
@@ -146,8 +152,10 @@ public final class Gateway: Sendable {
 
     /// Drains (1001 to every session) and stops.
     public func shutdown() {
-        server.shutdown(drainTimeout: config.server.drainTimeout)
+        // The feed first, while the loops still run (it may be waiting on them); the node leaves
+        // the cluster's tables, so no other node waits for its receipts.
         cluster?.stop()
+        server.shutdown(drainTimeout: config.server.drainTimeout)
         pool.shutdown()
         usage?.flush()
     }

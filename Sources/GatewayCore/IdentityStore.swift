@@ -130,6 +130,9 @@ public enum StoreError: Error, Equatable, Sendable, CustomStringConvertible {
     /// The database cannot be reached or written (disk full, locked, gone).
     case unavailable(String)
 
+    /// The conflict's message when a write meets a key revoked meanwhile (revocation is final).
+    public static let keyRevoked = "key revoked: a revoked key cannot be changed"
+
     public var description: String {
         switch self {
         case .notFound(let m): return "not found: \(m)"

@@ -102,6 +102,7 @@ enum Migrations {
         );
         CREATE TABLE nodes (
             name TEXT PRIMARY KEY,
+            instance TEXT NOT NULL,
             started_at DOUBLE PRECISION NOT NULL,
             heartbeat_at DOUBLE PRECISION NOT NULL,
             applied_seq BIGINT NOT NULL DEFAULT 0

@@ -57,24 +57,27 @@ public final class PostgresCluster: Sendable {
 
     public let url: String
     public let node: String
+    /// This process (a node name may be reused by the next process, never by two at once).
+    public let instance: String
+    /// For pool threads (receipts, listings, kills) and, apart, for publishes: a slow publish
+    /// burst does not hold up an administrator's request, nor the reverse.
     private let connection = Mutex<PostgresConnection?>(nil)
+    private let publishConnection = Mutex<PostgresConnection?>(nil)
 
-    public init(url: String, node: String) {
+    public init(url: String, node: String, instance: String? = nil) {
         self.url = url
         self.node = node
+        self.instance = instance ?? node
     }
 
-    /// Options for connections that must notice a vanished server within seconds, not at the
-    /// kernel's retransmission timeout (about 15 minutes).
-    static let aliveOptions = [("keepalives", "1"), ("keepalives_idle", "5"), ("keepalives_interval", "2"),
-                               ("keepalives_count", "2"), ("tcp_user_timeout", "5000")]
-
-    /// Runs `body` on this object's connection, (re)connecting it first.
-    private func with<T>(_ body: (PostgresConnection) throws(StoreError) -> T) throws(StoreError) -> T {
-        try connection.withLock { conn throws(StoreError) -> T in
+    /// Runs `body` on one of this object's connections (the publishes' own with `publishing`),
+    /// (re)connecting it first.
+    private func with<T: Sendable>(publishing: Bool = false, _ body: (PostgresConnection) throws(StoreError) -> T) throws(StoreError) -> T {
+        let url = url
+        func run(_ conn: inout PostgresConnection?) throws(StoreError) -> T {
             if conn == nil || conn?.isAlive() == false {
                 conn = nil
-                conn = try PostgresConnection(url: url, connectTimeout: 2, options: Self.aliveOptions)
+                conn = try PostgresConnection(url: url, connectTimeout: 2)
             }
             let db = conn!
             if !db.isIdle { try db.execute("ROLLBACK") }
@@ -85,6 +88,8 @@ public final class PostgresCluster: Sendable {
                 throw error
             }
         }
+        if publishing { return try publishConnection.withLock { conn throws(StoreError) in try run(&conn) } }
+        return try connection.withLock { conn throws(StoreError) in try run(&conn) }
     }
 
     /// Runs `body` while holding a session-level advisory lock every node shares: the first
@@ -104,20 +109,47 @@ public final class PostgresCluster: Sendable {
         }
     }
 
+    /// An event to publish.
+    public struct Event: Sendable {
+        public var channel: String
+        public var property: String?
+        /// JSON text.
+        public var data: String
+
+        public init(channel: String, property: String?, data: String) {
+            self.channel = channel
+            self.property = property
+            self.data = data
+        }
+    }
+
     /// Writes an event for every node (this one included) and announces it; durable on return.
     /// - Returns: its seq.
     @discardableResult
     public func publish(channel: String, property: String?, data: String) throws(StoreError) -> Int64 {
-        try with { db throws(StoreError) in
-            try db.transaction { () throws(StoreError) -> Int64 in
+        try publish([Event(channel: channel, property: property, data: data)])[0]
+    }
+
+    /// Writes events, in this order, in one transaction, and announces the last seq (readers take
+    /// every row up to it); durable on return.
+    /// - Returns: their seqs, ascending.
+    @discardableResult
+    public func publish(_ events: [Event]) throws(StoreError) -> [Int64] {
+        guard !events.isEmpty else { return [] }
+        return try with(publishing: true) { db throws(StoreError) in
+            try db.transaction { () throws(StoreError) -> [Int64] in
                 try db.query("SELECT pg_advisory_xact_lock($1)", [String(Self.publishLock)])
-                let seq = try db.query("""
-                    WITH p AS (INSERT INTO publishes (node, channel, property, data, time)
-                               VALUES ($1, $2, $3, $4, EXTRACT(EPOCH FROM clock_timestamp())) RETURNING seq)
-                    SELECT seq, pg_notify('\(Self.publishChannel)', seq::text) FROM p
-                    """, [node, channel, property, data]).scalar
-                guard let seq = seq.flatMap({ Int64($0) }) else { throw .unavailable("postgres: no publish seq returned") }
-                return seq
+                let seqs = try db.query("""
+                    INSERT INTO publishes (node, channel, property, data, time)
+                    SELECT $1, e.channel, e.property, e.data, EXTRACT(EPOCH FROM clock_timestamp())
+                    FROM unnest($2::text[], $3::text[], $4::text[]) WITH ORDINALITY AS e(channel, property, data, n)
+                    ORDER BY e.n
+                    RETURNING seq
+                    """, [node, FeedConnection.array(events.map(\.channel)), FeedConnection.array(events.map(\.property)),
+                          FeedConnection.array(events.map(\.data))]).rows.compactMap { $0[0].flatMap { Int64($0) } }.sorted()
+                guard seqs.count == events.count, let last = seqs.last else { throw .unavailable("postgres: publish seqs not returned") }
+                try db.query("SELECT pg_notify($1, $2)", [Self.publishChannel, String(last)])
+                return seqs
             }
         }
     }
@@ -165,17 +197,35 @@ public final class PostgresCluster: Sendable {
         }
     }
 
+    /// Claims this node's name for this process: refused while another process holding it has
+    /// beaten within `nodeTimeout` (two live nodes with one name would take each other's
+    /// receipts and session rows).
+    public func claimName() throws(StoreError) {
+        try with { db throws(StoreError) in
+            let claimed = try db.query("""
+                INSERT INTO nodes (name, instance, started_at, heartbeat_at)
+                VALUES ($1, $2, EXTRACT(EPOCH FROM clock_timestamp()), EXTRACT(EPOCH FROM clock_timestamp()))
+                ON CONFLICT (name) DO UPDATE SET instance = excluded.instance, started_at = excluded.started_at, heartbeat_at = excluded.heartbeat_at
+                WHERE nodes.instance = excluded.instance OR nodes.heartbeat_at < EXTRACT(EPOCH FROM clock_timestamp()) - $3
+                """, [node, instance, String(Self.nodeTimeout)])
+            guard claimed.changed == 1 else {
+                throw .conflict("node name \(node) is used by another live node: give each node its own --node-name")
+            }
+            try db.query("DELETE FROM live_sessions WHERE node = $1", [node])
+        }
+    }
+
     /// Removes this node from `nodes` and `live_sessions` (a clean stop).
     public func leave() {
         _ = try? with { db throws(StoreError) in
-            try db.query("DELETE FROM live_sessions WHERE node = $1", [node])
-            try db.query("DELETE FROM nodes WHERE name = $1", [node])
+            try db.query("DELETE FROM live_sessions WHERE node = $1 AND EXISTS (SELECT 1 FROM nodes WHERE name = $1 AND instance = $2)", [node, instance])
+            try db.query("DELETE FROM nodes WHERE name = $1 AND instance = $2", [node, instance])
         }
     }
 
     /// A new connection for this node's feed thread.
     public func openFeed() throws(StoreError) -> FeedConnection {
-        FeedConnection(db: try PostgresConnection(url: url, connectTimeout: 2, options: Self.aliveOptions), node: node)
+        FeedConnection(db: try PostgresConnection(url: url, connectTimeout: 2), node: node, instance: instance)
     }
 }
 
@@ -186,22 +236,27 @@ public final class PostgresCluster: Sendable {
 public final class FeedConnection: @unchecked Sendable {
     private let db: PostgresConnection
     public let node: String
+    let instance: String
 
-    init(db: PostgresConnection, node: String) {
+    init(db: PostgresConnection, node: String, instance: String) {
         self.db = db
         self.node = node
+        self.instance = instance
     }
 
     public var isConnected: Bool { db.isConnected }
 
-    /// Subscribes to the channels and registers the node (its old session rows are dropped:
-    /// the process that wrote them is gone).
+    /// Subscribes to the channels and (re)registers the node under its name, unless another live
+    /// process holds that name (`StoreError.conflict`).
     public func join() throws(StoreError) {
         try db.execute("LISTEN \(PostgresCluster.changeChannel); LISTEN \(PostgresCluster.publishChannel); LISTEN \(PostgresCluster.controlChannel)")
-        try db.query("""
-            INSERT INTO nodes (name, started_at, heartbeat_at) VALUES ($1, EXTRACT(EPOCH FROM clock_timestamp()), EXTRACT(EPOCH FROM clock_timestamp()))
-            ON CONFLICT (name) DO UPDATE SET heartbeat_at = excluded.heartbeat_at
-            """, [node])
+        let claimed = try db.query("""
+            INSERT INTO nodes (name, instance, started_at, heartbeat_at)
+            VALUES ($1, $2, EXTRACT(EPOCH FROM clock_timestamp()), EXTRACT(EPOCH FROM clock_timestamp()))
+            ON CONFLICT (name) DO UPDATE SET instance = excluded.instance, heartbeat_at = excluded.heartbeat_at
+            WHERE nodes.instance = excluded.instance OR nodes.heartbeat_at < EXTRACT(EPOCH FROM clock_timestamp()) - $3
+            """, [node, instance, String(PostgresCluster.nodeTimeout)])
+        guard claimed.changed == 1 else { throw .conflict("node name \(node) is used by another live node") }
     }
 
     /// Waits up to `timeout` seconds for notifications; returns all that arrived (maybe none).
@@ -224,8 +279,8 @@ public final class FeedConnection: @unchecked Sendable {
         }
     }
 
-    /// Publishes after `seq`, oldest first (at most `limit`).
-    public func publishes(after seq: Int64, limit: Int = 1000) throws(StoreError) -> [FeedPublish] {
+    /// Publishes after `seq`, oldest first (at most `limit`: rows may be up to a mebibyte each).
+    public func publishes(after seq: Int64, limit: Int = 100) throws(StoreError) -> [FeedPublish] {
         try db.query("SELECT seq, node, channel, property, data FROM publishes WHERE seq > $1 ORDER BY seq LIMIT $2",
                      [String(seq), String(limit)]).rows.compactMap { row in
             guard let seq = row[0].flatMap({ Int64($0) }), let node = row[1], let channel = row[2], let data = row[4] else { return nil }
@@ -243,8 +298,9 @@ public final class FeedConnection: @unchecked Sendable {
 
     /// The node's heartbeat, with the last change seq it applied.
     public func heartbeat(appliedSeq: Int64) throws(StoreError) {
-        let updated = try db.query("UPDATE nodes SET heartbeat_at = EXTRACT(EPOCH FROM clock_timestamp()), applied_seq = $2 WHERE name = $1",
-                                   [node, String(appliedSeq)])
+        let updated = try db.query("""
+            UPDATE nodes SET heartbeat_at = EXTRACT(EPOCH FROM clock_timestamp()), applied_seq = $3 WHERE name = $1 AND instance = $2
+            """, [node, instance, String(appliedSeq)])
         if updated.changed == 0 { try join() }   // removed by another node's clean-up while we were away
     }
 
@@ -291,11 +347,12 @@ public final class FeedConnection: @unchecked Sendable {
         try db.query("DELETE FROM nodes WHERE heartbeat_at < \(cutoff)", ["60"])
     }
 
-    /// A PostgreSQL text-array literal (`{"a","b"}`), each element quoted and escaped.
-    static func array(_ items: some Collection<String>) -> String {
+    /// A PostgreSQL text-array literal (`{"a","b",NULL}`), each element quoted and escaped.
+    static func array(_ items: some Collection<String?>) -> String {
         var text = "{"
-        for (i, item) in items.enumerated() {
+        for (i, element) in items.enumerated() {
             if i > 0 { text += "," }
+            guard let item = element else { text += "NULL"; continue }
             text += "\""
             for c in item.unicodeScalars {
                 if c == "\"" || c == "\\" { text += "\\" }

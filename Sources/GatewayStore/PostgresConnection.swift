@@ -23,8 +23,9 @@ package final class PostgresConnection: @unchecked Sendable {
     /// first so the URL can override them.
     /// - Throws: `StoreError.unavailable` when the server cannot be reached or refuses us.
     package init(url: String, connectTimeout: Int = 10, options: [(String, String)] = []) throws(StoreError) {
-        let keywords = ["connect_timeout", "application_name"] + options.map(\.0) + ["dbname"]
-        let values = [String(connectTimeout), "doorman"] + options.map(\.1) + [url]
+        let settings = Self.defaults + options
+        let keywords = ["connect_timeout", "application_name"] + settings.map(\.0) + ["dbname"]
+        let values = [String(connectTimeout), "doorman"] + settings.map(\.1) + [url]
         let opened: OpaquePointer? = withCStrings(keywords) { k in
             withCStrings(values) { v in PQconnectdbParams(k, v, 1) }
         }
@@ -32,13 +33,45 @@ package final class PostgresConnection: @unchecked Sendable {
         conn = opened
         guard PQstatus(conn) == CONNECTION_OK else {
             // No PQfinish here: every stored property is set, so deinit runs and finishes it.
-            throw .unavailable("postgres: cannot connect: \(Self.connectionMessage(conn))")
+            throw .unavailable("postgres: cannot connect: \(Self.scrub(Self.connectionMessage(conn), secretsOf: url))")
         }
         // The server's NOTICEs ("relation … already exists, skipping") would go to stderr.
         PQsetNoticeProcessor(conn, { _, _ in }, nil)
     }
 
     deinit { PQfinish(conn) }
+
+    /// Every connection notices a vanished server within seconds (not at the kernel's
+    /// retransmission timeout, about 15 minutes), and the server ends what would hold others up:
+    /// a statement running 15 s, a lock awaited 10 s (the global advisory locks of writes), a
+    /// transaction left open 15 s by a frozen or partitioned node.
+    static let defaults = [
+        ("keepalives", "1"), ("keepalives_idle", "5"), ("keepalives_interval", "2"), ("keepalives_count", "2"),
+        ("tcp_user_timeout", "5000"),
+        ("options", "-c statement_timeout=15000 -c lock_timeout=10000 -c idle_in_transaction_session_timeout=15000"),
+    ]
+
+    /// libpq may quote a piece of a malformed URL in its message, the password too: masked.
+    static func scrub(_ message: String, secretsOf url: String) -> String {
+        var secrets: [String] = []
+        if let scheme = url.range(of: "://") {
+            let rest = url[scheme.upperBound...]
+            let authority = rest[..<(rest.firstIndex { $0 == "/" || $0 == "?" } ?? rest.endIndex)]
+            if let at = authority.lastIndex(of: "@"), let colon = authority[..<at].firstIndex(of: ":") {
+                secrets.append(String(authority[authority.index(after: colon)..<at]))
+            }
+        }
+        for item in url.split(whereSeparator: { $0 == "?" || $0 == "&" || $0 == " " }) where item.lowercased().hasPrefix("password=") {
+            secrets.append(String(item.dropFirst("password=".count)))
+        }
+        var text = message
+        for secret in secrets where !secret.isEmpty {
+            for form in Set([secret, secret.removingPercentEncoding ?? secret]) where !form.isEmpty {
+                text = text.replacingOccurrences(of: form, with: "***")
+            }
+        }
+        return text
+    }
 
     /// True while libpq believes the connection is up (a dead server shows only after a call fails).
     package var isConnected: Bool { PQstatus(conn) == CONNECTION_OK }
@@ -122,7 +155,8 @@ package final class PostgresConnection: @unchecked Sendable {
     /// Waits up to `timeout` seconds for a notification (reading from the socket with poll(2)).
     /// Returns nil on timeout.
     package func nextNotification(timeout: Double) throws(StoreError) -> Notification? {
-        let deadline = Date().addingTimeInterval(timeout)
+        // Monotonic: a wall clock stepped back must not stretch the wait.
+        let deadline = DispatchTime.now().uptimeNanoseconds + UInt64(max(0, timeout) * 1e9)
         while true {
             guard PQconsumeInput(conn) == 1 else { throw .unavailable("postgres: \(Self.connectionMessage(conn))") }
             if let notify = PQnotifies(conn) {
@@ -130,8 +164,9 @@ package final class PostgresConnection: @unchecked Sendable {
                 return Notification(channel: String(cString: notify.pointee.relname),
                                     payload: String(cString: notify.pointee.extra), processID: notify.pointee.be_pid)
             }
-            let remaining = deadline.timeIntervalSinceNow
-            guard remaining > 0 else { return nil }
+            let now = DispatchTime.now().uptimeNanoseconds
+            guard now < deadline else { return nil }
+            let remaining = Double(deadline - now) / 1e9
             var pfd = pollfd(fd: PQsocket(conn), events: Int16(POLLIN), revents: 0)
             let ready = poll(&pfd, 1, Int32(min(remaining * 1000, 60_000).rounded(.up)))
             if ready < 0 && errno != EINTR { throw .unavailable("postgres: poll: errno \(errno)") }

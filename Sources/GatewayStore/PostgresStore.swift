@@ -268,22 +268,29 @@ public final class PostgresStore: IdentityStore {
             stored.lastUsedAddress = nil
             let body = try StoreJSON.encode(stored)
             if let secrets {
-                try db.query("""
+                let inserted = try db.query("""
                     INSERT INTO keys (id, user_id, state, digest, previous_digest, previous_until, body) VALUES ($1, $2, $3, $4, $5, $6, $7)
                     ON CONFLICT (id) DO UPDATE SET user_id = excluded.user_id, state = excluded.state, digest = excluded.digest,
                       previous_digest = excluded.previous_digest, previous_until = excluded.previous_until, body = excluded.body
+                    WHERE keys.state <> 'revoked'
                     """,
                     [key.id, key.userID, key.state.rawValue, secrets.current.hex, secrets.previous?.hex,
                      secrets.previousUntil.map { String($0.timeIntervalSince1970) }, body])
+                // A revoked key is final, even against a writer (maybe on another node) that read it
+                // before the revocation committed.
+                guard inserted.changed == 1 else { throw .conflict(StoreError.keyRevoked) }
             } else {
                 // A revoked key never works again, not even through a rotation's old secret.
                 let updated = try db.query("""
                     UPDATE keys SET user_id = $1, state = $2, body = $3,
                       previous_digest = CASE WHEN $2 = 'revoked' THEN NULL ELSE previous_digest END,
                       previous_until = CASE WHEN $2 = 'revoked' THEN NULL ELSE previous_until END
-                    WHERE id = $4
+                    WHERE id = $4 AND state <> 'revoked'
                     """, [key.userID, key.state.rawValue, body, key.id])
-                guard updated.changed == 1 else { throw .notFound("key \(key.id)") }
+                if updated.changed != 1 {
+                    let exists = try db.query("SELECT 1 FROM keys WHERE id = $1", [key.id]).rows.isEmpty == false
+                    throw exists ? .conflict(StoreError.keyRevoked) : .notFound("key \(key.id)")
+                }
             }
             return ("key", key.id)
         case .deleteKey(let id):
@@ -292,20 +299,22 @@ public final class PostgresStore: IdentityStore {
         }
     }
 
+    /// One statement, latest use per key, in key order: two nodes recording at once never lock
+    /// the same rows in opposite orders, and no transaction holds key rows between round trips.
     public func recordUses(_ uses: [KeyUse]) throws(StoreError) {
-        guard !uses.isEmpty else { return }
+        var latest: [String: KeyUse] = [:]
+        for use in uses where latest[use.keyID].map({ $0.time < use.time }) ?? true { latest[use.keyID] = use }
+        guard !latest.isEmpty else { return }
+        let ordered = latest.values.sorted { $0.keyID < $1.keyID }
         try with { db throws(StoreError) in
-            try db.transaction { () throws(StoreError) in
-                for use in uses {
-                    try db.query("""
-                        UPDATE keys SET last_used_at = $1, last_used_address = $2 WHERE id = $3 AND (last_used_at IS NULL OR last_used_at < $1)
-                        """, [String(use.time.timeIntervalSince1970), use.address, use.keyID])
-                }
-            }
+            try db.query("""
+                UPDATE keys k SET last_used_at = u.time::double precision, last_used_address = u.address
+                FROM unnest($1::text[], $2::text[], $3::text[]) AS u(id, time, address)
+                WHERE k.id = u.id AND (k.last_used_at IS NULL OR k.last_used_at < u.time::double precision)
+                """, [FeedConnection.array(ordered.map(\.keyID)), FeedConnection.array(ordered.map { String($0.time.timeIntervalSince1970) }),
+                      FeedConnection.array(ordered.map(\.address))])
         }
     }
-
-    // MARK: - Rows
 
     private static func one<T: Decodable>(_ db: PostgresConnection, _ sql: String, _ parameters: [String?]) throws(StoreError) -> T? {
         guard let body = try db.query(sql, parameters).scalar else { return nil }

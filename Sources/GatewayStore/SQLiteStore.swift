@@ -229,14 +229,21 @@ public final class SQLiteStore: IdentityStore {
                     INSERT INTO keys (id, user_id, state, digest, previous_digest, previous_until, body) VALUES (?, ?, ?, ?, ?, ?, ?)
                     ON CONFLICT (id) DO UPDATE SET user_id = excluded.user_id, state = excluded.state, digest = excluded.digest,
                       previous_digest = excluded.previous_digest, previous_until = excluded.previous_until, body = excluded.body
+                    WHERE keys.state <> 'revoked'
                     """,
                     [.text(key.id), .text(key.userID), .text(key.state.rawValue), .text(secrets.current.hex),
                      secrets.previous.map { .text($0.hex) } ?? .null, secrets.previousUntil.map { .real($0.timeIntervalSince1970) } ?? .null,
                      .text(body)])
+                // A revoked key is final, even against a writer that read it before the revocation.
+                guard db.changes == 1 else { throw .conflict(StoreError.keyRevoked) }
             } else {
-                try db.query("UPDATE keys SET user_id = ?, state = ?, body = ? WHERE id = ?",
+                try db.query("UPDATE keys SET user_id = ?, state = ?, body = ? WHERE id = ? AND state <> 'revoked'",
                              [.text(key.userID), .text(key.state.rawValue), .text(body), .text(key.id)])
-                guard db.changes == 1 else { throw .notFound("key \(key.id)") }
+                if db.changes != 1 {
+                    var exists = false
+                    try db.query("SELECT 1 FROM keys WHERE id = ?", [.text(key.id)]) { _ throws(StoreError) in exists = true }
+                    throw exists ? .conflict(StoreError.keyRevoked) : .notFound("key \(key.id)")
+                }
                 // A revoked key never works again, not even through a rotation's old secret.
                 if key.state == .revoked {
                     try db.query("UPDATE keys SET previous_digest = NULL, previous_until = NULL WHERE id = ?", [.text(key.id)])

@@ -106,6 +106,38 @@ extension StoreTests {
             guard case .conflict = error else { Issue.record("expected a conflict, got \(String(describing: error))"); return }
             #expect(try store.audit(AuditQuery(targetID: "k2")).items.isEmpty)
         }
+
+        @Test(arguments: StoreKind.underTest) func aRevokedKeyStaysRevokedAgainstWritersThatReadItBefore(_ kind: StoreKind) throws {
+            let store = try kind.makeStore()
+            try store.apply(.putKey(key("k1"), secrets: KeySecrets(current: KeyDigest(of: APIKeySecret.generate()))), audit: audit("key.create", "k1"))
+            try store.apply(.putKey(key("k1", state: .revoked), secrets: nil), audit: audit("key.revoke", "k1"))
+            // An edit and a rotation that read the key while it was active (on another node, or
+            // another pool thread) must not bring it back.
+            #expect(throws: StoreError.conflict(StoreError.keyRevoked)) {
+                try store.apply(.putKey(key("k1"), secrets: nil), audit: audit("key.update", "k1"))
+            }
+            #expect(throws: StoreError.conflict(StoreError.keyRevoked)) {
+                try store.apply(.putKey(key("k1"), secrets: KeySecrets(current: KeyDigest(of: APIKeySecret.generate()))), audit: audit("key.rotate", "k1"))
+            }
+            #expect(try store.key("k1")?.state == .revoked)
+            #expect(try store.audit(AuditQuery(targetID: "k1")).items.map(\.action) == ["key.revoke", "key.create"])
+            #expect(throws: StoreError.notFound("key nope")) { try store.apply(.putKey(key("nope"), secrets: nil), audit: audit("key.update", "nope")) }
+        }
+
+        @Test(arguments: StoreKind.underTest) func recordsTheLatestUseOfManyKeysAtOnce(_ kind: StoreKind) throws {
+            let store = try kind.makeStore()
+            for id in ["k1", "k2", "k3"] {
+                try store.apply(.putKey(key(id), secrets: KeySecrets(current: KeyDigest(of: APIKeySecret.generate()))), audit: audit("key.create", id))
+            }
+            try store.recordUses([KeyUse(keyID: "k3", time: now, address: "10.0.0.3"), KeyUse(keyID: "k1", time: now, address: "10.0.0.1"),
+                                  KeyUse(keyID: "k3", time: now.addingTimeInterval(10), address: "10.0.0.33"), KeyUse(keyID: "gone", time: now, address: "x")])
+            #expect(try store.key("k1")?.lastUsedAddress == "10.0.0.1")
+            #expect(try store.key("k2")?.lastUsedAt == nil)
+            #expect(try store.key("k3")?.lastUsedAddress == "10.0.0.33" && store.key("k3")?.lastUsedAt == now.addingTimeInterval(10))
+            // An older use never overwrites a newer one.
+            try store.recordUses([KeyUse(keyID: "k3", time: now, address: "10.0.0.3")])
+            #expect(try store.key("k3")?.lastUsedAddress == "10.0.0.33")
+        }
     }
 }
 
@@ -124,5 +156,18 @@ extension StoreTests {
         #expect("\(StoreLocation("postgres://db/doorman?user=doorman&password=s3cret&sslmode=require"))"
                 == "postgres://db/doorman?user=doorman&password=***&sslmode=require")
         #expect("\(StoreLocation("postgres://doorman@db/doorman"))" == "postgres://doorman@db/doorman")
+    }
+
+    @Test func aFailedConnectNeverQuotesThePassword() {
+        // libpq quotes a malformed piece of the URL in its message; the store's error must not.
+        for url in ["postgres://doorman:s3cr%zzet@127.0.0.1:1/doorman", "postgres://doorman:s3cr%20et@127.0.0.1:1/doorman?password=an0ther%"] {
+            do {
+                _ = try PostgresStore(url: url)
+                Issue.record("connected to \(url)?")
+            } catch {
+                let text = "\(error)"
+                #expect(!text.contains("s3cr") && !text.contains("an0ther"), "\(text)")
+            }
+        }
     }
 }

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 import Foundation
 import GatewayCore
+import Transport
 import WebSocketServer
 import WireCodec
 
@@ -140,8 +141,8 @@ struct AdminAPI: Sendable {
         }
         // In a cluster, a change is answered once every live node has applied it (at most 2 s):
         // a key created through one node works at once on every other.
-        if let cluster = sessions?.cluster {
-            for change in changes { _ = cluster.remoteReceipts(auditSeq: change.auditSeq, timeout: 2) }
+        if let cluster = sessions?.cluster, !changes.isEmpty {
+            _ = cluster.remoteReceipts(auditSeqs: changes.map(\.auditSeq), until: monotonicNanoseconds() + 2_000_000_000, vouching: false)
         }
         return response
     }
@@ -201,11 +202,9 @@ struct AdminAPI: Sendable {
             }
             // Every other live node writes its own receipt once it has acted on the change.
             var nodes = [sessions.nodeName: here]
-            for entry in receipts {
-                let (ended, all) = cluster.remoteReceipts(auditSeq: entry.auditSeq, timeout: 5)
-                for (node, n) in ended { nodes[node, default: 0] += n }
-                complete = complete && all
-            }
+            let (ended, all) = cluster.remoteReceipts(auditSeqs: receipts.map(\.auditSeq), until: monotonicNanoseconds() + 5_000_000_000, vouching: true)
+            for (node, n) in ended { nodes[node, default: 0] += n }
+            complete = complete && all
             return Self.json(200, KeyChange(key: key, sessionsEnded: nodes.values.reduce(0, +), complete: complete, nodes: nodes))
         }
         return Self.json(200, KeyChange(key: key, sessionsEnded: before, complete: receipts.allSatisfy(\.receipt.isComplete)))

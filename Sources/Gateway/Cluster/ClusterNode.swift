@@ -39,8 +39,10 @@ final class ClusterNode: Sendable {
     private let remoteCounts = Mutex<[String: Int]>([:])
     private let stopping = Atomic<Bool>(false)
     private let stopped = Mutex<Bool>(false)
-    /// Publishes leave one at a time, in the order they were made on this node.
+    /// Publishes leave in the order they were made on this node: those that wait while one
+    /// transaction runs go together in the next.
     private let publishQueue = DispatchQueue(label: "doorman.cluster.publish")
+    private let waitingPublishes = Mutex<[(event: PostgresCluster.Event, stored: @Sendable (Bool) -> Void)]>([])
 
     private struct FeedState {
         var lastChange: Int64
@@ -94,34 +96,66 @@ final class ClusterNode: Sendable {
 
     /// Writes an event to the shared feed, in this node's publish order; `stored` is told the outcome.
     func publish(channel: String, property: String?, data: String, stored: @escaping @Sendable (Bool) -> Void) {
-        let shared = shared, logger = logger
-        publishQueue.async {
-            do {
-                try shared.publish(channel: channel, property: property, data: data)
-                stored(true)
-            } catch {
-                logger.error("publish not stored", metadata: ["channel": "\(channel)", "error": "\(error)"])
-                stored(false)
+        // While PostgreSQL is slow or away, at most this many wait; more are refused at once.
+        let admitted = waitingPublishes.withLock { waiting -> Bool? in
+            guard waiting.count < Self.maxWaitingPublishes else { return nil }
+            waiting.append((PostgresCluster.Event(channel: channel, property: property, data: data), stored))
+            return waiting.count == 1
+        }
+        guard let first = admitted else { return stored(false) }
+        guard first else { return }   // a flush is already queued and will take this one
+        publishQueue.async { [self] in
+            // At most 500 events per transaction; what is left is taken by the next turn.
+            while true {
+                let batch = waitingPublishes.withLock { waiting in
+                    let taken = Array(waiting.prefix(500))
+                    waiting.removeFirst(taken.count)
+                    return taken
+                }
+                guard !batch.isEmpty else { return }
+                do {
+                    try shared.publish(batch.map(\.event))
+                    for entry in batch { entry.stored(true) }
+                } catch {
+                    logger.error("publishes not stored", metadata: ["count": "\(batch.count)", "error": "\(error)"])
+                    for entry in batch { entry.stored(false) }
+                }
             }
         }
     }
+
+    static let maxWaitingPublishes = 10_000
 
     /// Asks another node to end one of its sessions.
     func requestKill(node target: String, sessionID: String) throws(StoreError) {
         try shared.requestKill(node: target, sessionID: sessionID)
     }
 
-    /// Waits (on a pool thread) until every other live node has written its receipt for a change,
-    /// at most `timeout` seconds. Returns what each answered and whether all did.
-    func remoteReceipts(auditSeq: Int64, timeout: Double) -> (ended: [String: Int], complete: Bool) {
-        let limit = monotonicNanoseconds() + UInt64(timeout * 1e9)
-        guard let others = try? shared.liveNodes().filter({ $0 != node }) else { return ([:], false) }
-        var got: [String: Int] = [:]
+    /// Waits (on a pool thread) until every other node that may hold sessions has written its
+    /// receipt for these changes, until `deadline` (monotonic). Returns what each answered and
+    /// whether all did.
+    ///
+    /// - Parameter vouching: true to wait for every node that may still hold sessions — one that
+    ///   beat within twice the feed bound (after that it has ended them itself) — so a silent node
+    ///   makes the answer incomplete; false to wait only for nodes that beat in the last 5 s (read
+    ///   your writes: a dead node must not slow every admin change for long).
+    func remoteReceipts(auditSeqs: [Int64], until deadline: UInt64, vouching: Bool) -> (ended: [String: Int], complete: Bool) {
+        guard !auditSeqs.isEmpty else { return ([:], true) }
+        let window = vouching ? max(PostgresCluster.nodeTimeout, 2 * bound + 1) : PostgresCluster.nodeTimeout
+        guard let others = try? shared.liveNodes(within: window).filter({ $0 != node }) else { return ([:], false) }
+        var ended: [String: Int] = [:]
+        var pending = auditSeqs
         while true {
-            if let found = try? shared.receipts(auditSeq: auditSeq) { got = found.filter { $0.key != node } }
-            if others.allSatisfy({ got[$0] != nil }) { return (got, true) }
-            if monotonicNanoseconds() >= limit { return (got, false) }
-            usleep(5_000)
+            if let seq = pending.first, let found = try? shared.receipts(auditSeq: seq) {
+                if others.allSatisfy({ found[$0] != nil }) {
+                    for (name, n) in found where name != node { ended[name, default: 0] += n }
+                    pending.removeFirst()
+                    continue
+                }
+            }
+            if pending.isEmpty { return (ended, true) }
+            if monotonicNanoseconds() >= deadline { return (ended, false) }
+            usleep(20_000)
         }
     }
 
@@ -151,30 +185,40 @@ final class ClusterNode: Sendable {
 
     /// Starts the feed thread. `apply` refreshes the cache for a change and acts on live
     /// sessions, returning its receipt; `store` reads what changed.
-    func start(services: SessionServices, store: any IdentityStore, apply: @escaping @Sendable (IdentityChange) -> ChangeReceipt) {
+    func start(services: SessionServices, store: any IdentityStore, apply: @escaping @Sendable (IdentityChange) throws(StoreError) -> ChangeReceipt) {
         let thread = Thread { [self] in
             self.run(services: services, store: store, apply: apply)
             self.stopped.withLock { $0 = true }
         }
         thread.name = "doorman-cluster-feed"
         thread.start()
+        // The 2 × bound rule does not depend on the feed thread, which may be stuck in a call.
+        let watchdog = Thread { [self] in
+            while !self.stopping.load(ordering: .relaxed) {
+                self.vouch(services)
+                usleep(250_000)
+            }
+        }
+        watchdog.name = "doorman-cluster-watchdog"
+        watchdog.start()
     }
 
-    /// Stops the feed thread (waits up to 2 s) and removes this node's rows.
+    /// Stops the feed thread (waits up to 5 s) and removes this node's rows, before the loops stop.
     func stop() {
         stopping.store(true, ordering: .relaxed)
-        let limit = monotonicNanoseconds() + 2_000_000_000
+        let limit = monotonicNanoseconds() + 5_000_000_000
         while !stopped.withLock({ $0 }), monotonicNanoseconds() < limit { usleep(10_000) }
         shared.leave()
     }
 
-    private func run(services: SessionServices, store: any IdentityStore, apply: @escaping @Sendable (IdentityChange) -> ChangeReceipt) {
+    private func run(services: SessionServices, store: any IdentityStore, apply: @escaping @Sendable (IdentityChange) throws(StoreError) -> ChangeReceipt) {
         var feed: FeedConnection?
         var backoff = 0.1
         var lostAt: UInt64?
         var synced: Set<String> = []
         var lastBeat: UInt64 = 0
         var lastCleanUp: UInt64 = 0
+        var announcedLost = false
         let second: UInt64 = 1_000_000_000
         while !stopping.load(ordering: .relaxed) {
             do {
@@ -199,7 +243,7 @@ final class ClusterNode: Sendable {
                 for note in notes where note.channel == PostgresCluster.controlChannel { control(note.payload, services: services) }
                 _ = try catchUp(feed, services: services, store: store, apply: apply)
                 let now = monotonicNanoseconds()
-                if now - lastBeat >= second {
+                if now - lastBeat >= second, !stopping.load(ordering: .relaxed) {
                     lastBeat = now
                     try feed.heartbeat(appliedSeq: state.withLock { $0.lastChange })
                     let infos = services.localList(keyID: nil, userID: nil)
@@ -222,20 +266,24 @@ final class ClusterNode: Sendable {
             } catch {
                 if lostAt == nil {
                     lostAt = monotonicNanoseconds()
-                    logger.error("cluster feed lost; reconnecting", metadata: ["error": "\(error)", "bound.seconds": "\(bound)"])
+                    logger.error("cluster feed interrupted; reconnecting", metadata: ["error": "\(error)", "bound.seconds": "\(bound)"])
                 }
                 feed = nil
-                vouch(services)
                 usleep(UInt32(backoff * 1e6))
                 backoff = min(backoff * 2, max(0.1, bound / 4))
             }
-            vouch(services)
+            if isFeedLost, !announcedLost {
+                announcedLost = true
+                logger.error("cluster feed lost past the bound: refusing handshakes, calls and publishes (503), /readyz 503",
+                             metadata: ["bound.seconds": "\(bound)"])
+            }
+            if !isFeedLost { announcedLost = false }
         }
     }
 
     /// Applies every change and publish after the last applied seqs; returns how many changes.
     private func catchUp(_ feed: FeedConnection, services: SessionServices, store: any IdentityStore,
-                         apply: @Sendable (IdentityChange) -> ChangeReceipt) throws(StoreError) -> Int {
+                         apply: @Sendable (IdentityChange) throws(StoreError) -> ChangeReceipt) throws(StoreError) -> Int {
         var applied = 0
         while true {
             let changes = try feed.changes(after: state.withLock { $0.lastChange })
@@ -244,7 +292,14 @@ final class ClusterNode: Sendable {
                 // seq order, so that a change of this node and one of another node to the same
                 // record end in the newest state whatever order they were first applied in
                 // (applying is idempotent: sessions hear only of rights that differ).
-                let receipt = apply(try Self.identityChange(change, store: store))
+                // A change that cannot be applied (the store failed mid-way) is not passed: the
+                // error drops the connection, and after reconnecting the feed starts from it again.
+                guard let meaning = try Self.identityChange(change, store: store) else {
+                    logger.warning("skipping a change feed row this version does not know", metadata: ["seq": "\(change.seq)", "entity": "\(change.entity)"])
+                    state.withLock { $0.lastChange = change.seq }
+                    continue
+                }
+                let receipt = try apply(meaning)
                 applied += 1
                 if change.node != instance {
                     metrics.remoteChanges.add()
@@ -264,7 +319,7 @@ final class ClusterNode: Sendable {
                 if publish.node != node { metrics.remotePublishes.add() }
                 state.withLock { $0.lastPublish = publish.seq }
             }
-            if publishes.count < 1000 { break }
+            if publishes.count < 100 { break }
         }
         let wasLost = isFeedLost
         state.withLock { $0.lastGood = monotonicNanoseconds() }
@@ -273,12 +328,13 @@ final class ClusterNode: Sendable {
     }
 
     /// What a feed row means now: the current record, or its deletion.
-    private static func identityChange(_ change: FeedChange, store: any IdentityStore) throws(StoreError) -> IdentityChange {
+    /// nil for an entity this version does not know (written by a newer node during an upgrade).
+    private static func identityChange(_ change: FeedChange, store: any IdentityStore) throws(StoreError) -> IdentityChange? {
         switch change.entity {
         case "key": return try store.key(change.id).map { .putKey($0, secrets: nil) } ?? .deleteKey(id: change.id)
         case "user": return try store.user(change.id).map { .putUser($0) } ?? .deleteUser(id: change.id)
         case "group": return try store.group(change.id).map { .putGroup($0) } ?? .deleteGroup(id: change.id)
-        default: throw .unavailable("unknown entity \(change.entity) in the change feed")
+        default: return nil
         }
     }
 

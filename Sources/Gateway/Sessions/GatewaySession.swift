@@ -150,6 +150,9 @@ final class GatewaySession: WebSocketSession {
 
     private func publish(_ object: [String: Any], _ id: Any?) {
         guard let (channel, property) = channelRequest(object, id, verb: "publish") else { return }
+        if let cluster = services.cluster, cluster.isFeedLost {
+            return reply(SessionMessage.error(id, "feed_lost", "this node lost the cluster's change feed; try again shortly"))
+        }
         let done = SessionMessage.result(id)
         let failed = SessionMessage.error(id, "unavailable", "the event could not be stored for the other nodes; try again")
         // In a cluster the answer waits until the event is durable for every node.
@@ -167,6 +170,10 @@ final class GatewaySession: WebSocketSession {
     /// per-session cap.
     private func call(_ object: [String: Any], _ id: Any?) {
         let metrics = services.metrics
+        if let cluster = services.cluster, cluster.isFeedLost {
+            metrics.call("feed_lost")
+            return reply(SessionMessage.error(id, "feed_lost", "this node lost the cluster's change feed; try again shortly"))
+        }
         guard let action = object["call"] as? String, let colon = action.firstIndex(of: ":") else {
             metrics.call("invalid_request")
             return reply(SessionMessage.error(id, "invalid_request", "call is required: \"<service>:<api_name>\""))

@@ -33,6 +33,9 @@ final class IdentityCache: Sendable {
     }
 
     private let state = Mutex(Snapshot())
+    /// Held across a refresh's reads and its write: two threads refreshing (a pool thread after
+    /// its own change, the cluster's feed thread) cannot write what they read in the other order.
+    private let refreshing = Mutex(())
 
     /// Loads everything from `store`.
     func load(from store: any IdentityStore) throws(StoreError) {
@@ -65,6 +68,10 @@ final class IdentityCache: Sendable {
     /// that on many nodes whoever refreshes last leaves the newest state (two nodes may refresh
     /// after one another's changes in either order).
     func refresh(after change: IdentityChange, from store: any IdentityStore) throws(StoreError) {
+        try refreshing.withLock { _ throws(StoreError) in try refreshLocked(after: change, from: store) }
+    }
+
+    private func refreshLocked(after change: IdentityChange, from store: any IdentityStore) throws(StoreError) {
         switch change {
         case .putUser(let user):
             let stored = try store.user(user.id)
