@@ -188,6 +188,21 @@ async def bench_revoke(args, nodes, admin, user):
     dropped = sum(1 for ws in sockets if ws.done.done() and ws.close_time is None)
     row("(a) never closed within 30 s", never)
     row("(a) dropped without a close frame", dropped)
+    # The nodes' own view, without the Python client's time: on A, commit → the last close frame
+    # written (doorman_revocation_to_close_seconds, one observation on this fresh cluster); on B
+    # and C, A's change (its audit time) → the last close frame written there.
+    figures = []
+    for n in nodes:
+        _, text = await L.ahttp("GET", f"{n.base}/metrics", timeout=10)
+        text = text if isinstance(text, str) else (text.decode() if isinstance(text, bytes) else "")
+        values = dict(line.rsplit(" ", 1) for line in text.splitlines() if line and not line.startswith("#") and " " in line)
+        if n is A:
+            count = float(values.get("doorman_revocation_to_close_seconds_count", "0"))
+            total = float(values.get("doorman_revocation_to_close_seconds_sum", "0"))
+            figures.append(f"{n.name} {1000 * total / count:.1f}" if count == 1 else f"{n.name} ?")
+        else:
+            figures.append(f"{n.name} {1000 * float(values.get('doorman_cluster_last_change_to_close_seconds', 'nan')):.1f}")
+    row("(a) node-side: change → last close frame written, ms", " / ".join(figures))
     for ws in sockets:
         ws.close()
 

@@ -11,6 +11,8 @@ public struct FeedChange: Equatable, Sendable {
     public var id: String
     public var node: String?
     public var auditSeq: Int64?
+    /// When the change was made (seconds since 1970, the writing node's clock).
+    public var time: Double
 }
 
 /// One event published on some node, to be delivered on every node.
@@ -272,10 +274,11 @@ public final class FeedConnection: @unchecked Sendable {
 
     /// Changes after `seq`, oldest first (at most `limit`).
     public func changes(after seq: Int64, limit: Int = 1000) throws(StoreError) -> [FeedChange] {
-        try db.query("SELECT seq, entity, id, node, audit_seq FROM changes WHERE seq > $1 ORDER BY seq LIMIT $2",
+        try db.query("SELECT seq, entity, id, node, audit_seq, time FROM changes WHERE seq > $1 ORDER BY seq LIMIT $2",
                      [String(seq), String(limit)]).rows.compactMap { row in
             guard let seq = row[0].flatMap({ Int64($0) }), let entity = row[1], let id = row[2] else { return nil }
-            return FeedChange(seq: seq, entity: entity, id: id, node: row[3], auditSeq: row[4].flatMap { Int64($0) })
+            return FeedChange(seq: seq, entity: entity, id: id, node: row[3], auditSeq: row[4].flatMap { Int64($0) },
+                              time: row[5].flatMap { Double($0) } ?? 0)
         }
     }
 

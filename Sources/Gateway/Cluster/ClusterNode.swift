@@ -53,6 +53,10 @@ final class ClusterNode: Sendable {
 
     final class Metrics: Sendable {
         let replayed = GatewayMetrics.Counter()
+        /// From another node's change (its audit time) to the last close frame written here, for
+        /// changes that ended sessions here; and the latest such figure, in microseconds.
+        let changeToClose = GatewayMetrics.Histogram(bounds: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10])
+        let lastChangeToCloseMicros = Atomic<Int>(0)
         let remoteChanges = GatewayMetrics.Counter()
         let remotePublishes = GatewayMetrics.Counter()
     }
@@ -177,8 +181,16 @@ final class ClusterNode: Sendable {
         # HELP doorman_cluster_replayed_changes_total Changes applied while catching up after the feed was lost.
         # TYPE doorman_cluster_replayed_changes_total counter
         doorman_cluster_replayed_changes_total \(metrics.replayed.load())
+        # HELP doorman_cluster_last_change_to_close_seconds The latest other node's change that ended sessions here: from its time on that node to the last close frame written here.
+        # TYPE doorman_cluster_last_change_to_close_seconds gauge
+        doorman_cluster_last_change_to_close_seconds \(Double(metrics.lastChangeToCloseMicros.load(ordering: .relaxed)) / 1e6)
 
-        """
+        """ + {
+            var out = ""
+            metrics.changeToClose.render("doorman_cluster_change_to_close_seconds",
+                                         "Other nodes' changes that ended sessions here: from the change (its node's clock) to the last close frame written here.", into: &out)
+            return out
+        }()
     }
 
     // MARK: - The feed thread
@@ -305,6 +317,12 @@ final class ClusterNode: Sendable {
                     metrics.remoteChanges.add()
                     if let auditSeq = change.auditSeq {
                         _ = receipt.wait(timeout: 5)
+                        if receipt.ended > 0 {
+                            // Same clock only when the nodes share a machine or keep NTP time.
+                            let seconds = max(0, Date().timeIntervalSince1970 - change.time)
+                            metrics.changeToClose.observe(seconds)
+                            metrics.lastChangeToCloseMicros.store(Int(seconds * 1e6), ordering: .relaxed)
+                        }
                         try feed.writeReceipt(auditSeq: auditSeq, ended: receipt.ended)
                     }
                 }
