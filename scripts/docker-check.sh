@@ -34,27 +34,7 @@ cd "$(dirname "$0")/.."
 ROOT=$(pwd)
 CACHE="${SHARED_TOOLS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/shared-tools}"
 WORK=$(mktemp -d /tmp/doorman-docker-check.XXXXXX)
-passed=0; failed=0; skipped=0
-results=()
-
-step() { # name, pass|fail|skip
-  case "$2" in
-    pass) passed=$((passed + 1)) ;;
-    fail) failed=$((failed + 1)) ;;
-    skip) skipped=$((skipped + 1)) ;;
-  esac
-  results+=("$2  $1")
-  echo "== $1: $2"
-}
-missing_tool() { # name, why
-  if [[ "${CI:-}" == "true" ]]; then
-    echo "!! $1 is missing under CI: $2" >&2
-    step "$1" fail
-  else
-    echo "!!!!!!!! SKIPPING $1: $2 (this would fail under CI=true) !!!!!!!!" >&2
-    step "$1" skip
-  fi
-}
+. scripts/steps.sh
 
 # Processes the topology starts, ended by PID; the PostgreSQL server by pg_ctl.
 pids=()

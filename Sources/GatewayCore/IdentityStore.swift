@@ -121,6 +121,13 @@ public struct Page<Item: Sendable>: Sendable {
         self.items = items
         self.next = next
     }
+
+    /// A page from up to `limit + 1` items read: an extra one only says that a next page exists,
+    /// whose cursor `cursor` makes from the index of the last item kept.
+    public init(reading read: [Item], limit: Int, cursor: (Int) -> String) {
+        items = Array(read.prefix(limit))
+        next = read.count > limit ? cursor(limit - 1) : nil
+    }
 }
 
 /// What a store can fail with.

@@ -203,17 +203,12 @@ public final class PostgresStore: IdentityStore {
             let limit = max(1, min(query.limit, 1000))
             parameters.append(String(limit + 1))
             sql += " ORDER BY seq DESC LIMIT $\(parameters.count)"
-            var items = try db.query(sql, parameters).rows.map { row in
+            let items = try db.query(sql, parameters).rows.map { row in
                 AuditEntry(seq: row[0].flatMap { Int64($0) } ?? 0, time: Date(timeIntervalSince1970: row[1].flatMap(Double.init) ?? 0),
                            actor: row[2] ?? "", action: row[3] ?? "", targetType: row[4] ?? "", targetID: row[5] ?? "",
                            change: row[6] ?? "{}")
             }
-            var next: String?
-            if items.count > limit {
-                items.removeLast()
-                next = String(items[limit - 1].seq)
-            }
-            return Page(items: items, next: next)
+            return Page(reading: items, limit: limit) { String(items[$0].seq) }
         }
     }
 

@@ -88,12 +88,7 @@ public final class SQLiteStore: IdentityStore {
                 items.append(try Self.key(row))
                 rowids.append(row.int(3))
             }
-            var next: String?
-            if items.count > limit {
-                items.removeLast()
-                next = String(rowids[limit - 1])
-            }
-            return Page(items: items, next: next)
+            return Page(reading: items, limit: limit) { String(rowids[$0]) }
         }
     }
 
@@ -165,12 +160,7 @@ public final class SQLiteStore: IdentityStore {
                                         action: row.text(3) ?? "", targetType: row.text(4) ?? "", targetID: row.text(5) ?? "",
                                         change: row.text(6) ?? "{}"))
             }
-            var next: String?
-            if items.count > limit {
-                items.removeLast()
-                next = String(items[limit - 1].seq)
-            }
-            return Page(items: items, next: next)
+            return Page(reading: items, limit: limit) { String(items[$0].seq) }
         }
     }
 
