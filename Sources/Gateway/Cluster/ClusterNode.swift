@@ -47,9 +47,9 @@ final class ClusterNode: Sendable {
     private struct FeedState {
         var lastChange: Int64
         var lastPublish: Int64
-        /// Monotonic time the feed was last read to its end.
-        var lastGood: UInt64
     }
+    /// Monotonic time the feed was last read to its end (read by every handshake: no lock).
+    private let lastGood = Atomic<UInt64>(monotonicNanoseconds())
 
     final class Metrics: Sendable {
         let replayed = GatewayMetrics.Counter()
@@ -70,13 +70,13 @@ final class ClusterNode: Sendable {
         self.logger = logger
         self.metrics = Metrics()
         let heads = try shared.heads()
-        state = Mutex(FeedState(lastChange: heads.changes, lastPublish: heads.publishes, lastGood: monotonicNanoseconds()))
+        state = Mutex(FeedState(lastChange: heads.changes, lastPublish: heads.publishes))
     }
 
     var node: String { shared.node }
 
     /// Seconds since the feed was last read to its end.
-    var feedAge: Double { Double(monotonicNanoseconds() &- state.withLock { $0.lastGood }) / 1e9 }
+    var feedAge: Double { Double(monotonicNanoseconds() &- lastGood.load(ordering: .relaxed)) / 1e9 }
 
     /// True past the bound: handshakes and publishes are refused, /readyz says so.
     var isFeedLost: Bool { feedAge > bound }
@@ -340,7 +340,7 @@ final class ClusterNode: Sendable {
             if publishes.count < 100 { break }
         }
         let wasLost = isFeedLost
-        state.withLock { $0.lastGood = monotonicNanoseconds() }
+        lastGood.store(monotonicNanoseconds(), ordering: .relaxed)
         if wasLost { logger.notice("cluster feed caught up; accepting handshakes again") }
         return applied
     }
