@@ -25,6 +25,13 @@ trap cleanup EXIT
 
 # 0. The C libraries the build needs (apt-get as root, only if missing).
 scripts/install-deps.sh || { echo "doorman: 0 passed, 1 failed, 0 skipped"; exit 1; }
+# The PostgreSQL server binaries the store and cluster tests run privately (initdb in a temporary
+# folder, never a system cluster): apt-get as root, only if missing. Without them those tests skip
+# loudly (fail under CI=true).
+if [[ -z "${DOORMAN_PG_BIN:-}" ]] && ! compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null && [[ $(id -u) -eq 0 ]]; then
+  echo "== installing postgresql" >&2
+  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null) || echo "!! could not install postgresql" >&2
+fi
 
 # The admin page's files are embedded in the binary by a generated Swift file: it must be current.
 if python3 scripts/embed-admin-page.py --check; then step "admin page embedded" pass; else step "admin page embedded" fail; fi
