@@ -44,8 +44,8 @@ public final class Gateway: Sendable {
             // store calls run only there.
             let location = StoreLocation(config.database)
             let nodeName = config.nodeName ?? "\(SessionServices.hostName):\(config.server.port)"
-            var cluster: ClusterNode?
-            var base: any IdentityStore
+            let cluster: ClusterNode?
+            let base: any IdentityStore
             if case .postgres(let url) = location {
                 let instance = nodeName + "#" + AdminService.makeID("run")
                 base = try location.makeStore(connections: config.poolThreads + 1, node: instance)
@@ -55,6 +55,7 @@ public final class Gateway: Sendable {
                 secret = try shared.withSetupLock { try Self.bootstrap(store, key: config.bootstrapKey, logger: logger) }
                 cluster = try ClusterNode(shared: shared, instance: instance, bound: config.feedBound, logger: logger)
             } else {
+                cluster = nil
                 base = try location.makeStore(connections: config.poolThreads)
                 secret = try Self.bootstrap(base, key: config.bootstrapKey, logger: logger)
             }
@@ -113,7 +114,6 @@ public final class Gateway: Sendable {
     }
 
     /// What a committed change does to live sessions, on every loop.
-    @discardableResult
     static func propagate(_ change: IdentityChange, to services: SessionServices) -> ChangeReceipt {
         let cache = services.cache
         let start = monotonicNanoseconds()

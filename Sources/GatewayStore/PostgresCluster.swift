@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-public import Foundation
+import Foundation
 public import GatewayCore
 import Synchronization
 
@@ -72,26 +72,11 @@ public final class PostgresCluster: Sendable {
         self.instance = instance ?? node
     }
 
-    /// Runs `body` on one of this object's connections (the publishes' own with `publishing`),
-    /// (re)connecting it first.
+    /// Runs `body` on one of this object's connections (the publishes' own with `publishing`).
     private func with<T: Sendable>(publishing: Bool = false, _ body: (PostgresConnection) throws(StoreError) -> T) throws(StoreError) -> T {
         let url = url
-        func run(_ conn: inout PostgresConnection?) throws(StoreError) -> T {
-            if conn == nil || conn?.isAlive() == false {
-                conn = nil
-                conn = try PostgresConnection(url: url, connectTimeout: 2)
-            }
-            let db = conn!
-            if !db.isIdle { try db.execute("ROLLBACK") }
-            do throws(StoreError) {
-                return try body(db)
-            } catch {
-                if !db.isConnected { conn = nil }
-                throw error
-            }
-        }
-        if publishing { return try publishConnection.withLock { conn throws(StoreError) in try run(&conn) } }
-        return try connection.withLock { conn throws(StoreError) in try run(&conn) }
+        if publishing { return try publishConnection.withLock { conn throws(StoreError) in try PostgresConnection.using(&conn, url: url, connectTimeout: 2, body) } }
+        return try connection.withLock { conn throws(StoreError) in try PostgresConnection.using(&conn, url: url, connectTimeout: 2, body) }
     }
 
     /// Runs `body` while holding a session-level advisory lock every node shares: the first
@@ -147,8 +132,8 @@ public final class PostgresCluster: Sendable {
                     FROM unnest($2::text[], $3::text[], $4::text[]) WITH ORDINALITY AS e(channel, property, data, n)
                     ORDER BY e.n
                     RETURNING seq
-                    """, [node, FeedConnection.array(events.map(\.channel)), FeedConnection.array(events.map(\.property)),
-                          FeedConnection.array(events.map(\.data))]).rows.compactMap { $0[0].flatMap { Int64($0) } }.sorted()
+                    """, [node, PostgresConnection.textArray(events.map(\.channel)), PostgresConnection.textArray(events.map(\.property)),
+                          PostgresConnection.textArray(events.map(\.data))]).rows.compactMap { $0[0].flatMap { Int64($0) } }.sorted()
                 guard seqs.count == events.count, let last = seqs.last else { throw .unavailable("postgres: publish seqs not returned") }
                 try db.query("SELECT pg_notify($1, $2)", [Self.publishChannel, String(last)])
                 return seqs
@@ -312,13 +297,13 @@ public final class FeedConnection: @unchecked Sendable {
         guard !added.isEmpty || !removed.isEmpty else { return }
         try db.transaction { () throws(StoreError) in
             if !removed.isEmpty {
-                try db.query("DELETE FROM live_sessions WHERE node = $1 AND id = ANY($2::text[])", [node, Self.array(removed)])
+                try db.query("DELETE FROM live_sessions WHERE node = $1 AND id = ANY($2::text[])", [node, PostgresConnection.textArray(removed)])
             }
             for chunk in stride(from: 0, to: added.count, by: 2000).map({ added[$0..<min($0 + 2000, added.count)] }) {
                 try db.query("""
                     INSERT INTO live_sessions (node, id, key_id, user_id, body)
                     SELECT $1, * FROM unnest($2::text[], $3::text[], $4::text[], $5::text[]) ON CONFLICT (node, id) DO NOTHING
-                    """, [node, Self.array(chunk.map(\.id)), Self.array(chunk.map(\.keyID)), Self.array(chunk.map(\.userID)), Self.array(chunk.map(\.body))])
+                    """, [node, PostgresConnection.textArray(chunk.map(\.id)), PostgresConnection.textArray(chunk.map(\.keyID)), PostgresConnection.textArray(chunk.map(\.userID)), PostgresConnection.textArray(chunk.map(\.body))])
             }
         }
     }
@@ -348,21 +333,5 @@ public final class FeedConnection: @unchecked Sendable {
         try db.query("DELETE FROM change_receipts WHERE time < \(cutoff)", [String(retention)])
         try db.query("DELETE FROM live_sessions WHERE node IN (SELECT name FROM nodes WHERE heartbeat_at < \(cutoff))", ["60"])
         try db.query("DELETE FROM nodes WHERE heartbeat_at < \(cutoff)", ["60"])
-    }
-
-    /// A PostgreSQL text-array literal (`{"a","b",NULL}`), each element quoted and escaped.
-    static func array(_ items: some Collection<String?>) -> String {
-        var text = "{"
-        for (i, element) in items.enumerated() {
-            if i > 0 { text += "," }
-            guard let item = element else { text += "NULL"; continue }
-            text += "\""
-            for c in item.unicodeScalars {
-                if c == "\"" || c == "\\" { text += "\\" }
-                text.unicodeScalars.append(c)
-            }
-            text += "\""
-        }
-        return text + "}"
     }
 }

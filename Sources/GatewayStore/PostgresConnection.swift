@@ -91,13 +91,6 @@ package final class PostgresConnection: @unchecked Sendable {
     /// True when no transaction is open (one left open by a failed call must be rolled back).
     package var isIdle: Bool { PQtransactionStatus(conn) == PQTRANS_IDLE }
 
-    /// Reconnects a broken connection with its original parameters.
-    /// - Throws: `StoreError.unavailable` while the server is still unreachable.
-    package func reset() throws(StoreError) {
-        PQreset(conn)
-        guard isConnected else { throw .unavailable("postgres: reconnect failed: \(Self.connectionMessage(conn))") }
-    }
-
     /// Runs one or more statements without parameters or results (`PQexec`: migrations, BEGIN).
     package func execute(_ sql: String) throws(StoreError) {
         let result = PQexec(conn, sql)
@@ -115,6 +108,35 @@ package final class PostgresConnection: @unchecked Sendable {
         defer { PQclear(result) }
         try check(result)
         return PostgresRows(result!)
+    }
+
+    /// Runs `body` on the connection kept in `slot`: opened on first use, reopened when the server
+    /// has closed it, with a transaction that a failed call left open rolled back first.
+    package static func using<T>(_ slot: inout PostgresConnection?, url: String, connectTimeout: Int = 10,
+                                 _ body: (PostgresConnection) throws(StoreError) -> T) throws(StoreError) -> T {
+        if slot?.isAlive() != true {
+            slot = nil
+            slot = try PostgresConnection(url: url, connectTimeout: connectTimeout)
+        }
+        let db = slot!
+        if !db.isIdle { try db.execute("ROLLBACK") }
+        return try body(db)
+    }
+
+    /// A PostgreSQL text-array literal (`{"a","b",NULL}`), each element quoted and escaped.
+    package static func textArray(_ items: some Collection<String?>) -> String {
+        var text = "{"
+        for (i, element) in items.enumerated() {
+            if i > 0 { text += "," }
+            guard let item = element else { text += "NULL"; continue }
+            text += "\""
+            for c in item.unicodeScalars {
+                if c == "\"" || c == "\\" { text += "\\" }
+                text.unicodeScalars.append(c)
+            }
+            text += "\""
+        }
+        return text + "}"
     }
 
     /// Runs `body` between BEGIN and COMMIT, rolling back on error.

@@ -78,31 +78,17 @@ public final class PostgresStore: IdentityStore {
         let start = nextSlot.wrappingAdd(1, ordering: .relaxed).oldValue & Int.max
         for offset in 0..<slots.count {
             let slot = slots[(start + offset) % slots.count]
-            if let result = try slot.connection.withLockIfAvailable({ conn throws(StoreError) in try Self.run(body, on: &conn, url: url) }) {
+            if let result = try slot.connection.withLockIfAvailable({ conn throws(StoreError) in try PostgresConnection.using(&conn, url: url, body) }) {
                 return result
             }
         }
-        return try slots[start % slots.count].connection.withLock { conn throws(StoreError) in try Self.run(body, on: &conn, url: url) }
+        return try slots[start % slots.count].connection.withLock { conn throws(StoreError) in try PostgresConnection.using(&conn, url: url, body) }
     }
 
     /// One pooled connection (nil until first needed) behind its lock.
     private final class Slot: Sendable {
         let connection: Mutex<PostgresConnection?>
         init(_ connection: PostgresConnection?) { self.connection = Mutex(connection) }
-    }
-
-    private static func run<T>(_ body: (PostgresConnection) throws(StoreError) -> T, on conn: inout PostgresConnection?,
-                               url: String) throws(StoreError) -> T {
-        let db: PostgresConnection
-        if let open = conn {
-            db = open
-        } else {
-            db = try PostgresConnection(url: url)
-            conn = db
-        }
-        if !db.isAlive() { try db.reset() }
-        if !db.isIdle { try db.execute("ROLLBACK") }   // left open by a call that failed mid-way
-        return try body(db)
     }
 
     // MARK: - Reads
@@ -302,12 +288,12 @@ public final class PostgresStore: IdentityStore {
         guard !latest.isEmpty else { return }
         let ordered = latest.values.sorted { $0.keyID < $1.keyID }
         try with { db throws(StoreError) in
-            try db.query("""
+            _ = try db.query("""
                 UPDATE keys k SET last_used_at = u.time::double precision, last_used_address = u.address
                 FROM unnest($1::text[], $2::text[], $3::text[]) AS u(id, time, address)
                 WHERE k.id = u.id AND (k.last_used_at IS NULL OR k.last_used_at < u.time::double precision)
-                """, [FeedConnection.array(ordered.map(\.keyID)), FeedConnection.array(ordered.map { String($0.time.timeIntervalSince1970) }),
-                      FeedConnection.array(ordered.map(\.address))])
+                """, [PostgresConnection.textArray(ordered.map(\.keyID)), PostgresConnection.textArray(ordered.map { String($0.time.timeIntervalSince1970) }),
+                      PostgresConnection.textArray(ordered.map(\.address))])
         }
     }
 

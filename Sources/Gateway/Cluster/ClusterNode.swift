@@ -38,7 +38,7 @@ final class ClusterNode: Sendable {
     private let state: Mutex<FeedState>
     private let remoteCounts = Mutex<[String: Int]>([:])
     private let stopping = Atomic<Bool>(false)
-    private let stopped = Mutex<Bool>(false)
+    private let stopped = Atomic<Bool>(false)
     /// Publishes leave in the order they were made on this node: those that wait while one
     /// transaction runs go together in the next.
     private let publishQueue = DispatchQueue(label: "doorman.cluster.publish")
@@ -165,7 +165,7 @@ final class ClusterNode: Sendable {
 
     /// Prometheus lines for the feed.
     func renderMetrics() -> String {
-        """
+        var out = """
         # HELP doorman_cluster_feed_age_seconds Seconds since this node last read the change feed to its end.
         # TYPE doorman_cluster_feed_age_seconds gauge
         doorman_cluster_feed_age_seconds \(String(format: "%.3f", feedAge))
@@ -185,12 +185,10 @@ final class ClusterNode: Sendable {
         # TYPE doorman_cluster_last_change_to_close_seconds gauge
         doorman_cluster_last_change_to_close_seconds \(Double(metrics.lastChangeToCloseMicros.load(ordering: .relaxed)) / 1e6)
 
-        """ + {
-            var out = ""
-            metrics.changeToClose.render("doorman_cluster_change_to_close_seconds",
-                                         "Other nodes' changes that ended sessions here: from the change (its node's clock) to the last close frame written here.", into: &out)
-            return out
-        }()
+        """
+        metrics.changeToClose.render("doorman_cluster_change_to_close_seconds",
+                                     "Other nodes' changes that ended sessions here: from the change (its node's clock) to the last close frame written here.", into: &out)
+        return out
     }
 
     // MARK: - The feed thread
@@ -200,7 +198,7 @@ final class ClusterNode: Sendable {
     func start(services: SessionServices, store: any IdentityStore, apply: @escaping @Sendable (IdentityChange) throws(StoreError) -> ChangeReceipt) {
         let thread = Thread { [self] in
             self.run(services: services, store: store, apply: apply)
-            self.stopped.withLock { $0 = true }
+            self.stopped.store(true, ordering: .releasing)
         }
         thread.name = "doorman-cluster-feed"
         thread.start()
@@ -219,7 +217,7 @@ final class ClusterNode: Sendable {
     func stop() {
         stopping.store(true, ordering: .relaxed)
         let limit = monotonicNanoseconds() + 5_000_000_000
-        while !stopped.withLock({ $0 }), monotonicNanoseconds() < limit { usleep(10_000) }
+        while !stopped.load(ordering: .acquiring), monotonicNanoseconds() < limit { usleep(10_000) }
         shared.leave()
     }
 
