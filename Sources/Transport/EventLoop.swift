@@ -48,6 +48,8 @@ public final class EventLoop: @unchecked Sendable {
     private var handlers: [Registration?] = []
     private var nextGeneration: UInt32 = 1
     private var running = true
+    /// Jobs queued by `afterCurrentEvent`, run once the handler, timer or job at hand has returned.
+    private var deferred: [() -> Void] = []
 
     /// The loop's time, read once per wake-up (nanoseconds, CLOCK_MONOTONIC). Loop thread only.
     public private(set) var now: UInt64 = monotonicNanoseconds()
@@ -162,6 +164,23 @@ public final class EventLoop: @unchecked Sendable {
         return id
     }
 
+    /// Runs `job` on the loop thread as soon as the event handler, timer or job that is running has
+    /// returned, before the loop waits again. This is how a connection that closes itself tells its
+    /// owners: never from inside the call that found the failure, which may hold a borrow of the
+    /// connection's state or be an owner iterating its own tables.
+    public func afterCurrentEvent(_ job: @escaping () -> Void) {
+        assertInLoop()
+        deferred.append(job)
+    }
+
+    private func runDeferred() {
+        while !deferred.isEmpty {
+            let jobs = deferred
+            deferred = []
+            for job in jobs { job() }
+        }
+    }
+
     /// Cancels a scheduled job (no-op if it already ran). O(1): the entry leaves the heap when it
     /// comes due, or when cancelled entries make up most of the heap (timeouts that rarely fire,
     /// like one per upstream call, would otherwise pile up until their deadlines).
@@ -247,19 +266,24 @@ public final class EventLoop: @unchecked Sendable {
                 let fd = Int32(bitPattern: UInt32(truncatingIfNeeded: data))
                 if generation == 0 {
                     drainInbox()
+                    runDeferred()
                     continue
                 }
                 guard Int(fd) < handlers.count, let registration = handlers[Int(fd)],
                       registration.generation == generation else { continue }
                 registration.handler.handleIO(events[i])
+                if !deferred.isEmpty { runDeferred() }
             }
             runDueTimers()
+            runDeferred()
             if now >= nextTick {
                 onTick?()
                 nextTick = now + tickInterval
+                runDeferred()
             }
         }
         drainInbox()
+        runDeferred()
     }
 
     private func drainInbox() {

@@ -2,6 +2,16 @@
 import CLinux
 import Glibc
 
+/// What became of a queue handed to `Socket.drain`.
+public enum WriteOutcome {
+    /// Everything went to the kernel.
+    case drained
+    /// The kernel is full; wait for writability.
+    case blocked
+    /// The peer is gone (ECONNRESET, EPIPE, …): the caller closes.
+    case failed(SystemError)
+}
+
 /// Non-blocking socket calls on raw descriptors.
 public enum Socket {
     /// recv(2) into `buffer`; `.processed(0)` is end of stream. (recv/send skip write(2)'s file
@@ -16,6 +26,34 @@ public enum Socket {
     @inline(__always)
     public static func write(_ fd: Int32, _ bytes: UnsafeRawBufferPointer) throws(SystemError) -> IOResult<Int> {
         try retryingSyscall("send") { Glibc.send(fd, bytes.baseAddress, bytes.count, Int32(MSG_NOSIGNAL)) }
+    }
+
+    /// Writes `queue[start...]` to `fd` until it is all out (`.drained`: the queue is emptied, a large
+    /// buffer given back) or the kernel is full (`.blocked`: `start` marks what is left).
+    ///
+    /// It reports and never acts: it knows the bytes and the descriptor, not the connection that owns
+    /// them, so it cannot close or re-enter its caller while the caller's queue is borrowed `inout`.
+    /// The caller closes on `.failed` once the borrow has ended (STYLE.md P8).
+    public static func drain(_ queue: inout [UInt8], from start: inout Int, to fd: Int32) -> WriteOutcome {
+        while start < queue.count {
+            let result: IOResult<Int>
+            do {
+                result = try queue.withUnsafeBytes { raw throws(SystemError) in
+                    try write(fd, UnsafeRawBufferPointer(rebasing: raw[start...]))
+                }
+            } catch let error as SystemError {
+                return .failed(error)
+            } catch {
+                return .failed(SystemError(call: "send", errno: EIO))   // not reached: write throws SystemError only
+            }
+            switch result {
+            case .processed(let n): start += n
+            case .wouldBlock: return .blocked
+            }
+        }
+        if queue.capacity > 16 * 1024 { queue = [] } else { queue.removeAll(keepingCapacity: true) }
+        start = 0
+        return .drained
     }
 
     /// accept4(2) with SOCK_NONBLOCK | SOCK_CLOEXEC, and the peer's address.

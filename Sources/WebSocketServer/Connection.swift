@@ -297,6 +297,7 @@ public final class Connection: IOHandler {
                     context.shared.logger.debug("TLS failed", metadata: ["connection.id": "\(id)", "error": "\(error)"])
                     return endTLS(tls)
                 }
+                if state == .closed { return }   // closed while its plaintext was processed
                 if tls.peerClosed {
                     // close_notify (RFC 8446 §6.1): no more input; answer it, then close.
                     corked = false
@@ -639,13 +640,19 @@ public final class Connection: IOHandler {
             // Ending: our close_notify goes before the FIN (RFC 8446 §6.1; idempotent).
             if state == .finishing { tls.shutdown() }
             tls.takeOutput(into: &sealed)
-            guard let done = writeQueued(&sealed, from: &sealedStart) else { return }
-            allWritten = done
-            // Idle TLS connections keep no buffers.
-            if allWritten { sealed = [] }
+            switch Socket.drain(&sealed, from: &sealedStart, to: fd) {   // the borrow of `sealed` ends here
+            case .failed: return closeNow()
+            case .blocked: allWritten = false
+            case .drained:
+                allWritten = true
+                sealed = []   // idle TLS connections keep no buffers
+            }
         } else {
-            guard let done = writeQueued(&out, from: &outStart) else { return }
-            allWritten = done
+            switch Socket.drain(&out, from: &outStart, to: fd) {   // the borrow of `out` ends here
+            case .failed: return closeNow()
+            case .blocked: allWritten = false
+            case .drained: allWritten = true
+            }
         }
         guard allWritten else {
             if !watchingWrite {
@@ -676,43 +683,27 @@ public final class Connection: IOHandler {
 
     /// Sends what TLS still has to say (an alert, our close_notify), best effort, and closes.
     private func endTLS(_ tls: TLSSession) {
+        guard state != .closed else { return }   // the fd may already be someone else's
         corked = false
         tls.takeOutput(into: &sealed)
-        _ = writeQueued(&sealed, from: &sealedStart)
+        _ = Socket.drain(&sealed, from: &sealedStart, to: fd)   // best effort: closing either way
         closeNow()
-    }
-
-    /// Sends `queue[start...]` until done (true) or the kernel is full (false); nil when the
-    /// connection failed and was closed. An emptied queue keeps a small buffer for the next
-    /// message and gives back a large one.
-    private func writeQueued(_ queue: inout [UInt8], from start: inout Int) -> Bool? {
-        while start < queue.count {
-            let result: IOResult<Int>
-            do {
-                result = try queue.withUnsafeBytes { raw throws(SystemError) in
-                    try Socket.write(fd, UnsafeRawBufferPointer(rebasing: raw[start...]))
-                }
-            } catch {
-                closeNow()
-                return nil
-            }
-            switch result {
-            case .processed(let n): start += n
-            case .wouldBlock: return false
-            }
-        }
-        if queue.capacity > 16 * 1024 { queue = [] } else { queue.removeAll(keepingCapacity: true) }
-        start = 0
-        return true
     }
 
     /// Tells epoll what we wait for: input unless paused, output while the kernel is full.
     private func updateInterest() {
+        guard state != .closed else { return }
         let events = (readingPaused ? 0 : EventLoop.readable | EventLoop.hangup) | (watchingWrite ? EventLoop.writable : 0)
         context.loop.modify(fd, generation: generation, events: events)
     }
 
-    /// Releases the socket now.
+    /// Releases the socket now; the session and a pending reply's owner hear of it once the
+    /// current event has been handled.
+    ///
+    /// Safe to call from anywhere on the loop, in the middle of anything: it touches no buffer,
+    /// queue or parser (a caller may hold one `inout`, or be iterating its own tables) and calls
+    /// nothing outside this connection. The buffers are dropped and the owners told by
+    /// `releaseAfterClose`, which the loop runs after the handler, timer or job at hand returns.
     func closeNow() {
         guard state != .closed else { return }
         state = .closed
@@ -720,6 +711,11 @@ public final class Connection: IOHandler {
         context.loop.deregister(fd)
         Socket.close(fd)
         context.remove(self)
+        context.loop.afterCurrentEvent { [self] in releaseAfterClose() }
+    }
+
+    /// The second half of `closeNow`, run by the loop outside any borrow or callback.
+    private func releaseAfterClose() {
         out = []
         sealed = []
         message = []

@@ -93,24 +93,16 @@ final class UpstreamConnection: IOHandler {
     }
 
     private func writeRequest() {
-        while outStart < out.count {
-            let result: IOResult<Int>
-            do {
-                result = try out.withUnsafeBytes { raw throws(SystemError) in try Socket.write(fd, UnsafeRawBufferPointer(rebasing: raw[outStart...])) }
-            } catch {
-                // A kept-alive connection the upstream had already closed says nothing against it.
-                return fail(.badResponse("connection reset"), countsAgainstUpstream: uses == 1)
-            }
-            switch result {
-            case .processed(let n): outStart += n
-            case .wouldBlock:
-                watch(write: true)
-                return
-            }
+        switch Socket.drain(&out, from: &outStart, to: fd) {   // the borrow of `out` ends here
+        case .failed:
+            // A kept-alive connection the upstream had already closed says nothing against it.
+            fail(.badResponse("connection reset"), countsAgainstUpstream: uses == 1)
+        case .blocked:
+            watch(write: true)
+        case .drained:
+            out = []
+            watch(write: false)
         }
-        out = []
-        outStart = 0
-        watch(write: false)
     }
 
     private func watch(write: Bool) {
