@@ -339,7 +339,7 @@ def main():
         sys.exit(f"no gateway binary at {binary} (swift build -c release --product doorman first, or --binary)")
     pg, nodes = L.Postgres(), []
     try:
-        L.start_cluster(binary, args=["--max-connections", "20000", "--handshakes-per-second", "0",
+        L.start_cluster(binary, args=["--max-connections", "20000", "--max-unfinished-per-address", "20000", "--handshakes-per-second", "0",
                                       "--messages-per-second", "0", "--idle-timeout", "0", "--log-level", "warning"],
                         pg=pg, logs=args.logs, nodes=nodes)
         row("binary", binary)

@@ -41,7 +41,7 @@ start_ref() { PORT=$1 WS_API_KEY=$REFKEY taskset -c 1 "$TOOLS/refserver/cecho" >
 start_doorman() {
   local port=$1 out="$DB_DIR/out.$1"
   rm -f "$DB_DIR/bench.db"*
-  taskset -c 1 "$DOORMAN" serve --port "$port" --db "$DB_DIR/bench.db" --loops 1 --max-connections 25000 \
+  taskset -c 1 "$DOORMAN" serve --port "$port" --db "$DB_DIR/bench.db" --loops 1 --max-connections 25000 --max-unfinished-per-address 25000 \
     --idle-timeout 0 --handshakes-per-second 0 --messages-per-second 0 --log-level warning >"$out" 2>/dev/null &
   pid=$!
   wait_port "$port"
@@ -113,7 +113,7 @@ for rep in $(seq 1 "$REPS"); do
   stop
   # (c) echo mode, no auth.
   port=$((23000 + RANDOM % 1000))
-  taskset -c 1 "$DOORMAN" serve --echo --port "$port" --loops 1 --max-connections 25000 --idle-timeout 0 --log-level warning >/dev/null 2>&1 &
+  taskset -c 1 "$DOORMAN" serve --echo --port "$port" --loops 1 --max-connections 25000 --max-unfinished-per-address 25000 --idle-timeout 0 --log-level warning >/dev/null 2>&1 &
   pid=$!; wait_port $port
   taskset -c 0 "$WSLOAD" handshake -u "ws://127.0.0.1:$port/ws" -n "$HS_N" -c 50 --server-pid "$pid" >"$OUT/handshake.echo.$rep" 2>/dev/null || true
   stop

@@ -34,7 +34,7 @@ wait_port() { for _ in $(seq 1 100); do (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev
 start() { # server port
   case "$1" in
     ref) PORT=$2 WS_API_KEY=$KEY taskset -c 1 "$TOOLS/refserver/cecho" >/dev/null 2>&1 & ;;
-    doorman) taskset -c 1 "$DOORMAN" serve --echo --port "$2" --loops 1 --max-connections 20000 --idle-timeout 0 >/dev/null 2>&1 & ;;
+    doorman) taskset -c 1 "$DOORMAN" serve --echo --port "$2" --loops 1 --max-connections 20000 --max-unfinished-per-address 20000 --idle-timeout 0 >/dev/null 2>&1 & ;;
   esac
   pid=$!
   wait_port "$2"
@@ -124,7 +124,7 @@ CLIENT=(taskset -c 0 "$VENV/bin/python" "$ROOT/scripts/wsclient-bench.py")
 start_tls() { # port tls-port extra-args...
   local port=$1 tport=$2; shift 2
   taskset -c 1 "$DOORMAN" serve --echo --port "$port" --tls-port "$tport" --tls-cert "$CERTS/cert.pem" --tls-key "$CERTS/key.pem" \
-    --loops 1 --max-connections 20000 --idle-timeout 0 "$@" >/dev/null 2>&1 &
+    --loops 1 --max-connections 20000 --max-unfinished-per-address 20000 --idle-timeout 0 "$@" >/dev/null 2>&1 &
   pid=$!
   wait_port "$port"; wait_port "$tport"
 }

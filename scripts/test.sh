@@ -178,7 +178,7 @@ fi
 # 6b. 10,000 garbage and half-finished TLS handshakes are shed by the handshake deadline while a
 #     live wss:// session keeps echoing.
 ulimit -n "$(ulimit -Hn)"
-start_server --echo "${TLS_ARGS[@]}" --handshake-timeout 2 --max-connections 25000
+start_server --echo "${TLS_ARGS[@]}" --handshake-timeout 2 --max-connections 25000 --max-unfinished-per-address 25000
 if python3 scripts/tls-shed.py "$PORT" "$(tls_port)" 10000 | tee /tmp/doorman-tls-shed.log | tail -1 \
    && grep -q '^tls-shed: PASS' /tmp/doorman-tls-shed.log; then step "tls shed" pass; else step "tls shed" fail; fi
 

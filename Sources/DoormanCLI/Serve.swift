@@ -73,6 +73,12 @@ struct Serve: ParsableCommand {
     var messageBurst: Double?
     @Option(help: "Live sessions per key (on every node of a cluster); 0 = no cap. [env: DOORMAN_MAX_SESSIONS_PER_KEY] (default: 0)")
     var maxSessionsPerKey: Int?
+    @Option(help: "POST /v1/publish requests per second per key; 0 = no limit. [env: DOORMAN_PUBLISHES_PER_SECOND] (default: 100)")
+    var publishesPerSecond: Double?
+    @Option(help: "Burst of publishes allowed per key above that rate. [env: DOORMAN_PUBLISH_BURST] (default: 200)")
+    var publishBurst: Double?
+    @Option(help: "Connections per client address that have not sent a complete first request (TLS handshake included); more are refused at accept. 0 = 1 % of --max-connections. [env: DOORMAN_MAX_UNFINISHED_PER_ADDRESS] (default: 0)")
+    var maxUnfinishedPerAddress: Int?
     @Option(help: "Handshakes per second per client address; 0 = no limit. [env: DOORMAN_HANDSHAKES_PER_SECOND] (default: 50)")
     var handshakesPerSecond: Double?
     @Option(help: "Burst of handshakes allowed per address. [env: DOORMAN_HANDSHAKE_BURST] (default: 100)")
@@ -192,6 +198,7 @@ struct Serve: ParsableCommand {
         s.frames.maxMessageBytes = try pick(maxMessageBytes, env, "DOORMAN_MAX_MESSAGE_BYTES", "max-message-bytes", s.frames.maxMessageBytes)
         s.frames.maxFragments = try pick(maxFragments, env, "DOORMAN_MAX_FRAGMENTS", "max-fragments", s.frames.maxFragments)
         s.maxConnections = try pick(maxConnections, env, "DOORMAN_MAX_CONNECTIONS", "max-connections", s.maxConnections)
+        s.maxUnfinishedPerAddress = try pick(maxUnfinishedPerAddress, env, "DOORMAN_MAX_UNFINISHED_PER_ADDRESS", "max-unfinished-per-address", s.maxUnfinishedPerAddress)
         s.maxWriteQueueBytes = try pick(maxWriteQueueBytes, env, "DOORMAN_MAX_WRITE_QUEUE_BYTES", "max-write-queue-bytes", s.maxWriteQueueBytes)
         s.maxBodyBytes = try pick(maxBodyBytes, env, "DOORMAN_MAX_BODY_BYTES", "max-body-bytes", s.maxBodyBytes)
         s.handshakeTimeout = try pick(handshakeTimeout, env, "DOORMAN_HANDSHAKE_TIMEOUT", "handshake-timeout", s.handshakeTimeout)
@@ -225,6 +232,8 @@ struct Serve: ParsableCommand {
         p.maxSessionsPerKey = try pick(maxSessionsPerKey, env, "DOORMAN_MAX_SESSIONS_PER_KEY", "max-sessions-per-key", p.maxSessionsPerKey)
         p.handshakesPerSecond = try pick(handshakesPerSecond, env, "DOORMAN_HANDSHAKES_PER_SECOND", "handshakes-per-second", p.handshakesPerSecond)
         p.handshakeBurst = try pick(handshakeBurst, env, "DOORMAN_HANDSHAKE_BURST", "handshake-burst", p.handshakeBurst)
+        p.publishesPerSecond = try pick(publishesPerSecond, env, "DOORMAN_PUBLISHES_PER_SECOND", "publishes-per-second", p.publishesPerSecond)
+        p.publishBurst = try pick(publishBurst, env, "DOORMAN_PUBLISH_BURST", "publish-burst", p.publishBurst)
         p.allowedOrigins = allowedOrigin.isEmpty
             ? (env["DOORMAN_ALLOWED_ORIGINS"]?.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) } ?? [])
             : allowedOrigin

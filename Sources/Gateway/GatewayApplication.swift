@@ -183,6 +183,12 @@ public final class GatewayApplication: ServerApplication {
         }
         guard let secret = try? APIKeySecret(parsing: text) else { return fail(401, "malformed_key", "the key is not a Doorman key") }
         guard let resolved = sessions.cache.resolve(KeyDigest(of: secret), now: Date()) else { return fail(401, "unknown_key", "no such key") }
+        if let wait = sessions.publishLimiter.take(resolved.key.id) {
+            sessions.metrics.publishesRateLimited.add()
+            var response = Self.failure(429, "rate_limited", "too many publishes for this key")
+            response.headers.append(HTTPHeader("Retry-After", String(max(1, Int(wait.rounded(.up))))))
+            return .failure(PublishRefusal(response: response))
+        }
         guard let object = try? JSONSerialization.jsonObject(with: Data(request.body)) as? [String: Any],
               let channel = object["channel"] as? String else {
             return fail(400, "invalid_field", "a JSON object with channel (and property, data)")
@@ -318,9 +324,10 @@ public final class GatewayApplication: ServerApplication {
             }
             return .json(status: 200, #"{"status":"ready"}"#)
         case "/metrics":
-            let (connections, slow) = server.withLock { ($0?.activeConnections ?? 0, $0?.slowConsumerCloses ?? 0) }
+            let (connections, slow, unfinished) = server.withLock { ($0?.activeConnections ?? 0, $0?.slowConsumerCloses ?? 0, $0?.unfinishedHandshakeRefusals ?? 0) }
             let metrics = sessions?.metrics ?? GatewayMetrics()
-            var text = metrics.render(connections: connections, sessions: sessions?.liveSessions.load(ordering: .relaxed) ?? 0, slowConsumers: slow)
+            var text = metrics.render(connections: connections, sessions: sessions?.liveSessions.load(ordering: .relaxed) ?? 0, slowConsumers: slow,
+                                      unfinishedRefused: unfinished)
             if let cluster = sessions?.cluster { text += cluster.renderMetrics() }
             return HTTPResponse(status: 200, headers: [HTTPHeader("Content-Type", "text/plain; version=0.0.4")], body: Array(text.utf8))
         default:

@@ -53,6 +53,7 @@ public struct GatewayConfig: Sendable, Equatable {
         try require(s.frames.maxMessageBytes >= s.frames.maxFrameBytes, "max-message-bytes", "must be at least max-frame-bytes")
         try require(s.frames.maxFragments >= 1, "max-fragments", "must be at least 1")
         try require(s.maxConnections >= 1, "max-connections", "must be at least 1")
+        try require(s.maxUnfinishedPerAddress >= 0, "max-unfinished-per-address", "must be 0 (1 % of max-connections) or more")
         try require(s.maxWriteQueueBytes >= 1024, "max-write-queue-bytes", "must be at least 1024")
         try require(s.maxBodyBytes >= 0, "max-body-bytes", "must not be negative")
         try require(s.handshakeTimeout > 0, "handshake-timeout", "must be > 0 seconds")
@@ -74,6 +75,7 @@ public struct GatewayConfig: Sendable, Equatable {
         try require(p.messagesPerSecond >= 0 && p.messageBurst >= 1, "messages-per-second", "rate >= 0 and burst >= 1")
         try require(p.maxSessionsPerKey >= 0, "max-sessions-per-key", "must be >= 0")
         try require(p.handshakesPerSecond >= 0 && p.handshakeBurst >= 1, "handshakes-per-second", "rate >= 0 and burst >= 1")
+        try require(p.publishesPerSecond >= 0 && p.publishBurst >= 1, "publishes-per-second", "rate >= 0 and burst >= 1")
         try require(p.callsPerSecond >= 0 && p.callBurst >= 1, "calls-per-second", "rate >= 0 and burst >= 1")
         try require(p.keyHandshakesPerSecond >= 0 && p.keyHandshakeBurst >= 1, "key-handshakes-per-second", "rate >= 0 and burst >= 1")
         let c = calls

@@ -46,6 +46,8 @@ final class GatewayMetrics: Sendable {
     let messagesIn = Counter()
     let messagesOut = Counter()
     let publishes = Counter()
+    /// `POST /v1/publish` refused with 429 (a key over its publish rate).
+    let publishesRateLimited = Counter()
     let deliveries = Counter()
     /// From a committed change to the last close frame written (handed to the kernel, or queued behind a full socket) for the sessions it ended, per change.
     let revocationToClose = Histogram(bounds: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5])
@@ -70,8 +72,8 @@ final class GatewayMetrics: Sendable {
         ended[reason]?.add()
     }
 
-    /// The exposition text. `connections` and `slowConsumers` come from the engine.
-    func render(connections: Int, sessions: Int, slowConsumers: Int) -> String {
+    /// The exposition text. `connections`, `slowConsumers` and `unfinishedRefused` come from the engine.
+    func render(connections: Int, sessions: Int, slowConsumers: Int, unfinishedRefused: Int = 0) -> String {
         var out = ""
         func gauge(_ name: String, _ help: String, _ value: Int) { out += "# HELP \(name) \(help)\n# TYPE \(name) gauge\n\(name) \(value)\n" }
         func counter(_ name: String, _ help: String, _ value: Int) { out += "# HELP \(name) \(help)\n# TYPE \(name) counter\n\(name) \(value)\n" }
@@ -83,6 +85,8 @@ final class GatewayMetrics: Sendable {
         counter("doorman_messages_out_total", "Replies and notices sent to sessions (events counted in deliveries).", messagesOut.load())
         counter("doorman_publishes_total", "Events published (HTTP or session).", publishes.load())
         counter("doorman_deliveries_total", "Event frames queued to subscribers.", deliveries.load())
+        counter("doorman_publishes_rate_limited_total", "POST /v1/publish refused with 429: the key passed its publish rate.", publishesRateLimited.load())
+        counter("doorman_unfinished_handshake_refusals_total", "Connections refused at accept: their address already held its cap of unfinished handshakes.", unfinishedRefused)
         counter("doorman_slow_consumer_closes_total", "Connections closed because their write queue passed the limit (drops).", slowConsumers)
         out += "# HELP doorman_sessions_ended_total Sessions the server ended, by reason (revocations and the like).\n# TYPE doorman_sessions_ended_total counter\n"
         for reason in SessionEndReason.allCases { out += "doorman_sessions_ended_total{reason=\"\(reason.rawValue)\"} \(ended[reason]!.load())\n" }

@@ -3,7 +3,7 @@ import Glibc
 
 /// A peer's IP address as accept(2) reported it: 17 bytes kept per connection, text made only
 /// when asked (no getpeername per handshake).
-public struct PeerAddress: Sendable, Equatable, CustomStringConvertible {
+public struct PeerAddress: Sendable, Hashable, CustomStringConvertible {
     /// AF_INET or AF_INET6; 0 when unknown.
     let family: Int32
     /// The address bytes in network order (IPv4 in the first 4).
@@ -36,6 +36,12 @@ public struct PeerAddress: Sendable, Equatable, CustomStringConvertible {
 
     public static func == (a: PeerAddress, b: PeerAddress) -> Bool {
         a.family == b.family && a.bytes == b.bytes
+    }
+
+    public func hash(into hasher: inout Hasher) {
+        hasher.combine(family)
+        hasher.combine(bytes.0)
+        hasher.combine(bytes.1)
     }
 
     /// "203.0.113.7", "2001:db8::1", or "" when unknown.

@@ -86,6 +86,9 @@ public final class Connection: IOHandler {
     public var onReplyAbandoned: (() -> Void)?
     private var lastRead: UInt64
     private var pingSentAt: UInt64 = 0
+    /// Counted against its address's cap of unfinished handshakes until its first request head is
+    /// complete (or it closes).
+    private var unfinished = true
 
     init(fd: Int32, id: UInt64, context: LoopContext, peer: PeerAddress = .unknown, tls: TLSSession? = nil) {
         self.fd = fd
@@ -361,6 +364,10 @@ public final class Connection: IOHandler {
 
     private func handleHead(_ head: HTTPRequestHead) {
         let shared = context.shared
+        if unfinished {
+            unfinished = false
+            shared.releaseUnfinished(peer)
+        }
         if WebSocketHandshake.isUpgradeRequest(head) {
             let upgrade: WebSocketUpgrade
             switch WebSocketHandshake.validate(head) {
@@ -711,6 +718,10 @@ public final class Connection: IOHandler {
         context.loop.deregister(fd)
         Socket.close(fd)
         context.remove(self)
+        if unfinished {
+            unfinished = false
+            context.shared.releaseUnfinished(peer)
+        }
         context.loop.afterCurrentEvent { [self] in releaseAfterClose() }
     }
 

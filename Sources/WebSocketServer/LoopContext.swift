@@ -21,6 +21,12 @@ final class ServerShared: Sendable {
     /// Connections closed because their write queue passed the high-water mark.
     let slowConsumerCloses = Atomic<Int>(0)
     let nextConnectionID = Atomic<UInt64>(1)
+    /// Connections per client address that have not sent a complete first request head yet, and
+    /// how many were refused for passing `unfinishedCap` (any loop: accept counts, the
+    /// connection's loop uncounts).
+    private let unfinished = Mutex<[PeerAddress: Int]>([:])
+    let unfinishedRefusals = Atomic<Int>(0)
+    let unfinishedCap: Int
     // Nanosecond copies of the configured seconds.
     let handshakeTimeout: UInt64
     let idleTimeout: UInt64
@@ -39,6 +45,26 @@ final class ServerShared: Sendable {
         idleTimeout = configuration.idleTimeout.nanoseconds
         pongTimeout = configuration.pongTimeout.nanoseconds
         closeTimeout = configuration.closeTimeout.nanoseconds
+        unfinishedCap = configuration.unfinishedPerAddressCap
+    }
+
+    /// Counts a new connection from `peer` as unfinished; false, counting nothing, when the
+    /// address already holds its cap (the caller refuses the connection).
+    func admitUnfinished(_ peer: PeerAddress) -> Bool {
+        unfinished.withLock { table in
+            let count = table[peer, default: 0]
+            guard count < unfinishedCap else { return false }
+            table[peer] = count + 1
+            return true
+        }
+    }
+
+    /// One of `peer`'s unfinished connections finished its first request head, or went away.
+    func releaseUnfinished(_ peer: PeerAddress) {
+        unfinished.withLock { table in
+            guard let count = table[peer] else { return }
+            table[peer] = count > 1 ? count - 1 : nil
+        }
     }
 }
 
@@ -82,6 +108,7 @@ final class LoopContext: @unchecked Sendable {
         if draining {
             Socket.close(fd)
             shared.activeConnections.subtract(1, ordering: .relaxed)
+            shared.releaseUnfinished(peer)
             return
         }
         Socket.setNoDelay(fd)
@@ -93,6 +120,7 @@ final class LoopContext: @unchecked Sendable {
                 shared.logger.error("cannot start TLS", metadata: ["error": "\(error)"])
                 Socket.close(fd)
                 shared.activeConnections.subtract(1, ordering: .relaxed)
+                shared.releaseUnfinished(peer)
                 return
             }
         }
@@ -104,6 +132,7 @@ final class LoopContext: @unchecked Sendable {
             shared.logger.error("cannot watch socket", metadata: ["error": "\(error)"])
             Socket.close(fd)
             shared.activeConnections.subtract(1, ordering: .relaxed)
+            shared.releaseUnfinished(peer)
             return
         }
         connection.slot = connections.count

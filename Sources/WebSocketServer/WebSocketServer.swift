@@ -76,6 +76,8 @@ public final class WebSocketServer: Sendable {
 
     /// Connections closed for not reading (write queue over the limit), since start.
     public var slowConsumerCloses: Int { shared.slowConsumerCloses.load(ordering: .relaxed) }
+    /// Connections refused at accept: their address held its cap of unfinished handshakes.
+    public var unfinishedHandshakeRefusals: Int { shared.unfinishedRefusals.load(ordering: .relaxed) }
 
     /// True once shutdown has begun.
     public var isDraining: Bool { stopped.load(ordering: .relaxed) }
@@ -158,6 +160,18 @@ final class Acceptor: IOHandler {
                 // Over the cap: a best-effort 503, then close.
                 let busy = "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nContent-Length: 30\r\nRetry-After: 1\r\nConnection: close\r\n\r\n{\"error\":\"too_many_connections\"}"
                 _ = busy.utf8.withContiguousStorageIfAvailable { Glibc.write(accepted, $0.baseAddress, $0.count) }
+                Socket.close(accepted)
+                shared.activeConnections.subtract(1, ordering: .relaxed)
+                continue
+            }
+            // Before anything is read: one address may hold only so many connections that have not
+            // sent a complete request head (slowloris, half-open TLS floods from one host).
+            guard shared.admitUnfinished(peer) else {
+                shared.unfinishedRefusals.add(1, ordering: .relaxed)
+                if !secure {
+                    let refusal = "HTTP/1.1 429 Too Many Requests\r\nContent-Type: application/json\r\nContent-Length: 40\r\nRetry-After: 1\r\nConnection: close\r\n\r\n{\"error\":\"too_many_unfinished_requests\"}"
+                    _ = refusal.utf8.withContiguousStorageIfAvailable { Glibc.send(accepted, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+                }
                 Socket.close(accepted)
                 shared.activeConnections.subtract(1, ordering: .relaxed)
                 continue

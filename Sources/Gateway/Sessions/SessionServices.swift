@@ -24,6 +24,10 @@ public struct SessionPolicy: Sendable, Equatable {
     public var floodTolerance = 100
     /// Live sessions per key on this node; more get 429. 0 = no cap.
     public var maxSessionsPerKey = 0
+    /// `POST /v1/publish` requests per second a key may make on this node, and the burst allowed
+    /// (0 = no limit). Past it: 429 with Retry-After.
+    public var publishesPerSecond: Double = 100
+    public var publishBurst: Double = 200
     /// Handshakes per second per client address, and the burst allowed. 0 = no limit.
     public var handshakesPerSecond: Double = 50
     public var handshakeBurst: Double = 100
@@ -108,6 +112,8 @@ final class SessionServices: Sendable {
     let usage: KeyUsageRecorder?
     let messageLimiter: RateLimiter
     let handshakeLimiter: RateLimiter
+    /// Per key: `POST /v1/publish`.
+    let publishLimiter: RateLimiter
     /// Per key: calls and handshakes (at each key's effective limits).
     let callLimiter = RateLimiter(rate: 0, burst: 1)
     let keyHandshakeLimiter = RateLimiter(rate: 0, burst: 1)
@@ -138,6 +144,7 @@ final class SessionServices: Sendable {
         messageLimiter = RateLimiter(rate: policy.messagesPerSecond, burst: policy.messageBurst)
         networks = (try? NetworkAllowlist(policy.allowedNetworks)) ?? NetworkAllowlist.denyAll
         handshakeLimiter = RateLimiter(rate: policy.handshakesPerSecond, burst: policy.handshakeBurst)
+        publishLimiter = RateLimiter(rate: policy.publishesPerSecond, burst: policy.publishBurst)
     }
 
     /// A key's effective limits: its own, then its group's, then the server's.
