@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # The test command (README): unit + integration tests, fuzzing, a SIGKILL crash test of the store,
+# resets at every point and a seeded chaos run of hostile clients, the denial-of-service limits,
 # Schemathesis against the admin API's OpenAPI document, calls through the binary to a reference
 # upstream, Autobahn|Testsuite conformance and a real headless Chromium (also over wss:// with
 # permessage-deflate, and the admin page), testssl.sh against the TLS listener, a three-node
@@ -73,6 +74,28 @@ if BIN="$BIN" bash scripts/crash-test.sh 2>&1 | tee /tmp/doorman-crash.log | tai
   step "crash test" pass
 else
   step "crash test" fail
+fi
+
+# 4b. No device can take the gateway down: a reset at every point where the server still has bytes
+#     to write (deterministic: the server is frozen while the client sends its last bytes and
+#     resets), the denial-of-service limits, and a seeded chaos run of hostile clients (plain and
+#     TLS) with the keys in use revoked meanwhile. CHAOS_SEED=N reproduces a run.
+if python3 scripts/reset-test.py "$BIN" 2>&1 | tee /tmp/doorman-reset.log | tail -3 && grep -qE '^reset-test: [1-9][0-9]* passed, 0 failed' /tmp/doorman-reset.log; then
+  step "resets at every point" pass
+else
+  step "resets at every point" fail
+fi
+if python3 scripts/limits-test.py "$BIN" 2>&1 | tee /tmp/doorman-limits.log | tail -2 && grep -qE '^limits-test: [1-9][0-9]* passed, 0 failed' /tmp/doorman-limits.log; then
+  step "denial-of-service limits" pass
+else
+  step "denial-of-service limits" fail
+fi
+if python3 scripts/chaos-test.py --binary "$BIN" ${CHAOS_SEED:+--seed "$CHAOS_SEED"} 2>&1 | tee /tmp/doorman-chaos.log | tail -12 \
+   && grep -qE '^chaos: [1-9][0-9]* passed, 0 failed' /tmp/doorman-chaos.log; then
+  step "chaos (hostile clients)" pass
+else
+  grep -m1 '^chaos: seed' /tmp/doorman-chaos.log
+  step "chaos (hostile clients)" fail
 fi
 
 # 5. The admin API against its own OpenAPI document (Schemathesis from PyPI).
