@@ -1,0 +1,66 @@
+// SPDX-License-Identifier: Apache-2.0
+import CLinux
+import Glibc
+import Synchronization
+import Testing
+import Transport
+
+/// `Socket.drain` reports what became of a queue; `afterCurrentEvent` runs once the job at hand returns.
+@Suite struct SocketDrainTests {
+    private func pair() -> (Int32, Int32) {
+        var fds: [Int32] = [0, 0]
+        _ = socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0, &fds)
+        return (fds[0], fds[1])
+    }
+
+    @Test func drainsAQueueTheKernelTakesAndEmptiesIt() {
+        let (a, b) = pair()
+        defer { close(a); close(b) }
+        var queue = Array("hello".utf8)
+        var start = 0
+        guard case .drained = Socket.drain(&queue, from: &start, to: a) else { Issue.record("not drained"); return }
+        #expect(queue.isEmpty && start == 0)
+        var buffer = [UInt8](repeating: 0, count: 16)
+        #expect(read(b, &buffer, 16) == 5)
+    }
+
+    @Test func reportsBlockedAndKeepsWhatIsLeft() {
+        let (a, b) = pair()
+        defer { close(a); close(b) }
+        var queue = [UInt8](repeating: 7, count: 8 << 20)   // more than a socketpair buffers
+        var start = 0
+        guard case .blocked = Socket.drain(&queue, from: &start, to: a) else { Issue.record("not blocked"); return }
+        #expect(start > 0 && start < queue.count)
+        #expect(queue.count == 8 << 20)
+    }
+
+    @Test func reportsAFailureInsteadOfActingOnIt() {
+        let (a, b) = pair()
+        close(b)   // the peer is gone: EPIPE
+        defer { close(a) }
+        var queue = Array("late".utf8)
+        var start = 0
+        guard case .failed(let error) = Socket.drain(&queue, from: &start, to: a) else { Issue.record("no failure"); return }
+        #expect(error.errno == EPIPE)
+        #expect(queue == Array("late".utf8) && start == 0)   // untouched: the caller decides
+    }
+
+    @Test func runsDeferredJobsAfterTheCurrentJobInOrder() throws {
+        let group = try LoopGroup(count: 1)
+        defer { group.shutdown() }
+        let loop = group.loops[0]
+        let log = Mutex<[String]>([])
+        let done = Mutex(false)
+        loop.execute {
+            loop.afterCurrentEvent { log.withLock { $0.append("deferred 1") } }
+            loop.afterCurrentEvent {
+                log.withLock { $0.append("deferred 2") }
+                loop.afterCurrentEvent { log.withLock { $0.append("deferred from deferred") }; done.withLock { $0 = true } }
+            }
+            log.withLock { $0.append("job") }
+        }
+        let limit = doorman_monotonic_ns() + 5_000_000_000
+        while !done.withLock({ $0 }), doorman_monotonic_ns() < limit { usleep(1000) }
+        #expect(log.withLock { $0 } == ["job", "deferred 1", "deferred 2", "deferred from deferred"])
+    }
+}
