@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 #define _GNU_SOURCE
+#include <malloc.h>
 #include <sys/random.h>
 #include "CLinux.h"
 #include <sched.h>
@@ -53,6 +54,14 @@ void doorman_block_signals(void) {
     signal_set(&set);
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     signal(SIGPIPE, SIG_IGN);
+}
+
+void doorman_return_freed_memory(void) {
+    // Fixed thresholds turn off glibc's dynamic mmap threshold, which otherwise climbs to 32 MiB
+    // after the first large free: write queues, messages and zlib states above 128 KiB are then
+    // mmapped and go back to the kernel when freed, and a heap's free top is trimmed past 128 KiB.
+    mallopt(M_MMAP_THRESHOLD, 128 * 1024);
+    mallopt(M_TRIM_THRESHOLD, 128 * 1024);
 }
 
 int doorman_wait_signal(void) {

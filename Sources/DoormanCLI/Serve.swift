@@ -152,6 +152,7 @@ struct Serve: ParsableCommand {
 
         // Signals are taken by this thread alone (sigwait); the loops inherit the mask.
         doorman_block_signals()
+        doorman_return_freed_memory()
         raiseFileLimit(logger)
         let gateway = try Gateway(config: config, logger: logger)
         logger.info("listening", metadata: [

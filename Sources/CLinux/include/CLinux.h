@@ -34,6 +34,9 @@ int doorman_errno(void);
 
 /// Block SIGTERM, SIGINT, SIGHUP and ignore SIGPIPE in the calling thread (inherited by new threads).
 void doorman_block_signals(void);
+/// Makes glibc's malloc give memory back after bursts (fixed mmap and trim thresholds of 128 KiB):
+/// after a flood of slow readers the process shrinks back instead of keeping its peak.
+void doorman_return_freed_memory(void);
 
 /// Wait for SIGTERM, SIGINT or SIGHUP; returns the signal number.
 int doorman_wait_signal(void);
