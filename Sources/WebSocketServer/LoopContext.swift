@@ -24,7 +24,7 @@ final class ServerShared: Sendable {
     /// Connections per client address that have not sent a complete first request head yet, and
     /// how many were refused for passing `unfinishedCap` (any loop: accept counts, the
     /// connection's loop uncounts).
-    private let unfinished = Mutex<[PeerAddress: Int]>([:])
+    private let unfinished = CappedCounts<PeerAddress>()
     let unfinishedRefusals = Atomic<Int>(0)
     let unfinishedCap: Int
     // Nanosecond copies of the configured seconds.
@@ -50,22 +50,10 @@ final class ServerShared: Sendable {
 
     /// Counts a new connection from `peer` as unfinished; false, counting nothing, when the
     /// address already holds its cap (the caller refuses the connection).
-    func admitUnfinished(_ peer: PeerAddress) -> Bool {
-        unfinished.withLock { table in
-            let count = table[peer, default: 0]
-            guard count < unfinishedCap else { return false }
-            table[peer] = count + 1
-            return true
-        }
-    }
+    func admitUnfinished(_ peer: PeerAddress) -> Bool { unfinished.reserve(peer, limit: unfinishedCap) }
 
     /// One of `peer`'s unfinished connections finished its first request head, or went away.
-    func releaseUnfinished(_ peer: PeerAddress) {
-        unfinished.withLock { table in
-            guard let count = table[peer] else { return }
-            table[peer] = count > 1 ? count - 1 : nil
-        }
-    }
+    func releaseUnfinished(_ peer: PeerAddress) { unfinished.release(peer) }
 }
 
 /// One loop's share of a server: its connections and its read buffer.

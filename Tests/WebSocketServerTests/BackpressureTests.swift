@@ -8,7 +8,9 @@ import WireCodec
 @Suite struct BackpressureTests {
     @Test func closesAThousandReadersThatNeverReadAndKeepsServingOthers() throws {
         let queueLimit = 64 * 1024
-        let server = try TestServer { $0.maxWriteQueueBytes = queueLimit; $0.maxConnections = 5000; $0.closeTimeout = 1 }
+        let server = try TestServer { $0.maxWriteQueueBytes = queueLimit; $0.maxConnections = 5000; $0.closeTimeout = 1
+            $0.maxUnfinishedPerAddress = 5000   // all 1,000 connect (from one address) before any upgrades
+        }
         // Tiny receive windows, so the kernel absorbs little and the server's queue must fill.
         let readers = try (0..<1000).map { _ in try TestClient(port: server.port, receiveBuffer: 4096) }
         for r in readers { #expect(r.upgrade()?.hasPrefix("HTTP/1.1 101") == true) }

@@ -78,12 +78,26 @@ import WireCodec
     }
 
     @Test func refusesConnectionsOverTheCap() throws {
-        let server = try TestServer { $0.maxConnections = 3 }
+        let server = try TestServer { $0.maxConnections = 3; $0.maxUnfinishedPerAddress = 10 }
         let held = try (0..<3).map { _ in try TestClient(port: server.port) }
         for c in held { #expect(c.upgrade()?.hasPrefix("HTTP/1.1 101") == true) }
         let extra = try TestClient(port: server.port)
         let head = try #require(extra.readResponseHead())
         #expect(head.hasPrefix("HTTP/1.1 503"))
+    }
+
+    @Test func refusesUnfinishedConnectionsPastThePerAddressCapAtAccept() throws {
+        let server = try TestServer { $0.maxConnections = 300 }   // the default cap: 1 %, 3 per address
+        let held = try (0..<3).map { _ in try TestClient(port: server.port) }
+        #expect(server.eventually { server.server.activeConnections == 3 })
+        let extra = try TestClient(port: server.port)
+        let head = try #require(extra.readResponseHead())
+        #expect(head.hasPrefix("HTTP/1.1 429"))
+        #expect(server.server.unfinishedHandshakeRefusals == 1)
+        // A finished head no longer counts: the next connection from the address is served.
+        #expect(held[0].upgrade()?.hasPrefix("HTTP/1.1 101") == true)
+        let next = try TestClient(port: server.port)
+        #expect(next.upgrade()?.hasPrefix("HTTP/1.1 101") == true)
     }
 
     @Test func neverWritesCRorLFFromAHeaderValue() {

@@ -125,7 +125,7 @@ final class SessionServices: Sendable {
     let liveSessions = Atomic<Int>(0)
     private let hubList = Mutex<[SessionHub]>([])
     private let sessionsPerKey = Mutex<[String: Int]>([:])
-    private let httpCallsPerKey = Mutex<[String: Int]>([:])
+    private let httpCallsPerKey = CappedCounts<String>()
     /// This node's name (session listings, receipts).
     let nodeName: String
     /// The cluster this node belongs to (nil on one node with SQLite).
@@ -187,21 +187,9 @@ final class SessionServices: Sendable {
 
     /// Reserves one of a key's concurrent HTTP calls on this node (a session's calls have their own
     /// cap); false at `limit`.
-    func reserveHTTPCall(for keyID: String, limit: Int) -> Bool {
-        httpCallsPerKey.withLock { counts in
-            let n = counts[keyID, default: 0]
-            guard n < limit else { return false }
-            counts[keyID] = n + 1
-            return true
-        }
-    }
+    func reserveHTTPCall(for keyID: String, limit: Int) -> Bool { httpCallsPerKey.reserve(keyID, limit: limit) }
 
-    func releaseHTTPCall(for keyID: String) {
-        httpCallsPerKey.withLock { counts in
-            let n = counts[keyID, default: 1] - 1
-            counts[keyID] = n > 0 ? n : nil
-        }
-    }
+    func releaseHTTPCall(for keyID: String) { httpCallsPerKey.release(keyID) }
 
     /// Live sessions of a key on this node.
     func sessionsOf(_ keyID: String) -> Int { sessionsPerKey.withLock { $0[keyID] ?? 0 } }
