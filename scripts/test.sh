@@ -80,23 +80,17 @@ fi
 #     to write (deterministic: the server is frozen while the client sends its last bytes and
 #     resets), the denial-of-service limits, and a seeded chaos run of hostile clients (plain and
 #     TLS) with the keys in use revoked meanwhile. CHAOS_SEED=N reproduces a run.
-if python3 scripts/reset-test.py "$BIN" 2>&1 | tee /tmp/doorman-reset.log | tail -3 && grep -qE '^reset-test: [1-9][0-9]* passed, 0 failed' /tmp/doorman-reset.log; then
-  step "resets at every point" pass
-else
-  step "resets at every point" fail
-fi
-if python3 scripts/limits-test.py "$BIN" 2>&1 | tee /tmp/doorman-limits.log | tail -2 && grep -qE '^limits-test: [1-9][0-9]* passed, 0 failed' /tmp/doorman-limits.log; then
-  step "denial-of-service limits" pass
-else
-  step "denial-of-service limits" fail
-fi
-if python3 scripts/chaos-test.py --binary "$BIN" ${CHAOS_SEED:+--seed "$CHAOS_SEED"} 2>&1 | tee /tmp/doorman-chaos.log | tail -12 \
-   && grep -qE '^chaos: [1-9][0-9]* passed, 0 failed' /tmp/doorman-chaos.log; then
-  step "chaos (hostile clients)" pass
-else
-  grep -m1 '^chaos: seed' /tmp/doorman-chaos.log
-  step "chaos (hostile clients)" fail
-fi
+# run_check NAME LOG PATTERN COMMAND...: runs COMMAND (its output kept in LOG, its end shown);
+# passes when it succeeds and LOG has a line matching PATTERN.
+run_check() {
+  local name=$1 log=$2 pattern=$3; shift 3
+  if "$@" 2>&1 | tee "$log" | tail -3 && grep -qE "$pattern" "$log"; then step "$name" pass; else step "$name" fail; fi
+}
+run_check "resets at every point" /tmp/doorman-reset.log '^reset-test: [1-9][0-9]* passed, 0 failed' python3 scripts/reset-test.py "$BIN"
+run_check "denial-of-service limits" /tmp/doorman-limits.log '^limits-test: [1-9][0-9]* passed, 0 failed' python3 scripts/limits-test.py "$BIN"
+run_check "chaos (hostile clients)" /tmp/doorman-chaos.log '^chaos: [1-9][0-9]* passed, 0 failed' \
+  python3 scripts/chaos-test.py --binary "$BIN" ${CHAOS_SEED:+--seed "$CHAOS_SEED"}
+grep -m1 '^chaos: seed' /tmp/doorman-chaos.log   # the seed that replays it
 
 # 5. The admin API against its own OpenAPI document (Schemathesis from PyPI).
 if BIN="$BIN" bash scripts/api-check.sh 2>&1 | tee /tmp/doorman-api.log | tail -4 && grep -qE '^api-check: 1 passed, 0 failed' /tmp/doorman-api.log; then
