@@ -104,7 +104,7 @@ public final class GatewayApplication: ServerApplication {
         guard let text = candidates.first else { return .failure(HandshakeRejection(status: 401, reason: "missing_key")) }
         guard let secret = try? APIKeySecret(parsing: text) else { return .failure(HandshakeRejection(status: 401, reason: "malformed_key")) }
         if let wait = sessions.handshakeLimiter.take(address) {
-            return .failure(HandshakeRejection(status: 429, reason: "handshake_rate", headers: [HTTPHeader("Retry-After", String(Int(wait.rounded(.up))))]))
+            return .failure(HandshakeRejection(status: 429, reason: "handshake_rate", headers: [RetryAfter.header(wait)]))
         }
         let now = Date()
         guard let resolved = sessions.cache.resolve(KeyDigest(of: secret), now: now) else {
@@ -119,7 +119,7 @@ public final class GatewayApplication: ServerApplication {
         if resolved.user.state == .disabled { return .failure(HandshakeRejection(status: 401, reason: "user_disabled")) }
         let limits = sessions.limits(key: resolved.key, groups: resolved.groups)
         if let wait = sessions.keyHandshakeLimiter.take(resolved.key.id, rate: limits.handshakesPerSecond ?? 0, burst: limits.handshakeBurst ?? 1) {
-            return .failure(HandshakeRejection(status: 429, reason: "handshake_rate", headers: [HTTPHeader("Retry-After", String(Int(wait.rounded(.up))))]))
+            return .failure(HandshakeRejection(status: 429, reason: "handshake_rate", headers: [RetryAfter.header(wait)]))
         }
         return .success((resolved, selected))
     }
@@ -186,7 +186,7 @@ public final class GatewayApplication: ServerApplication {
         if let wait = sessions.publishLimiter.take(resolved.key.id) {
             sessions.metrics.publishesRateLimited.add()
             var response = Self.failure(429, "rate_limited", "too many publishes for this key")
-            response.headers.append(HTTPHeader("Retry-After", String(max(1, Int(wait.rounded(.up))))))
+            response.headers.append(RetryAfter.header(wait))
             return .failure(PublishRefusal(response: response))
         }
         guard let object = try? JSONSerialization.jsonObject(with: Data(request.body)) as? [String: Any],
@@ -250,8 +250,8 @@ public final class GatewayApplication: ServerApplication {
         }
         let limits = sessions.limits(key: resolved.key, groups: resolved.groups)
         if let wait = sessions.callLimiter.take(resolved.key.id, rate: limits.callsPerSecond ?? 0, burst: limits.callBurst ?? 1) {
-            return fail(429, "rate_limited", "too many calls", [("retryAfterMs", .int(Int((wait * 1000).rounded(.up))))],
-                        headers: [HTTPHeader("Retry-After", String(max(1, Int(wait.rounded(.up)))))])
+            return fail(429, "rate_limited", "too many calls", [("retryAfterMs", .int(RetryAfter.milliseconds(wait)))],
+                        headers: [RetryAfter.header(wait)])
         }
         guard let hub = sessions.hub(for: connection.loop) else { return fail(503, "overloaded", "not ready") }
         // Like a session's cap on calls in flight: one key cannot hold every upstream connection.

@@ -22,7 +22,7 @@ public final class CappedCounts<Name: Hashable & Sendable>: Sendable {
     /// Gives back one of `name`'s (nothing when it holds none).
     public func release(_ name: Name) {
         counts.withLock { table in
-            guard let n = table[name] else { return }
+            guard let n = table[name] else { return assertionFailure("released more than was reserved") }
             table[name] = n > 1 ? n - 1 : nil
         }
     }

@@ -229,6 +229,7 @@ public final class EventLoop: @unchecked Sendable {
             if cancelledTimers.remove(timer.id) != nil { continue }
             pendingTimers.remove(timer.id)
             timer.job()
+            if !deferred.isEmpty { runDeferred() }
         }
     }
 
@@ -266,7 +267,6 @@ public final class EventLoop: @unchecked Sendable {
                 let fd = Int32(bitPattern: UInt32(truncatingIfNeeded: data))
                 if generation == 0 {
                     drainInbox()
-                    runDeferred()
                     continue
                 }
                 guard Int(fd) < handlers.count, let registration = handlers[Int(fd)],
@@ -275,7 +275,6 @@ public final class EventLoop: @unchecked Sendable {
                 if !deferred.isEmpty { runDeferred() }
             }
             runDueTimers()
-            runDeferred()
             if now >= nextTick {
                 onTick?()
                 nextTick = now + tickInterval
@@ -283,7 +282,6 @@ public final class EventLoop: @unchecked Sendable {
             }
         }
         drainInbox()
-        runDeferred()
     }
 
     private func drainInbox() {
@@ -294,6 +292,9 @@ public final class EventLoop: @unchecked Sendable {
             box.wakePending = false
             return box.jobs.isEmpty ? [] : { defer { box.jobs = [] }; return box.jobs }()
         }
-        for job in jobs { job() }
+        for job in jobs {
+            job()
+            if !deferred.isEmpty { runDeferred() }
+        }
     }
 }

@@ -38,6 +38,12 @@ public struct PeerAddress: Sendable, Hashable, CustomStringConvertible {
         a.family == b.family && a.bytes == b.bytes
     }
 
+    /// What a per-address limit counts: an IPv4 address as it is, an IPv6 address by its /64 (one
+    /// host usually holds a whole /64, and could otherwise spread over 2^64 addresses).
+    public var limitKey: PeerAddress {
+        family == AF_INET6 ? PeerAddress(family: family, bytes: (bytes.0, 0)) : self
+    }
+
     public func hash(into hasher: inout Hasher) {
         hasher.combine(family)
         hasher.combine(bytes.0)

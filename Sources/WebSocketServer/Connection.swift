@@ -86,8 +86,9 @@ public final class Connection: IOHandler {
     public var onReplyAbandoned: (() -> Void)?
     private var lastRead: UInt64
     private var pingSentAt: UInt64 = 0
-    /// Counted against its address's cap of unfinished handshakes until its first request head is
-    /// complete (or it closes).
+    /// Counted against its address's cap of unfinished requests while it reads a request (head or
+    /// body), from accept and again on each keep-alive turn; not while upgraded, while its request is
+    /// with the application, or once closed.
     private var unfinished = true
 
     init(fd: Int32, id: UInt64, context: LoopContext, peer: PeerAddress = .unknown, tls: TLSSession? = nil) {
@@ -364,10 +365,6 @@ public final class Connection: IOHandler {
 
     private func handleHead(_ head: HTTPRequestHead) {
         let shared = context.shared
-        if unfinished {
-            unfinished = false
-            shared.releaseUnfinished(peer)
-        }
         if WebSocketHandshake.isUpgradeRequest(head) {
             let upgrade: WebSocketUpgrade
             switch WebSocketHandshake.validate(head) {
@@ -390,6 +387,7 @@ public final class Connection: IOHandler {
                 }
                 WebSocketHandshake.appendResponse(accept: upgrade.accept, protocol: selected, extensions: extensions, to: &out)
                 state = .open
+                finishedRequest()
                 parser = FrameParser(role: .server, limits: shared.configuration.frames)
                 if deflate != nil { parser!.allowedReservedBits = 0x4 }   // RFC 7692 §6: RSV1
                 self.session = session
@@ -417,7 +415,15 @@ public final class Connection: IOHandler {
         }
     }
 
+    /// The request is read: the connection no longer counts against its address's cap.
+    private func finishedRequest() {
+        guard unfinished else { return }
+        unfinished = false
+        context.shared.releaseUnfinished(peer)
+    }
+
     private func respond(to request: HTTPRequest) {
+        finishedRequest()
         requestMinorVersion = request.head.minorVersion
         state = .awaitingReply(keepAlive: request.head.keepAlive && !context.draining, headOnly: request.head.method == "HEAD")
         context.awaitingReply[id] = self
@@ -500,7 +506,10 @@ public final class Connection: IOHandler {
     private func replyDone(keepAlive: Bool) {
         onReplyDrained = nil
         onReplyAbandoned = nil
-        if keepAlive && !peerDoneSending {
+        // Waiting for the next request counts against the address's cap again; an address at its cap
+        // gets this answer and then the end of the connection instead.
+        if keepAlive && !peerDoneSending && context.shared.admitUnfinished(peer) {
+            unfinished = true
             state = .head
             deadline = context.loop.now + context.shared.handshakeTimeout
         } else {
@@ -718,10 +727,7 @@ public final class Connection: IOHandler {
         context.loop.deregister(fd)
         Socket.close(fd)
         context.remove(self)
-        if unfinished {
-            unfinished = false
-            context.shared.releaseUnfinished(peer)
-        }
+        finishedRequest()   // a closed connection counts no more
         context.loop.afterCurrentEvent { [self] in releaseAfterClose() }
     }
 

@@ -21,7 +21,8 @@ final class ServerShared: Sendable {
     /// Connections closed because their write queue passed the high-water mark.
     let slowConsumerCloses = Atomic<Int>(0)
     let nextConnectionID = Atomic<UInt64>(1)
-    /// Connections per client address that have not sent a complete first request head yet, and
+    /// Connections per client address (IPv6: per /64) that are reading a request (head or body)
+    /// rather than holding an upgraded session or a request with the application, and
     /// how many were refused for passing `unfinishedCap` (any loop: accept counts, the
     /// connection's loop uncounts).
     private let unfinished = CappedCounts<PeerAddress>()
@@ -50,10 +51,11 @@ final class ServerShared: Sendable {
 
     /// Counts a new connection from `peer` as unfinished; false, counting nothing, when the
     /// address already holds its cap (the caller refuses the connection).
-    func admitUnfinished(_ peer: PeerAddress) -> Bool { unfinished.reserve(peer, limit: unfinishedCap) }
+    func admitUnfinished(_ peer: PeerAddress) -> Bool { unfinished.reserve(peer.limitKey, limit: unfinishedCap) }
 
-    /// One of `peer`'s unfinished connections finished its first request head, or went away.
-    func releaseUnfinished(_ peer: PeerAddress) { unfinished.release(peer) }
+    /// One of `peer`'s unfinished connections has its request with the application (or its
+    /// upgrade), or went away.
+    func releaseUnfinished(_ peer: PeerAddress) { unfinished.release(peer.limitKey) }
 }
 
 /// One loop's share of a server: its connections and its read buffer.

@@ -158,7 +158,7 @@ final class Acceptor: IOHandler {
             let count = shared.activeConnections.add(1, ordering: .relaxed).newValue
             if count > shared.configuration.maxConnections {
                 // Over the cap: a best-effort 503, then close.
-                let busy = "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nContent-Length: 30\r\nRetry-After: 1\r\nConnection: close\r\n\r\n{\"error\":\"too_many_connections\"}"
+                let busy = "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nContent-Length: 32\r\nRetry-After: 1\r\nConnection: close\r\n\r\n{\"error\":\"too_many_connections\"}"
                 _ = busy.utf8.withContiguousStorageIfAvailable { Glibc.write(accepted, $0.baseAddress, $0.count) }
                 Socket.close(accepted)
                 shared.activeConnections.subtract(1, ordering: .relaxed)

@@ -63,4 +63,23 @@ import Transport
         while !done.withLock({ $0 }), doorman_monotonic_ns() < limit { usleep(1000) }
         #expect(log.withLock { $0 } == ["job", "deferred 1", "deferred 2", "deferred from deferred"])
     }
+
+    @Test func runsDeferredJobsBeforeTheNextTimerOfTheSameBatch() throws {
+        let group = try LoopGroup(count: 1)
+        defer { group.shutdown() }
+        let loop = group.loops[0]
+        let log = Mutex<[String]>([])
+        let done = Mutex(false)
+        loop.execute {
+            let at = loop.now + 20_000_000   // both due in the same turn of the loop
+            loop.schedule(at: at) {
+                loop.afterCurrentEvent { log.withLock { $0.append("deferred by the first") } }
+                log.withLock { $0.append("first") }
+            }
+            loop.schedule(at: at) { log.withLock { $0.append("second") }; done.withLock { $0 = true } }
+        }
+        let limit = doorman_monotonic_ns() + 5_000_000_000
+        while !done.withLock({ $0 }), doorman_monotonic_ns() < limit { usleep(1000) }
+        #expect(log.withLock { $0 } == ["first", "deferred by the first", "second"])
+    }
 }

@@ -82,8 +82,9 @@ import WireCodec
         let held = try (0..<3).map { _ in try TestClient(port: server.port) }
         for c in held { #expect(c.upgrade()?.hasPrefix("HTTP/1.1 101") == true) }
         let extra = try TestClient(port: server.port)
-        let head = try #require(extra.readResponseHead())
-        #expect(head.hasPrefix("HTTP/1.1 503"))
+        let refusal = try #require(extra.readResponse())
+        #expect(refusal.head.hasPrefix("HTTP/1.1 503"))
+        #expect(refusal.body == #"{"error":"too_many_connections"}"#)   // the whole body, as its Content-Length says
     }
 
     @Test func refusesUnfinishedConnectionsPastThePerAddressCapAtAccept() throws {
@@ -98,6 +99,23 @@ import WireCodec
         #expect(held[0].upgrade()?.hasPrefix("HTTP/1.1 101") == true)
         let next = try TestClient(port: server.port)
         #expect(next.upgrade()?.hasPrefix("HTTP/1.1 101") == true)
+    }
+
+    @Test func aKeptAliveConnectionCountsAgainstTheCapWhileItWaitsForItsNextRequest() throws {
+        let server = try TestServer { $0.maxConnections = 200 }   // 2 per address
+        let first = try TestClient(port: server.port)
+        first.send("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        #expect(first.readResponse()?.head.hasPrefix("HTTP/1.1 200") == true)   // kept alive: counts again
+        let second = try TestClient(port: server.port)
+        #expect(server.eventually { server.server.activeConnections == 2 })
+        // The idle kept-alive connection and the silent one fill the cap: a third is refused at accept.
+        let third = try TestClient(port: server.port)
+        #expect(third.readResponseHead()?.hasPrefix("HTTP/1.1 429") == true)
+        // An upgrade is no longer unfinished: the kept-alive connection upgrades and frees a place.
+        #expect(first.upgrade()?.hasPrefix("HTTP/1.1 101") == true)
+        let fourth = try TestClient(port: server.port)
+        #expect(fourth.upgrade()?.hasPrefix("HTTP/1.1 101") == true)
+        _ = second
     }
 
     @Test func neverWritesCRorLFFromAHeaderValue() {

@@ -84,7 +84,7 @@ final class HTTPCall: UpstreamResponder {
         }
         var response = HTTPResponse(status: status, headers: [HTTPHeader("Content-Type", "application/json")],
                                     body: JSONText.object([("error", .string(failure.code)), ("message", .string(failure.message))]).bytes)
-        if let after = failure.retryAfter { response.headers.append(HTTPHeader("Retry-After", String(max(1, Int(after.rounded(.up)))))) }
+        if let after = failure.retryAfter { response.headers.append(RetryAfter.header(after)) }
         return response
     }
 }

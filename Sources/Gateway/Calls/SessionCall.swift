@@ -54,7 +54,7 @@ final class SessionCall: UpstreamResponder {
     func upstreamFailed(_ failure: UpstreamFailure) {
         exchange = nil
         var extra: [(String, JSONText)] = []
-        if let after = failure.retryAfter { extra.append(("retryAfterMs", .int(Int((after * 1000).rounded(.up))))) }
+        if let after = failure.retryAfter { extra.append(("retryAfterMs", .int(RetryAfter.milliseconds(after)))) }
         session?.callFinished(self, SessionMessage.error(id, failure.code, failure.message, extra), result: failure.code)
     }
 

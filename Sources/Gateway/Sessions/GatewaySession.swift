@@ -75,7 +75,7 @@ final class GatewaySession: WebSocketSession {
         if let wait = services.messageLimiter.take(keyID, rate: limits.messagesPerSecond ?? 0, burst: limits.messageBurst ?? 1) {
             rejectedMessages += 1
             if rejectedMessages > services.policy.floodTolerance { return end(.rateLimited) }
-            return reply(SessionMessage.error(nil, "rate_limited", "too many messages", [("retryAfterMs", .int(Int((wait * 1000).rounded(.up))))]))
+            return reply(SessionMessage.error(nil, "rate_limited", "too many messages", [("retryAfterMs", .int(RetryAfter.milliseconds(wait)))]))
         }
         guard message.isText,
               let object = try? JSONSerialization.jsonObject(with: Data(message.payload)) as? [String: Any] else {
@@ -202,7 +202,7 @@ final class GatewaySession: WebSocketSession {
             metrics.call("rate_limited")
             rejectedMessages += 1
             if rejectedMessages > services.policy.floodTolerance { return end(.rateLimited) }
-            return reply(SessionMessage.error(id, "rate_limited", "too many calls", [("retryAfterMs", .int(Int((wait * 1000).rounded(.up))))]))
+            return reply(SessionMessage.error(id, "rate_limited", "too many calls", [("retryAfterMs", .int(RetryAfter.milliseconds(wait)))]))
         }
         guard self.calls.count < calls.policy.maxCallsPerSession else {
             metrics.call("too_many_calls")
