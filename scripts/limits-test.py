@@ -2,10 +2,10 @@
 # SPDX-License-Identifier: Apache-2.0
 """The denial-of-service limits a hotel network needs, against the real binary:
 
-- one client address may hold only so many connections that have not sent a complete request
-  head (1 % of --max-connections by default): the next is refused at accept with 429 (a plain close
-  on the TLS listener), before anything is read; other addresses are not affected; a connection
-  that finishes its head frees its place; /metrics counts the refusals;
+- one client address may hold only so many connections that are reading a request (1 % of
+  --max-connections by default): the next is refused at accept with 429 (a plain close on the TLS
+  listener), before anything is read; other addresses are not affected; a connection whose request
+  is answered and ends frees its place; /metrics counts the refusals;
 - POST /v1/publish is rate-limited per key: past the burst, 429 with Retry-After; another key is
   not affected; /metrics counts the refusals.
 
@@ -96,8 +96,8 @@ def unfinished_cap(tls_dir):
         check("another address is not affected", answer(other).startswith(b"HTTP/1.1 200"))
         tls = connect(tls_port)
         check("on the TLS listener the refusal is a plain close", answer(tls) == b"")
-        held[0].sendall(b"\r\n")   # its head is complete: it no longer counts
-        check("a finished head frees its place", answer(held[0]).startswith(b"HTTP/1.1 200"))
+        held[0].sendall(b"Connection: close\r\n\r\n")   # its request is complete, answered, and the connection ends
+        check("a finished request frees its place", answer(held[0]).startswith(b"HTTP/1.1 200"))
         fifth = connect(port)
         fifth.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
         check("then a new connection from that address is served", answer(fifth).startswith(b"HTTP/1.1 200"))
