@@ -98,7 +98,7 @@ def wrk(url, key=None):
         f.write('wrk.method = "POST"\nwrk.body = \'{"room":101}\'\nwrk.headers["Content-Type"] = "application/json"\n')
     cmd = ["taskset", "-c", "0", "wrk", "-t1", f"-c{CONNS}", f"-d{DUR}s", "--latency", "-s", script, url]
     if key:
-        cmd[-1:-1] = ["-H", f"X-API-Key: {key}"]
+        cmd[-1:-1] = ["-H", f"X-API-Key: {key}", "-H", "X-Doorman-Property: hotel-1"]   # the key is limited to hotel-1
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=DUR + 30).stdout
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -157,7 +157,7 @@ async def paced(kind, key, upstream_port, rate):
             n += 1
             if kind in ("ws", "ping"):
                 pending[n] = time.perf_counter()
-                message = {"type": "call", "id": n, "call": "pms:checkIn", "body": {"room": 101}} if kind == "ws" else {"type": "ping", "id": n}
+                message = {"type": "call", "id": n, "call": "pms:checkIn", "property": "hotel-1", "body": {"room": 101}} if kind == "ws" else {"type": "ping", "id": n}
                 await ws.send(json.dumps(message))
             else:
                 async def exchange():

@@ -68,8 +68,10 @@ def main():
     status, body = request("POST", base + "/pms/checkIn", key, {"room": 101}, {"X-Doorman-Property": "hotel-1"})
     seen = json.loads(body) if status == 200 else {}
     check("allowed call verified by the upstream", status == 200 and seen.get("path") == "/api/checkIn" and seen.get("property") == "hotel-1", f"{status} {body[:200]!r}")
-    status, _ = request("POST", base + "/pms/checkOut", key, {})
+    status, _ = request("POST", base + "/pms/checkOut", key, {}, {"X-Doorman-Property": "hotel-1"})
     check("call denied by rule", status == 403, str(status))
+    status, body = request("POST", base + "/pms/checkIn", key, {"room": 101})
+    check("a key limited to a property must name it", status == 400 and b"invalid_property" in body, f"{status} {body[:120]!r}")
     status, _ = request("POST", base + "/pms/checkIn", "dmk_not_a_key", {})
     check("call without a valid key", status == 401, str(status))
     # A signed request replayed straight at the upstream: refused.

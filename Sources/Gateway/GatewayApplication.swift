@@ -193,12 +193,13 @@ public final class GatewayApplication: ServerApplication {
               let channel = object["channel"] as? String else {
             return fail(400, "invalid_field", "a JSON object with channel (and property, data)")
         }
-        let property = object["property"] as? String
+        guard case .success(let property) = PropertyName.parse(json: object["property"]) else {
+            return fail(400, "invalid_property", SessionMessage.invalidPropertyMessage)
+        }
         let decision = Authorizer.decide(AccessRequest(action: "channel:publish.\(channel)", property: property),
                                          key: resolved.key, user: resolved.user, groups: resolved.groups, now: Date())
         guard decision.allowed else {
-            let status = decision.reason == .invalidAction ? 400 : [.keyRevoked, .keySuspended, .keyExpired, .userDisabled].contains(decision.reason) ? 401 : 403
-            return fail(status, decision.reason.rawValue, "this key may not publish to \(channel)")
+            return fail(decision.reason.refusalStatus, decision.reason.rawValue, "this key may not publish to \(channel)")
         }
         sessions.usage?.record(KeyUse(keyID: resolved.key.id, time: Date(), address: connection.peerAddress))
         return .success((channel, property, object["data"] ?? NSNull()))
@@ -239,14 +240,13 @@ public final class GatewayApplication: ServerApplication {
         case .failure(let refusal): return fail(refusal.status, "unauthorized", "this request needs a valid key", [("reason", .string(refusal.reason))])
         case .success(let found): resolved = found
         }
-        let property = request.head.value("x-doorman-property")
-        if let property, !CallService.isValidProperty(property) {
-            return fail(400, "invalid_request", "a property is 1 to 200 characters without spaces or control characters")
+        guard case .success(let property) = PropertyName.parse(header: request.head.value("x-doorman-property")) else {
+            return fail(400, "invalid_property", SessionMessage.invalidPropertyMessage)
         }
         let decision = Authorizer.decide(AccessRequest(action: action, property: property), key: resolved.key, user: resolved.user,
                                          groups: resolved.groups, now: Date())
         guard decision.allowed else {
-            return fail(403, "forbidden", "this key may not call \(action)", [("reason", .string(decision.reason.rawValue))])
+            return fail(decision.reason.refusalStatus, decision.reason.refusalCode, "this key may not call \(action)", [("reason", .string(decision.reason.rawValue))])
         }
         let limits = sessions.limits(key: resolved.key, groups: resolved.groups)
         if let wait = sessions.callLimiter.take(resolved.key.id, rate: limits.callsPerSecond ?? 0, burst: limits.callBurst ?? 1) {

@@ -20,6 +20,9 @@ public struct AccessDecision: Equatable, Sendable, Codable {
     public enum Reason: String, Codable, Sendable {
         case allowed
         case invalidAction = "invalid_action"
+        /// No property where the session's properties are limited (or one that is not a name): a
+        /// request of a key that does not reach every property must name one of them.
+        case invalidProperty = "invalid_property"
         case keyRevoked = "key_revoked"
         case keySuspended = "key_suspended"
         case keyExpired = "key_expired"
@@ -51,10 +54,26 @@ public struct AccessDecision: Equatable, Sendable, Codable {
     }
 }
 
+extension AccessDecision.Reason {
+    /// The HTTP status of a refusal for this reason: 400 for a request that names no valid action
+    /// or property, 401 for a key or user that may do nothing now, 403 otherwise.
+    public var refusalStatus: Int {
+        switch self {
+        case .invalidAction, .invalidProperty: return 400
+        case .keyRevoked, .keySuspended, .keyExpired, .userDisabled: return 401
+        default: return 403
+        }
+    }
+
+    /// The error code of a refusal on a session or in an HTTP answer (the reason goes beside it).
+    public var refusalCode: String { self == .invalidProperty ? "invalid_property" : "forbidden" }
+}
+
 /// The one function that computes a key's effective rights:
 ///
 ///     user's permissions (own ∪ groups')  ∩  key's scopes ∪ key's group (if any)
-///     ∩ user's properties ∩ key's properties
+///     ∩ user's properties ∩ key's properties (a request without a property: only when both
+///       reach every property; admin actions carry none)
 ///     then the key's rules, in order, first match decides (`!` = deny); rules present, none
 ///     matching = denied; no rules = whatever the narrowed user may do.
 ///
@@ -81,6 +100,10 @@ public enum Authorizer {
         if let property = request.property {
             guard reaches(user.properties, property) else { return .deny(.propertyNotAllowedForUser, property) }
             guard reaches(key.properties, property) else { return .deny(.propertyNotAllowedForKey, property) }
+        } else if !namesReservedService(request.action), !(user.properties.contains("*") && key.properties.contains("*")) {
+            // Property-less channels and calls belong to sessions that reach every property: leaving
+            // the property out never escapes a key's (or its user's) property list.
+            return .deny(.invalidProperty)
         }
 
         let userPatterns = user.permissions + user.groups.flatMap { groups[$0]?.permissions ?? [] }

@@ -26,6 +26,36 @@ import Testing
         #expect(d == AccessDecision(allowed: true, reason: .allowed, decidedBy: "pms:*"))
     }
 
+    @Test func leavingThePropertyOutNeverEscapesAPropertyList() {
+        let limitedKey = key(properties: ["hotel-1"])
+        #expect(decide("channel:subscribe.alerts", key: limitedKey, user: user(["channel:*"])).reason == .invalidProperty)
+        #expect(decide("channel:subscribe.alerts", key: key(), user: user(["channel:*"], properties: ["hotel-1"])).reason == .invalidProperty)
+        #expect(decide("pms:checkIn", key: limitedKey, user: user(["pms:*"])).reason == .invalidProperty)
+        #expect(decide("channel:subscribe.alerts", "hotel-1", key: limitedKey, user: user(["channel:*"])).allowed)
+        // Property-less channels and calls belong to sessions that reach every property.
+        #expect(decide("channel:subscribe.alerts", key: key(), user: user(["channel:*"])).allowed)
+        // Admin actions carry no property.
+        #expect(decide("admin:keys.read", key: limitedKey, user: user(["admin:*"])).allowed)
+    }
+
+    @Test func refusalsMapToOneStatusAndCode() {
+        #expect(AccessDecision.Reason.invalidProperty.refusalStatus == 400 && AccessDecision.Reason.invalidProperty.refusalCode == "invalid_property")
+        #expect(AccessDecision.Reason.invalidAction.refusalStatus == 400)
+        #expect(AccessDecision.Reason.keyRevoked.refusalStatus == 401 && AccessDecision.Reason.keyRevoked.refusalCode == "forbidden")
+        #expect(AccessDecision.Reason.propertyNotAllowedForKey.refusalStatus == 403)
+    }
+
+    @Test func readsAPropertyFieldAsANameNothingOrInvalid() {
+        #expect(PropertyName.parse(json: nil) == .success(nil))
+        #expect(PropertyName.parse(json: NSNull()) == .success(nil))
+        #expect(PropertyName.parse(json: "hotel-1") == .success("hotel-1"))
+        for bad: Any in [7, ["hotel-2"], ["p": "hotel-1"], true, "", "a b", "tab\there", String(repeating: "x", count: 201)] {
+            #expect(PropertyName.parse(json: bad) == .failure(PropertyName.Invalid()), "\(bad)")
+        }
+        #expect(PropertyName.parse(header: nil) == .success(nil))
+        #expect(PropertyName.parse(header: "") == .failure(PropertyName.Invalid()))
+    }
+
     @Test func aKeyNeverExceedsItsUser() {
         let d = decide("pms:refund", key: key(scopes: ["pms:*"]), user: user(["pms:checkIn*"]))
         #expect(d.reason == .notPermittedForUser)

@@ -95,8 +95,10 @@ import WireCodec
         #expect(s4 == 200)
         #expect((decision as? [String: Any])?["allowed"] as? Bool == true)
         #expect((decision as? [String: Any])?["decidedBy"] as? String == "pms:checkIn*")
-        let (_, denied) = try gw.call("POST", "/v1/keys/\(keyID)/explain", body: ["action": "pms:refund"])
+        let (_, denied) = try gw.call("POST", "/v1/keys/\(keyID)/explain", body: ["action": "pms:refund", "property": "hotel-1"])
         #expect((denied as? [String: Any])?["reason"] as? String == "not_permitted_for_user")
+        let (_, unnamed) = try gw.call("POST", "/v1/keys/\(keyID)/explain", body: ["action": "pms:checkInGuest"])
+        #expect((unnamed as? [String: Any])?["reason"] as? String == "invalid_property")   // a key limited to hotel-1 names it
 
         #expect(try gw.call("POST", "/v1/keys/\(keyID)/revoke").0 == 200)
         // Terminal.

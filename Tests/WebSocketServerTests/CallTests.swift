@@ -61,13 +61,14 @@ import WireCodec
         let (_, secret) = try sessions.makeKey(gw, permissions: ["pms:*"], properties: ["*"],
                                                key: ["rules": ["!pms:checkOut*", "pms:check*", "pms:rooms.???"], "properties": ["hotel-1"]])
         let (client, _) = try sessions.connect(gw, secret: secret)
-        #expect(try call(client, id: 1, "pms:checkIn")["type"] as? String == "result")
-        let out = try call(client, id: 2, "pms:checkOutLate")
+        #expect(try call(client, id: 1, "pms:checkIn", property: "hotel-1")["type"] as? String == "result")
+        let out = try call(client, id: 2, "pms:checkOutLate", property: "hotel-1")
         #expect(out["error"] as? String == "forbidden" && out["reason"] as? String == "denied_by_rule" && out["rule"] as? String == "!pms:checkOut*")
-        #expect(try call(client, id: 3, "pms:rooms.get")["type"] as? String == "result")
-        #expect(try call(client, id: 4, "pms:rooms.list")["reason"] as? String == "no_rule_matched")
+        #expect(try call(client, id: 3, "pms:rooms.get", property: "hotel-1")["type"] as? String == "result")
+        #expect(try call(client, id: 4, "pms:rooms.list", property: "hotel-1")["reason"] as? String == "no_rule_matched")
         #expect(try call(client, id: 5, "pms:checkIn", property: "hotel-2")["reason"] as? String == "property_not_allowed_for_key")
-        #expect(try call(client, id: 6, "billing:charge")["reason"] as? String == "not_permitted_for_user")
+        #expect(try call(client, id: 6, "billing:charge", property: "hotel-1")["reason"] as? String == "not_permitted_for_user")
+        #expect(try call(client, id: 8, "pms:checkIn")["error"] as? String == "invalid_property")   // limited keys name a property
         #expect(try call(client, id: 7, "not an action")["error"] as? String == "invalid_request")
         // Only the allowed calls reached the upstream.
         #expect(upstream.received.withLock { $0.map(\.target) } == ["/api/checkIn", "/api/rooms.get"])

@@ -73,6 +73,43 @@ import WireDeflate
         #expect(Set(seen) == ["event", "result"])
     }
 
+    /// Issue 16's second finding, request by request: a key limited to hotel-1 whose user reaches
+    /// every property cannot leave the property out (or send one that is not a name) to escape it.
+    @Test func aKeyLimitedToPropertiesMustNameOneOnEveryRequest() throws {
+        let gw = try TestGateway()
+        let (_, secret) = try makeKey(gw, permissions: ["channel:*", "pms:*"], properties: ["*"], key: ["properties": ["hotel-1"]])
+        let (client, _) = try connect(gw, secret: secret)
+        let missing: [String: Any] = [:]
+        let invalid: [[String: Any]] = [missing, ["property": 7], ["property": ["hotel-2"]], ["property": NSNull()], ["property": ""]]
+        var id = 0
+        for field in invalid {
+            for type in ["subscribe", "publish"] {
+                id += 1
+                try send(client, ["id": id, "type": type, "channel": "alerts", "data": ["x": 1]].merging(field) { $1 })
+                let answer = json(client.readFrame())
+                #expect(answer?["error"] as? String == "invalid_property" && answer?["id"] as? Int == id, "\(type) \(field): \(answer ?? [:])")
+            }
+            id += 1
+            try send(client, ["id": id, "type": "call", "call": "pms:checkIn", "body": [:]].merging(field) { $1 })
+            #expect(json(client.readFrame())?["error"] as? String == "invalid_property", "call \(field)")
+        }
+        // Named, it works.
+        try send(client, ["id": 100, "type": "subscribe", "channel": "alerts", "property": "hotel-1"])
+        #expect(json(client.readFrame())?["type"] as? String == "result")
+        // HTTP publishes: no property or one that is not a name → 400 invalid_property.
+        for body: [String: Any] in [["channel": "alerts", "data": 1], ["channel": "alerts", "property": 7, "data": 1], ["channel": "alerts", "property": NSNull()]] {
+            let (status, answer) = try gw.call("POST", "/v1/publish", key: secret, body: body)
+            #expect(status == 400 && (answer as? [String: Any])?["error"] as? String == "invalid_property", "\(body): \(status)")
+        }
+        // A key that reaches every property may use property-less (shared) channels.
+        let (_, everywhere) = try makeKey(gw, permissions: ["channel:*"], properties: ["*"])
+        let (shared, _) = try connect(gw, secret: everywhere)
+        try send(shared, ["id": 1, "type": "subscribe", "channel": "alerts"])
+        #expect(json(shared.readFrame())?["type"] as? String == "result")
+        #expect(try gw.call("POST", "/v1/publish", key: everywhere, body: ["channel": "alerts", "data": 1]).0 == 202)
+        #expect(json(shared.readFrame())?["type"] as? String == "event")
+    }
+
     @Test func aPublishReachesCompressingSubscribersCompressedOnceAndOthersPlain() throws {
         let gw = try TestGateway { $0.server.compression = true }
         let (_, secret) = try makeKey(gw)

@@ -132,11 +132,4 @@ extension CallService {
         }
         return out
     }
-
-    /// A property named in a call: 1 to 200 characters, no spaces or control characters (the
-    /// admin API's rule for property ids).
-    static func isValidProperty(_ text: String) -> Bool {
-        !text.isEmpty && text.unicodeScalars.count <= 200
-            && !text.unicodeScalars.contains { $0.value < 0x21 || ($0.value >= 0x7f && $0.value < 0xa0) || $0.properties.isWhitespace }
-    }
 }

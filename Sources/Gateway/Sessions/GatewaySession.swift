@@ -116,15 +116,18 @@ final class GatewaySession: WebSocketSession {
             reply(SessionMessage.error(id, "invalid_request", "channel is required"))
             return nil
         }
-        let property = object["property"] as? String
         let action = "channel:\(verb).\(channel)"
         if ActionName.validateAction(action) != nil {
             reply(SessionMessage.error(id, "invalid_channel", "channel names are letters, digits, _ and -, in segments separated by . or /"))
             return nil
         }
+        guard case .success(let property) = PropertyName.parse(json: object["property"]) else {
+            reply(SessionMessage.invalidProperty(id))
+            return nil
+        }
         let decision = authorize(action, property)
         guard decision.allowed else {
-            reply(SessionMessage.error(id, "forbidden", "this key may not \(verb) \(channel)", [("reason", .string(decision.reason.rawValue))]))
+            reply(SessionMessage.refusal(id, decision, "this key may not \(verb) \(channel)"))
             return nil
         }
         return (channel, property)
@@ -142,7 +145,10 @@ final class GatewaySession: WebSocketSession {
         guard let channel = object["channel"] as? String else {
             return reply(SessionMessage.error(id, "invalid_request", "channel is required"))
         }
-        let key = SessionMessage.channelKey(channel, property: object["property"] as? String)
+        guard case .success(let property) = PropertyName.parse(json: object["property"]) else {
+            return reply(SessionMessage.invalidProperty(id))
+        }
+        let key = SessionMessage.channelKey(channel, property: property)
         subscribed[key] = nil
         hub.unsubscribe(self.id, from: key)
         reply(SessionMessage.result(id))
@@ -178,10 +184,9 @@ final class GatewaySession: WebSocketSession {
             metrics.call("invalid_request")
             return reply(SessionMessage.error(id, "invalid_request", "call is required: \"<service>:<api_name>\""))
         }
-        let property = object["property"] as? String
-        if let property, !CallService.isValidProperty(property) {
+        guard case .success(let property) = PropertyName.parse(json: object["property"]) else {
             metrics.call("invalid_request")
-            return reply(SessionMessage.error(id, "invalid_request", "a property is 1 to 200 characters without spaces or control characters"))
+            return reply(SessionMessage.invalidProperty(id))
         }
         if ActionName.validateAction(action) != nil {
             metrics.call("invalid_request")
@@ -189,10 +194,8 @@ final class GatewaySession: WebSocketSession {
         }
         let decision = authorize(action, property)
         guard decision.allowed else {
-            metrics.call("forbidden")
-            var extra: [(String, JSONText)] = [("reason", .string(decision.reason.rawValue))]
-            if let rule = decision.decidedBy, decision.reason == .deniedByRule { extra.append(("rule", .string(rule))) }
-            return reply(SessionMessage.error(id, "forbidden", "this key may not call \(action)", extra))
+            metrics.call(decision.reason == .invalidProperty ? "invalid_request" : "forbidden")
+            return reply(SessionMessage.refusal(id, decision, "this key may not call \(action)"))
         }
         guard let calls = services.calls, let upstream = calls.upstreams[String(action[..<colon])] else {
             metrics.call("unknown_service")

@@ -41,6 +41,19 @@ enum SessionMessage {
         return JSONText.object(members + extra).bytes
     }
 
+    static let invalidPropertyMessage = "property names one property (1 to 200 characters, no spaces); a key limited to properties must name one of them"
+
+    /// A request whose `property` is not a property name, or missing where the key's properties are limited.
+    static func invalidProperty(_ id: Any?) -> [UInt8] { error(id, "invalid_property", invalidPropertyMessage) }
+
+    /// A request the `Authorizer` refused: its code (`forbidden`, `invalid_property`), the reason,
+    /// and the rule that decided it, if one did.
+    static func refusal(_ id: Any?, _ decision: AccessDecision, _ message: String) -> [UInt8] {
+        var extra: [(String, JSONText)] = [("reason", .string(decision.reason.rawValue))]
+        if let rule = decision.decidedBy, decision.reason == .deniedByRule { extra.append(("rule", .string(rule))) }
+        return error(id, decision.reason.refusalCode, decision.reason == .invalidProperty ? invalidPropertyMessage : message, extra)
+    }
+
     /// An event frame (encoded once, sent to every subscriber).
     /// An event as the text every subscriber receives (prepared once per publish).
     static func event(channel: String, property: String?, data: [UInt8]) -> [UInt8] {
