@@ -54,7 +54,7 @@ final class GatewayMetrics: Sendable {
     /// From a publish to the last subscriber's frame written (or queued behind a full socket), per publish.
     let publishToLastWrite = Histogram(bounds: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 1])
 
-    static let callResults = ["answered", "forbidden", "unknown_service", "invalid_request", "rate_limited", "too_many_calls", "overloaded",
+    static let callResults = ["answered", "forbidden", "unknown_service", "invalid_request", "invalid_property", "rate_limited", "too_many_calls", "overloaded",
                               "upstream_unavailable", "upstream_timeout", "upstream_error", "response_too_large", "cancelled"]
     private let callCounters: [String: Counter] = Dictionary(uniqueKeysWithValues: callResults.map { ($0, Counter()) })
     /// From a call's arrival to its answer's end (WebSocket) or head (HTTP), for answered calls.

@@ -149,8 +149,10 @@ public enum Authorizer {
         return true
     }
 
-    /// `["*"]` reaches every property; otherwise an exact (case-sensitive) member.
+    /// `["*"]` reaches every property; otherwise an exact member: the same Unicode scalars, not just
+    /// canonically equivalent text (an upstream is told the property as the client spelled it, and
+    /// may compare bytes).
     public static func reaches(_ properties: [String], _ property: String) -> Bool {
-        properties.contains("*") || properties.contains(property)
+        properties.contains("*") || properties.contains { $0.unicodeScalars.elementsEqual(property.unicodeScalars) }
     }
 }

@@ -34,6 +34,8 @@ import Testing
         #expect(decide("channel:subscribe.alerts", "hotel-1", key: limitedKey, user: user(["channel:*"])).allowed)
         // Property-less channels and calls belong to sessions that reach every property.
         #expect(decide("channel:subscribe.alerts", key: key(), user: user(["channel:*"])).allowed)
+        // The same scalars, not canonically equivalent text: a Kelvin sign is not a K.
+        #expect(decide("channel:subscribe.alerts", "\u{212A}-1", key: key(properties: ["K-1"]), user: user(["channel:*"])).reason == .propertyNotAllowedForKey)
         // Admin actions carry no property.
         #expect(decide("admin:keys.read", key: limitedKey, user: user(["admin:*"])).allowed)
     }

@@ -99,6 +99,8 @@ import WireCodec
         #expect((denied as? [String: Any])?["reason"] as? String == "not_permitted_for_user")
         let (_, unnamed) = try gw.call("POST", "/v1/keys/\(keyID)/explain", body: ["action": "pms:checkInGuest"])
         #expect((unnamed as? [String: Any])?["reason"] as? String == "invalid_property")   // a key limited to hotel-1 names it
+        let (_, malformed) = try gw.call("POST", "/v1/keys/\(keyID)/explain", body: ["action": "pms:checkInGuest", "property": "hotel 1"])
+        #expect((malformed as? [String: Any])?["reason"] as? String == "invalid_property")   // read as live requests read it
 
         #expect(try gw.call("POST", "/v1/keys/\(keyID)/revoke").0 == 200)
         // Terminal.

@@ -258,6 +258,22 @@ import WireCodec
         #expect(upstream.received.withLock { $0.count } == 1)
     }
 
+    @Test func httpCallsOfAKeyLimitedToPropertiesNameOne() throws {
+        let upstream = try ReferenceUpstream()
+        let gw = try gateway(upstream)
+        let (_, secret) = try sessions.makeKey(gw, permissions: ["pms:*"], properties: ["*"], key: ["properties": ["hotel-1"]])
+        for headers in [[], ["X-Doorman-Property: a b"]] {
+            let (status, body) = try gw.call("POST", "/pms/checkIn", key: secret, headers: headers, body: ["room": 7])
+            #expect(status == 400 && (body as? [String: Any])?["error"] as? String == "invalid_property", "\(headers): \(status)")
+        }
+        #expect(try gw.call("POST", "/pms/checkIn", key: secret, headers: ["X-Doorman-Property: hotel-1"], body: ["room": 7]).0 == 200)
+        #expect(upstream.received.withLock { $0.count } == 1)   // only the named one reached the upstream
+        let client = try TestClient(port: gw.port)
+        client.send("GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        let text = client.readResponse()?.body ?? ""
+        #expect(text.contains(#"doorman_calls_total{result="invalid_property"} 2"#), "\(text.split(separator: "\n").filter { $0.contains("calls_total") })")
+    }
+
     @Test func httpAnswersStreamThroughWithoutBufferingWhole() throws {
         let upstream = try ReferenceUpstream()
         let gw = try gateway(upstream) { $0.server.maxWriteQueueBytes = 512 * 1024 }

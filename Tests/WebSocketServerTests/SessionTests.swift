@@ -97,7 +97,8 @@ import WireDeflate
         try send(client, ["id": 100, "type": "subscribe", "channel": "alerts", "property": "hotel-1"])
         #expect(json(client.readFrame())?["type"] as? String == "result")
         // HTTP publishes: no property or one that is not a name → 400 invalid_property.
-        for body: [String: Any] in [["channel": "alerts", "data": 1], ["channel": "alerts", "property": 7, "data": 1], ["channel": "alerts", "property": NSNull()]] {
+        for body: [String: Any] in [["channel": "alerts", "data": 1], ["channel": "alerts", "property": 7, "data": 1], ["channel": "alerts", "property": NSNull()],
+                                    ["channel": "alerts", "property": ["hotel-2"]], ["channel": "alerts", "property": ""]] {
             let (status, answer) = try gw.call("POST", "/v1/publish", key: secret, body: body)
             #expect(status == 400 && (answer as? [String: Any])?["error"] as? String == "invalid_property", "\(body): \(status)")
         }
@@ -108,6 +109,22 @@ import WireDeflate
         #expect(json(shared.readFrame())?["type"] as? String == "result")
         #expect(try gw.call("POST", "/v1/publish", key: everywhere, body: ["channel": "alerts", "data": 1]).0 == 202)
         #expect(json(shared.readFrame())?["type"] as? String == "event")
+        // The limited session got none of it: its next frame answers its own ping.
+        try send(client, ["id": 200, "type": "ping"])
+        #expect(json(client.readFrame())?["id"] as? Int == 200)
+    }
+
+    @Test func narrowingAKeysPropertiesDropsItsPropertyLessSubscriptions() throws {
+        let gw = try TestGateway()
+        let (keyID, secret) = try makeKey(gw, permissions: ["channel:*"], properties: ["*"])
+        let (client, _) = try connect(gw, secret: secret)
+        try send(client, ["id": 1, "type": "subscribe", "channel": "alerts"])
+        #expect(json(client.readFrame())?["type"] as? String == "result")
+        #expect(try gw.call("PATCH", "/v1/keys/\(keyID)", body: ["properties": ["hotel-1"]]).0 == 200)
+        let changed = try #require(json(client.readFrame()))
+        #expect(changed["type"] as? String == "permissions_changed")
+        let removed = try #require(changed["removedSubscriptions"] as? [[String: Any]])
+        #expect(removed.count == 1 && removed[0]["channel"] as? String == "alerts" && removed[0]["property"] == nil)
     }
 
     @Test func aPublishReachesCompressingSubscribersCompressedOnceAndOthersPlain() throws {

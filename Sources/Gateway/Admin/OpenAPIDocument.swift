@@ -222,7 +222,7 @@ enum OpenAPIDocument {
                          required: ["key", "user", "actions"]),
             "Decision": object(["allowed": ["type": "boolean"],
                                 "reason": ["type": "string", "enum": [
-                                    "allowed", "invalid_action", "key_revoked", "key_suspended", "key_expired", "user_disabled",
+                                    "allowed", "invalid_action", "invalid_property", "key_revoked", "key_suspended", "key_expired", "user_disabled",
                                     "property_not_allowed_for_user", "property_not_allowed_for_key", "not_permitted_for_user",
                                     "not_in_key_scopes", "denied_by_rule", "no_rule_matched",
                                 ]],

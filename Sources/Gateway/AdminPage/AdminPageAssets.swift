@@ -886,7 +886,7 @@ export async function groupsView() {
 """##),
         AdminPageAsset(
             name: "keys.js", contentType: "text/javascript; charset=utf-8",
-            etag: #""sha256-L2OTjHNnG_c1DTy0DibVx9-VnKLpZ1j0""#,
+            etag: #""sha256-arbYTIigeLXwdUyUAMvb2xSnjEcM5IHK""#,
             text: #"""
 // Keys: the table, the create/edit dialog, the one-time secret, a key's page (actions, live
 // sessions, "may this key do X on Y?").
@@ -1086,6 +1086,7 @@ export function secretDialog(issued, heading, onClose) {
 const REASONS = {
   allowed: 'allowed',
   invalid_action: 'the action is not of the form service:api_name',
+  invalid_property: 'this key is limited to properties: name one of them',
   key_revoked: 'the key is revoked',
   key_suspended: 'the key is suspended',
   key_expired: 'the key has expired',
@@ -1237,7 +1238,7 @@ export async function keyView(keyID) {
 
   // The explain box: POST /v1/keys/{id}/explain.
   const explainAction = h('input', { type: 'text', id: 'explain-action', placeholder: 'pms:checkIn', autocomplete: 'off', spellcheck: false, class: 'mono', 'data-label': 'Action' });
-  const explainProperty = h('input', { type: 'text', id: 'explain-property', placeholder: 'hotel-1 (optional)', autocomplete: 'off', spellcheck: false, class: 'mono', 'data-label': 'Property' });
+  const explainProperty = h('input', { type: 'text', id: 'explain-property', placeholder: 'hotel-1', autocomplete: 'off', spellcheck: false, class: 'mono', 'data-label': 'Property' });
   const explainOut = h('output', { id: 'explain-result', class: 'explain-result', 'aria-live': 'polite', for: `${explainAction.id} ${explainProperty.id}` });
   const explainButton = h('button', { type: 'submit', id: 'explain-submit' }, 'Check');
   const explainForm = h('form', { class: 'explain', novalidate: true },

@@ -185,7 +185,7 @@ final class GatewaySession: WebSocketSession {
             return reply(SessionMessage.error(id, "invalid_request", "call is required: \"<service>:<api_name>\""))
         }
         guard case .success(let property) = PropertyName.parse(json: object["property"]) else {
-            metrics.call("invalid_request")
+            metrics.call("invalid_property")
             return reply(SessionMessage.invalidProperty(id))
         }
         if ActionName.validateAction(action) != nil {
@@ -194,7 +194,7 @@ final class GatewaySession: WebSocketSession {
         }
         let decision = authorize(action, property)
         guard decision.allowed else {
-            metrics.call(decision.reason == .invalidProperty ? "invalid_request" : "forbidden")
+            metrics.call(decision.reason.refusalCode)
             return reply(SessionMessage.refusal(id, decision, "this key may not call \(action)"))
         }
         guard let calls = services.calls, let upstream = calls.upstreams[String(action[..<colon])] else {
