@@ -77,7 +77,7 @@ struct Serve: ParsableCommand {
     var publishesPerSecond: Double?
     @Option(help: "Burst of publishes allowed per key above that rate. [env: DOORMAN_PUBLISH_BURST] (default: 200)")
     var publishBurst: Double?
-    @Option(help: "Connections per client address that have not sent a complete first request (TLS handshake included); more are refused at accept. 0 = 1 % of --max-connections. [env: DOORMAN_MAX_UNFINISHED_PER_ADDRESS] (default: 0)")
+    @Option(help: "Connections per client address (IPv6: per /64) still reading a request or idle in keep-alive (TLS handshake included); more are refused at accept. 0 = 1 % of --max-connections. [env: DOORMAN_MAX_UNFINISHED_PER_ADDRESS] (default: 0)")
     var maxUnfinishedPerAddress: Int?
     @Option(help: "Handshakes per second per client address; 0 = no limit. [env: DOORMAN_HANDSHAKES_PER_SECOND] (default: 50)")
     var handshakesPerSecond: Double?

@@ -73,7 +73,7 @@ final class GatewayMetrics: Sendable {
     }
 
     /// The exposition text. `connections`, `slowConsumers` and `unfinishedRefused` come from the engine.
-    func render(connections: Int, sessions: Int, slowConsumers: Int, unfinishedRefused: Int = 0) -> String {
+    func render(connections: Int, sessions: Int, slowConsumers: Int, unfinishedRefused: Int) -> String {
         var out = ""
         func gauge(_ name: String, _ help: String, _ value: Int) { out += "# HELP \(name) \(help)\n# TYPE \(name) gauge\n\(name) \(value)\n" }
         func counter(_ name: String, _ help: String, _ value: Int) { out += "# HELP \(name) \(help)\n# TYPE \(name) counter\n\(name) \(value)\n" }

@@ -89,6 +89,7 @@ public enum Authorizer {
         _ request: AccessRequest, key: APIKey, user: User, groups: [String: PermissionGroup], now: Date
     ) -> AccessDecision {
         if ActionName.validateAction(request.action) != nil { return .deny(.invalidAction) }
+        if let property = request.property, !PropertyName.isValid(property) { return .deny(.invalidProperty) }
         switch key.state {
         case .revoked: return .deny(.keyRevoked)
         case .suspended: return .deny(.keySuspended)

@@ -10,7 +10,8 @@ import Foundation
 /// - A valid name: 1 to 200 characters, no whitespace or control characters (it travels in the
 ///   `X-Doorman-Property` header).
 /// - Anything else (a number, an array, an object, `true`, an empty or malformed string): refused
-///   as `invalid_property`, never read as "no property".
+///   as `invalid_property`, never read as "no property". (`Authorizer.decide` refuses a malformed
+///   name too, so explain and every other caller judge a property the same way.)
 public enum PropertyName {
     /// A `property` field that is present but names no property.
     public struct Invalid: Error, Equatable {

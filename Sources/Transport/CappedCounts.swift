@@ -26,7 +26,4 @@ public final class CappedCounts<Name: Hashable & Sendable>: Sendable {
             table[name] = n > 1 ? n - 1 : nil
         }
     }
-
-    /// What `name` holds now.
-    public func count(of name: Name) -> Int { counts.withLock { $0[name] ?? 0 } }
 }

@@ -36,19 +36,13 @@ public enum Socket {
     /// The caller closes on `.failed` once the borrow has ended (STYLE.md P8).
     public static func drain(_ queue: inout [UInt8], from start: inout Int, to fd: Int32) -> WriteOutcome {
         while start < queue.count {
-            let result: IOResult<Int>
-            do {
-                result = try queue.withUnsafeBytes { raw throws(SystemError) in
-                    try write(fd, UnsafeRawBufferPointer(rebasing: raw[start...]))
-                }
-            } catch let error as SystemError {
-                return .failed(error)
-            } catch {
-                return .failed(SystemError(call: "send", errno: EIO))   // not reached: write throws SystemError only
+            let result = queue.withUnsafeBytes { raw in
+                Result { () throws(SystemError) in try write(fd, UnsafeRawBufferPointer(rebasing: raw[start...])) }
             }
             switch result {
-            case .processed(let n): start += n
-            case .wouldBlock: return .blocked
+            case .success(.processed(let n)): start += n
+            case .success(.wouldBlock): return .blocked
+            case .failure(let error): return .failed(error)
             }
         }
         if queue.capacity > 16 * 1024 { queue = [] } else { queue.removeAll(keepingCapacity: true) }

@@ -15,9 +15,10 @@ public struct ServerConfiguration: Sendable, Equatable {
     public var frames = FrameLimits(maxFrameBytes: 1 << 20, maxMessageBytes: 1 << 20, maxFragments: 1024)
     /// Open connections per process (HTTP and WebSocket); past it new ones get 503 and are closed.
     public var maxConnections = 10_000
-    /// Connections one client address may hold that have not yet sent a complete first request
-    /// head (the TLS handshake included); more are refused at accept, before anything is read
-    /// (429, or a plain close on the TLS listener). 0 = 1 % of `maxConnections` (at least 1).
+    /// Connections one client address (IPv6: one /64) may hold while they read a request — from
+    /// accept (TLS handshake included) until head and body are in, and again while kept alive
+    /// between requests; more are refused at accept, before anything is read (429, or a plain
+    /// close on the TLS listener). 0 = 1 % of `maxConnections` (at least 1).
     public var maxUnfinishedPerAddress = 0
     /// The cap in force.
     public var unfinishedPerAddressCap: Int { maxUnfinishedPerAddress > 0 ? maxUnfinishedPerAddress : max(1, maxConnections / 100) }

@@ -4,6 +4,7 @@ import Glibc
 public import Logging
 public import Transport
 import Synchronization
+import WireCodec
 
 /// The engine: a plain listener (and a TLS one, when configured), acceptors on loop 0 handing
 /// sockets round-robin to every loop, and the loops' connections.
@@ -133,6 +134,24 @@ final class Acceptor: IOHandler {
 
     deinit { if reserveFD >= 0 { Glibc.close(reserveFD) } }
 
+    /// Answers refused at accept, encoded once.
+    private static let tooManyConnections = refusal(503, #"{"error":"too_many_connections"}"#)
+    private static let tooManyUnfinished = refusal(429, #"{"error":"too_many_unfinished_requests"}"#)
+
+    private static func refusal(_ status: Int, _ body: String) -> [UInt8] {
+        var response = HTTPResponse.json(status: status, body)
+        response.headers.append(HTTPHeader("Retry-After", "1"))
+        var bytes: [UInt8] = []
+        response.encode(into: &bytes, keepAlive: false)
+        return bytes
+    }
+
+    /// Sends `answer` (best effort: one send that never waits), then closes.
+    private static func refuse(_ fd: Int32, _ answer: [UInt8]?) {
+        if let answer { _ = answer.withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) } }
+        Socket.close(fd)
+    }
+
     func handleIO(_ events: UInt32) {
         // Bounded per wake-up so one listener cannot starve loop 0's connections.
         for _ in 0..<256 {
@@ -157,22 +176,15 @@ final class Acceptor: IOHandler {
             }
             let count = shared.activeConnections.add(1, ordering: .relaxed).newValue
             if count > shared.configuration.maxConnections {
-                // Over the cap: a best-effort 503, then close.
-                let busy = "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nContent-Length: 32\r\nRetry-After: 1\r\nConnection: close\r\n\r\n{\"error\":\"too_many_connections\"}"
-                _ = busy.utf8.withContiguousStorageIfAvailable { Glibc.write(accepted, $0.baseAddress, $0.count) }
-                Socket.close(accepted)
+                Self.refuse(accepted, Self.tooManyConnections)   // over the cap
                 shared.activeConnections.subtract(1, ordering: .relaxed)
                 continue
             }
-            // Before anything is read: one address may hold only so many connections that have not
-            // sent a complete request head (slowloris, half-open TLS floods from one host).
+            // Before anything is read: one address may hold only so many connections that are still
+            // reading a request (slowloris, half-open TLS floods from one host).
             guard shared.admitUnfinished(peer) else {
                 shared.unfinishedRefusals.add(1, ordering: .relaxed)
-                if !secure {
-                    let refusal = "HTTP/1.1 429 Too Many Requests\r\nContent-Type: application/json\r\nContent-Length: 40\r\nRetry-After: 1\r\nConnection: close\r\n\r\n{\"error\":\"too_many_unfinished_requests\"}"
-                    _ = refusal.utf8.withContiguousStorageIfAvailable { Glibc.send(accepted, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
-                }
-                Socket.close(accepted)
+                Self.refuse(accepted, secure ? nil : Self.tooManyUnfinished)   // TLS: nothing plain to say
                 shared.activeConnections.subtract(1, ordering: .relaxed)
                 continue
             }

@@ -7,6 +7,18 @@ import Transport
 
 /// `Socket.drain` reports what became of a queue; `afterCurrentEvent` runs once the job at hand returns.
 @Suite struct SocketDrainTests {
+    /// What the loop's jobs did, in order, read by the test once a given line is in.
+    final class Log: Sendable {
+        private let entries = Mutex<[String]>([])
+        func add(_ line: String) { entries.withLock { $0.append(line) } }
+        /// The lines once `last` is among them (or after 5 s, whatever is there).
+        func lines(once last: String) -> [String] {
+            let limit = doorman_monotonic_ns() + 5_000_000_000
+            while !entries.withLock({ $0.contains(last) }), doorman_monotonic_ns() < limit { usleep(1000) }
+            return entries.withLock { $0 }
+        }
+    }
+
     private func pair() -> (Int32, Int32) {
         var fds: [Int32] = [0, 0]
         _ = socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0, &fds)
@@ -49,37 +61,31 @@ import Transport
         let group = try LoopGroup(count: 1)
         defer { group.shutdown() }
         let loop = group.loops[0]
-        let log = Mutex<[String]>([])
-        let done = Mutex(false)
+        let log = Log()
         loop.execute {
-            loop.afterCurrentEvent { log.withLock { $0.append("deferred 1") } }
+            loop.afterCurrentEvent { log.add("deferred 1") }
             loop.afterCurrentEvent {
-                log.withLock { $0.append("deferred 2") }
-                loop.afterCurrentEvent { log.withLock { $0.append("deferred from deferred") }; done.withLock { $0 = true } }
+                log.add("deferred 2")
+                loop.afterCurrentEvent { log.add("deferred from deferred") }
             }
-            log.withLock { $0.append("job") }
+            log.add("job")
         }
-        let limit = doorman_monotonic_ns() + 5_000_000_000
-        while !done.withLock({ $0 }), doorman_monotonic_ns() < limit { usleep(1000) }
-        #expect(log.withLock { $0 } == ["job", "deferred 1", "deferred 2", "deferred from deferred"])
+        #expect(log.lines(once: "deferred from deferred") == ["job", "deferred 1", "deferred 2", "deferred from deferred"])
     }
 
     @Test func runsDeferredJobsBeforeTheNextTimerOfTheSameBatch() throws {
         let group = try LoopGroup(count: 1)
         defer { group.shutdown() }
         let loop = group.loops[0]
-        let log = Mutex<[String]>([])
-        let done = Mutex(false)
+        let log = Log()
         loop.execute {
             let at = loop.now + 20_000_000   // both due in the same turn of the loop
             loop.schedule(at: at) {
-                loop.afterCurrentEvent { log.withLock { $0.append("deferred by the first") } }
-                log.withLock { $0.append("first") }
+                loop.afterCurrentEvent { log.add("deferred by the first") }
+                log.add("first")
             }
-            loop.schedule(at: at) { log.withLock { $0.append("second") }; done.withLock { $0 = true } }
+            loop.schedule(at: at) { log.add("second") }
         }
-        let limit = doorman_monotonic_ns() + 5_000_000_000
-        while !done.withLock({ $0 }), doorman_monotonic_ns() < limit { usleep(1000) }
-        #expect(log.withLock { $0 } == ["first", "deferred by the first", "second"])
+        #expect(log.lines(once: "second") == ["first", "deferred by the first", "second"])
     }
 }

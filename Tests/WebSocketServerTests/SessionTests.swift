@@ -114,6 +114,18 @@ import WireDeflate
         #expect(json(client.readFrame())?["id"] as? Int == 200)
     }
 
+    @Test func aTinyConfiguredRateAnswers429WithACappedRetryAfter() throws {
+        // Its wait is about 1e300 seconds: turned into an Int unchecked, it traps the whole process.
+        let gw = try TestGateway { $0.sessions.publishesPerSecond = 1e-300; $0.sessions.publishBurst = 1 }
+        let (_, secret) = try makeKey(gw)
+        #expect(try gw.call("POST", "/v1/publish", key: secret, body: ["channel": "alerts", "data": 1]).0 == 202)
+        let client = try TestClient(port: gw.port)
+        let body = #"{"channel":"alerts","data":1}"#
+        client.send("POST /v1/publish HTTP/1.1\r\nHost: x\r\nX-API-Key: \(secret)\r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body)")
+        let head = try #require(client.readResponseHead())
+        #expect(head.hasPrefix("HTTP/1.1 429") && head.contains("Retry-After: 3600\r\n"), "\(head)")
+    }
+
     @Test func narrowingAKeysPropertiesDropsItsPropertyLessSubscriptions() throws {
         let gw = try TestGateway()
         let (keyID, secret) = try makeKey(gw, permissions: ["channel:*"], properties: ["*"])
