@@ -67,10 +67,10 @@ let package = Package(
         .target(name: "DoormanClient", dependencies: ["WireCodec"], swiftSettings: strict),
         // Helpers shared by test targets (the openssl command for test certificates, a private PostgreSQL server).
         .target(name: "TestSupport", path: "Tests/TestSupport", swiftSettings: strict),
-        .testTarget(name: "WireCodecTests", dependencies: ["WireCodec"], swiftSettings: strict),
+        .testTarget(name: "WireCodecTests", dependencies: ["WireCodec", "TestSupport"], swiftSettings: strict),
         .testTarget(name: "WireDeflateTests", dependencies: ["WireDeflate", "WireCodec"], swiftSettings: strict),
-        .testTarget(name: "DoormanClientTests", dependencies: ["DoormanClient"], swiftSettings: strict),
-        .testTarget(name: "GatewayCoreTests", dependencies: ["GatewayCore"], swiftSettings: strict),
+        .testTarget(name: "DoormanClientTests", dependencies: ["DoormanClient", "TestSupport"], swiftSettings: strict),
+        .testTarget(name: "GatewayCoreTests", dependencies: ["GatewayCore", "TestSupport"], swiftSettings: strict),
         .testTarget(name: "GatewayStoreTests", dependencies: ["GatewayStore", "GatewayCore", "TestSupport"], swiftSettings: strict),
         .testTarget(name: "TransportTests", dependencies: ["Transport", "CLinux", "COpenSSL", "TestSupport"], swiftSettings: strict),
         .testTarget(

@@ -1,18 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 import Testing
+import TestSupport
 @testable import DoormanClient
-
-/// A deterministic generator (SplitMix64) so jitter tests are repeatable.
-struct SeededGenerator: RandomNumberGenerator {
-    var state: UInt64
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
 
 @Suite struct BackoffTests {
     @Test func ceilingDoublesFromInitialUpToMaximum() {
@@ -26,7 +15,7 @@ struct SeededGenerator: RandomNumberGenerator {
 
     @Test func fullJitterStaysWithinZeroAndTheCeiling() {
         let backoff = Backoff(initial: .milliseconds(100), maximum: .seconds(5))
-        var generator = SeededGenerator(state: 42)
+        var generator = SplitMix64(seed: 42)
         for attempt in 0..<12 {
             let ceiling = backoff.ceiling(attempt: attempt)
             for _ in 0..<200 {
@@ -39,7 +28,7 @@ struct SeededGenerator: RandomNumberGenerator {
     @Test func fullJitterSpreadsOverTheWholeRange() {
         // Full jitter, not "ceiling/2 + jitter": some waits are short, some near the ceiling.
         let backoff = Backoff(initial: .seconds(8), maximum: .seconds(8))
-        var generator = SeededGenerator(state: 7)
+        var generator = SplitMix64(seed: 7)
         let delays = (0..<1000).map { _ in backoff.delay(attempt: 0, using: &generator) }
         #expect(delays.contains { $0 < .seconds(1) })
         #expect(delays.contains { $0 > .seconds(7) })
@@ -49,7 +38,7 @@ struct SeededGenerator: RandomNumberGenerator {
 
     @Test func noJitterWaitsExactlyTheCeiling() {
         let backoff = Backoff(initial: .milliseconds(250), maximum: .seconds(1), multiplier: 3, jitter: .none)
-        var generator = SeededGenerator(state: 1)
+        var generator = SplitMix64(seed: 1)
         #expect(backoff.delay(attempt: 0, using: &generator) == .milliseconds(250))
         #expect(backoff.delay(attempt: 1, using: &generator) == .milliseconds(750))
         #expect(backoff.delay(attempt: 2, using: &generator) == .seconds(1))

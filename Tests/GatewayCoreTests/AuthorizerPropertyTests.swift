@@ -2,22 +2,11 @@
 import Foundation
 import GatewayCore
 import Testing
+import TestSupport
 
 /// Thousands of random users, keys, rules and requests against a reference written the slow,
 /// obvious way (recursive wildcard matching, sets, a linear rule scan).
 @Suite struct AuthorizerPropertyTests {
-    /// SplitMix64: small, seedable, good enough for test generation.
-    struct SeededRandom: RandomNumberGenerator {
-        var state: UInt64
-        mutating func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
-    }
-
     /// Reference wildcard match: recursive, ASCII case-folded.
     static func referenceMatch(_ p: [Character], _ t: [Character]) -> Bool {
         if p.isEmpty { return t.isEmpty }
@@ -54,7 +43,7 @@ import Testing
     }
 
     @Test func agreesWithTheReferenceOnRandomCases() {
-        var rng = SeededRandom(state: 20261122)
+        var rng = SplitMix64(seed: 20261122)
         let services = ["pms", "rms", "channel", "Pms"]
         let apis = ["checkIn", "checkInGuest", "checkOut", "book", "subscribe.door", "subscribe.room-1", "a/b", "x"]
         let properties = ["hotel-1", "hotel-2", "hotel-3"]
@@ -102,7 +91,7 @@ import Testing
     }
 
     @Test func wildcardAgreesWithTheReference() {
-        var rng = SeededRandom(state: 7)
+        var rng = SplitMix64(seed: 7)
         let alphabet: [Character] = ["a", "b", "A", ".", ":", "é", "É"]
         let patternAlphabet = alphabet + ["*", "?"]
         for _ in 0..<20_000 {

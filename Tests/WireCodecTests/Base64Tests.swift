@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 
 import Testing
+import TestSupport
 import WireCodec
 
 @Suite struct Base64Tests {

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 
 import Testing
+import TestSupport
 import WireCodec
 
 /// Whole-input verdict: no bad byte and no character left open.
@@ -208,18 +209,5 @@ private func subpartProblem(_ bytes: [UInt8]) -> String? {
             start = pos + length
             pos = start
         }
-    }
-}
-
-/// A tiny seeded PRNG (SplitMix64), so random tests reproduce.
-struct SplitMix64: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9e37_79b9_7f4a_7c15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xbf58_476d_1ce4_e5b9
-        z = (z ^ (z >> 27)) &* 0x94d0_49bb_1331_11eb
-        return z ^ (z >> 31)
     }
 }
