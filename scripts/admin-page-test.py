@@ -647,6 +647,23 @@ def scenario(p, base, admin_key, shots):
     p.visible("#signin-key")
     check("sign-out forgets the key", d.execute_script("return sessionStorage.length") == 0)
 
+    # ---- a help desk sees actions only on keys within its own rights
+    desk_user = api(base, admin_key, "POST", "/v1/users", {"name": "Help desk", "permissions": ["admin:keys.*", "admin:users.read", "door:*", "channel:subscribe.*"]})
+    desk = api(base, admin_key, "POST", "/v1/keys", {"name": "Help desk key", "userID": desk_user["id"]})
+    panel = api(base, admin_key, "POST", "/v1/keys", {"name": "Room 103 door panel", "userID": room_user["id"], "properties": ["hotel-1"], "rules": ["door:open"]})
+    me = api(base, admin_key, "GET", "/v1/me")
+    p.fill("#signin-key", desk["secret"])
+    p.click("#signin-submit")
+    p.visible("table.keys")
+    p.go(base, f"#/keys/{panel['key']['id']}")
+    p.visible("#key-rotate")
+    check("a help desk sees the actions of a device key within its rights", True)
+    p.go(base, f"#/keys/{me['key']['id']}")
+    p.wait(lambda: "bootstrap admin key" in p.find("#view h1").text, "the admin key's page")
+    check("…and none on the admin's key, above it", not p.all("#key-rotate") and not p.all("#key-revoke") and not p.all("#key-edit"))
+    p.click("#signout")
+    p.visible("#signin-key")
+
     # ---- CSP: nothing was blocked
     logs = d.get_log("browser")
     violations = [e["message"] for e in logs if "Content Security Policy" in e.get("message", "") or "Refused to" in e.get("message", "")]

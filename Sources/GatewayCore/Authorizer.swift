@@ -80,7 +80,10 @@ extension AccessDecision.Reason {
 /// A key can never exceed its user: every path to "allowed" passes the user's own permissions.
 ///
 /// The `admin` service is reserved: only patterns that name it literally (`admin:…`) grant an
-/// admin action, so a device given `*` or `*:*` never becomes an administrator by accident.
+/// admin action, so a device given `*` or `*:*` never becomes an administrator by accident. A deny
+/// rule needs no such spelling: `!*:*.write` refuses admin writes too.
+///
+/// Which admin writes an administrator may make (never beyond its own rights) is `Delegation`'s.
 public enum Authorizer {
     /// The service whose actions only literal `admin:` patterns grant.
     public static let reservedService = "admin"
@@ -119,10 +122,8 @@ public enum Authorizer {
 
         if !key.rules.isEmpty {
             for (index, rule) in key.rules.enumerated() {
-                let deny = rule.hasPrefix("!")
-                let pattern = deny ? String(rule.dropFirst()) : rule
-                guard Self.matches(pattern, request.action) else { continue }
-                return deny ? .deny(.deniedByRule, rule, rule: index)
+                guard ruleMatches(rule, request.action) else { continue }
+                return rule.hasPrefix("!") ? .deny(.deniedByRule, rule, rule: index)
                     : AccessDecision(allowed: true, reason: .allowed, decidedBy: rule, ruleIndex: index)
             }
             return .deny(.noRuleMatched)
@@ -141,8 +142,15 @@ public enum Authorizer {
         return Wildcard(pattern).matches(action)
     }
 
+    /// A key's rule matches an action. A deny rule (`!…`) refuses whatever its pattern matches,
+    /// admin actions included (`["!*:*.write", "admin:*"]` is a read-only admin); an allow rule
+    /// grants as any pattern does (admin actions only when it names `admin:`).
+    public static func ruleMatches(_ rule: String, _ action: String) -> Bool {
+        rule.hasPrefix("!") ? Wildcard(String(rule.dropFirst())).matches(action) : matches(rule, action)
+    }
+
     /// `admin:` at the start, ASCII letters in any case (no lowercased copy per match).
-    private static func namesReservedService(_ text: String) -> Bool {
+    static func namesReservedService(_ text: String) -> Bool {
         var it = text.utf8.makeIterator()
         for expected in "admin:".utf8 {
             guard let b = it.next(), (b >= 65 && b <= 90 ? b | 0x20 : b) == expected else { return false }

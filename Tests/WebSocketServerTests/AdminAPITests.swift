@@ -203,6 +203,67 @@ import WireCodec
         #expect(seen?["lastUsedAddress"] as? String == "127.0.0.1")
     }
 
+    /// The issue's escalations, each as a new user would try it: refused with 403
+    /// `beyond_your_rights`, and nothing changed.
+    @Test func noAdminRoleMakesItselfFullAdmin() throws {
+        let gw = try TestGateway()
+        func id(_ body: Any?) throws -> String { try #require((body as? [String: Any])?["id"] as? String) }
+        func issue(_ name: String, _ permissions: [String], groups: [String] = []) throws -> (user: String, key: String, secret: String) {
+            let user = try id(gw.call("POST", "/v1/users", body: ["name": name, "permissions": permissions, "groups": groups]).1)
+            let (_, issued) = try gw.call("POST", "/v1/keys", body: ["name": name, "userID": user])
+            let object = try #require(issued as? [String: Any])
+            return (user, try id(object["key"]), try #require(object["secret"] as? String))
+        }
+        let (_, me) = try gw.call("GET", "/v1/me")
+        let root = try #require(me as? [String: Any])
+        let rootUser = try id(root["user"]), rootKey = try id(root["key"])
+
+        // A help desk (`admin:keys.*`) lists keys, but cannot issue or rotate one above itself.
+        let desk = try issue("help desk", ["admin:keys.*", "pms:*"])
+        #expect(try gw.call("GET", "/v1/keys", key: desk.secret).0 == 200)
+        let (s1, b1) = try gw.call("POST", "/v1/keys", key: desk.secret, body: ["name": "mine now", "userID": rootUser])
+        #expect(s1 == 403 && (b1 as? [String: Any])?["error"] as? String == "beyond_your_rights", "\(String(describing: b1))")
+        let (s2, b2) = try gw.call("POST", "/v1/keys/\(rootKey)/rotate", key: desk.secret, body: ["graceSeconds": 0])
+        #expect(s2 == 403 && !"\(String(describing: b2))".contains("secret"))
+        #expect(try gw.call("POST", "/v1/keys/\(rootKey)/suspend", key: desk.secret).0 == 403)
+        #expect(try gw.call("GET", "/v1/me").0 == 200, "the real admin still works")
+        // Nor end the admin's live session.
+        let adminSession = try TestClient(port: gw.port)
+        #expect(adminSession.upgrade(path: "/ws", headers: ["X-API-Key: \(gw.adminKey)"])?.hasPrefix("HTTP/1.1 101") == true)
+        let welcome = try #require(adminSession.readFrame())
+        let sessionID = try #require((try? JSONSerialization.jsonObject(with: Data(welcome.payload)) as? [String: Any])?["session"] as? String)
+        #expect(try gw.call("DELETE", "/v1/sessions/\(sessionID)", key: desk.secret).0 == 403)
+        // …but a device key within its rights is fine, and the list says which keys it may manage.
+        let device = try id(gw.call("POST", "/v1/users", body: ["name": "panel", "permissions": ["pms:checkIn"]]).1)
+        #expect(try gw.call("POST", "/v1/keys", key: desk.secret, body: ["name": "panel", "userID": device]).0 == 201)
+        let (_, list) = try gw.call("GET", "/v1/keys", key: desk.secret)
+        let items = try #require((list as? [String: Any])?["items"] as? [[String: Any]])
+        #expect(items.first { $0["id"] as? String == rootKey }?["manageable"] as? Bool == false)
+        #expect(items.first { $0["name"] as? String == "panel" }?["manageable"] as? Bool == true)
+
+        // A user admin cannot PATCH itself to `admin:*`.
+        let users = try issue("user admin", ["admin:users.*"])
+        #expect(try gw.call("PATCH", "/v1/users/\(users.user)", key: users.secret, body: ["permissions": ["admin:*"]]).0 == 403)
+        #expect(try gw.call("POST", "/v1/users", key: users.secret, body: ["name": "x", "permissions": ["admin:*"]]).0 == 403)
+        #expect(try gw.call("POST", "/v1/users/\(rootUser)/disable", key: users.secret).0 == 403)
+
+        // A member of a group holding `admin:groups.*` cannot widen that group.
+        let group = try id(gw.call("POST", "/v1/groups", body: ["name": "group admins", "permissions": ["admin:groups.*"]]).1)
+        let member = try issue("group admin", [], groups: [group])
+        #expect(try gw.call("PATCH", "/v1/groups/\(group)", key: member.secret, body: ["permissions": ["admin:*"]]).0 == 403)
+        #expect(try gw.call("GET", "/v1/users", key: member.secret).0 == 403, "the group still holds only admin:groups.*")
+
+        // A read-only admin (`!*:*.write` before `admin:*`) reads but never writes; explain says why.
+        let (_, ro) = try gw.call("POST", "/v1/keys", body: ["name": "read only", "userID": rootUser, "rules": ["!*:*.write", "admin:*"]])
+        let readOnly = try #require((ro as? [String: Any])?["secret"] as? String)
+        let readOnlyID = try id((ro as? [String: Any])?["key"])
+        #expect(try gw.call("GET", "/v1/keys", key: readOnly).0 == 200)
+        #expect(try gw.call("POST", "/v1/users", key: readOnly, body: ["name": "y"]).0 == 403)
+        let (_, why) = try gw.call("POST", "/v1/keys/\(readOnlyID)/explain", body: ["action": "admin:keys.write"])
+        #expect((why as? [String: Any])?["reason"] as? String == "denied_by_rule")
+        #expect((why as? [String: Any])?["decidedBy"] as? String == "!*:*.write")
+    }
+
     @Test func meNamesTheCallerAndWhatItMayDo() throws {
         let gw = try TestGateway()
         let (status, me) = try gw.call("GET", "/v1/me")

@@ -62,10 +62,16 @@ struct AdminAPI: Sendable {
         var query: [String: String]
         /// The checked body (empty when the route takes none).
         var body: ParsedBody
-        /// The admin key's id: the audit trail's actor.
-        var actor: String
         /// The admin key and its user (nil on public routes).
-        var caller: (key: APIKey, user: User)?
+        var caller: Actor?
+
+        /// Who makes the change (every route that writes needs a key, so it is there).
+        var actor: Actor {
+            get throws(AdminError) {
+                guard let caller else { throw AdminError(status: 401, code: "missing_key", message: "send an admin key") }
+                return caller
+            }
+        }
     }
 
     let service: AdminService
@@ -77,33 +83,39 @@ struct AdminAPI: Sendable {
     static let routes: [Route] = [
         Route("GET", "/v1/openapi.json", nil) { _, _ in HTTPResponse(status: 200, headers: [HTTPHeader("Content-Type", "application/json")], body: OpenAPIDocument.bytes) },
         Route("GET", "/v1/me", .anyAdminAction) { api, call throws(AdminError) in
-            guard let caller = call.caller else { throw AdminError(status: 401, code: "missing_key", message: "send an admin key") }
+            let caller = try call.actor
             return json(200, AdminIdentity(key: caller.key, user: caller.user, actions: try api.service.allowedActions(adminActions, caller.key, caller.user)))
         },
 
-        Route("GET", "/v1/users", "admin:users.read") { api, _ throws(AdminError) in try json(200, api.service.users()) },
-        Route("POST", "/v1/users", "admin:users.write", body: .userCreate) { api, call throws(AdminError) in try json(201, api.service.createUser(UserInput(call.body), actor: call.actor)) },
-        Route("GET", "/v1/users/{id}", "admin:users.read") { api, call throws(AdminError) in try json(200, api.service.user(call.id)) },
-        Route("PATCH", "/v1/users/{id}", "admin:users.write", body: .userUpdate) { api, call throws(AdminError) in try json(200, api.service.updateUser(call.id, UserInput(call.body), actor: call.actor)) },
-        Route("POST", "/v1/users/{id}/disable", "admin:users.write") { api, call throws(AdminError) in try json(200, api.service.setUserState(call.id, .disabled, actor: call.actor)) },
-        Route("POST", "/v1/users/{id}/enable", "admin:users.write") { api, call throws(AdminError) in try json(200, api.service.setUserState(call.id, .active, actor: call.actor)) },
-        Route("DELETE", "/v1/users/{id}", "admin:users.write") { api, call throws(AdminError) in try api.service.deleteUser(call.id, actor: call.actor); return HTTPResponse(status: 204) },
+        Route("GET", "/v1/users", "admin:users.read") { api, call throws(AdminError) in try json(200, api.service.managed(api.service.users(), by: call.actor)) },
+        Route("POST", "/v1/users", "admin:users.write", body: .userCreate) { api, call throws(AdminError) in try json(201, api.service.createUser(UserInput(call.body), actor: try call.actor)) },
+        Route("GET", "/v1/users/{id}", "admin:users.read") { api, call throws(AdminError) in try json(200, api.service.managed([api.service.user(call.id)], by: call.actor)[0]) },
+        Route("PATCH", "/v1/users/{id}", "admin:users.write", body: .userUpdate) { api, call throws(AdminError) in try json(200, api.service.updateUser(call.id, UserInput(call.body), actor: try call.actor)) },
+        Route("POST", "/v1/users/{id}/disable", "admin:users.write") { api, call throws(AdminError) in try json(200, api.service.setUserState(call.id, .disabled, actor: try call.actor)) },
+        Route("POST", "/v1/users/{id}/enable", "admin:users.write") { api, call throws(AdminError) in try json(200, api.service.setUserState(call.id, .active, actor: try call.actor)) },
+        Route("DELETE", "/v1/users/{id}", "admin:users.write") { api, call throws(AdminError) in try api.service.deleteUser(call.id, actor: try call.actor); return HTTPResponse(status: 204) },
 
-        Route("GET", "/v1/groups", "admin:groups.read") { api, _ throws(AdminError) in try json(200, api.service.groups()) },
-        Route("POST", "/v1/groups", "admin:groups.write", body: .groupCreate) { api, call throws(AdminError) in try json(201, api.service.createGroup(GroupInput(call.body), actor: call.actor)) },
-        Route("GET", "/v1/groups/{id}", "admin:groups.read") { api, call throws(AdminError) in try json(200, api.service.group(call.id)) },
-        Route("PATCH", "/v1/groups/{id}", "admin:groups.write", body: .groupUpdate) { api, call throws(AdminError) in try json(200, api.service.updateGroup(call.id, GroupInput(call.body), actor: call.actor)) },
-        Route("DELETE", "/v1/groups/{id}", "admin:groups.write") { api, call throws(AdminError) in try api.service.deleteGroup(call.id, actor: call.actor); return HTTPResponse(status: 204) },
+        Route("GET", "/v1/groups", "admin:groups.read") { api, call throws(AdminError) in try json(200, api.service.managed(api.service.groups(), by: call.actor)) },
+        Route("POST", "/v1/groups", "admin:groups.write", body: .groupCreate) { api, call throws(AdminError) in try json(201, api.service.createGroup(GroupInput(call.body), actor: try call.actor)) },
+        Route("GET", "/v1/groups/{id}", "admin:groups.read") { api, call throws(AdminError) in try json(200, api.service.managed([api.service.group(call.id)], by: call.actor)[0]) },
+        Route("PATCH", "/v1/groups/{id}", "admin:groups.write", body: .groupUpdate) { api, call throws(AdminError) in try json(200, api.service.updateGroup(call.id, GroupInput(call.body), actor: try call.actor)) },
+        Route("DELETE", "/v1/groups/{id}", "admin:groups.write") { api, call throws(AdminError) in try api.service.deleteGroup(call.id, actor: try call.actor); return HTTPResponse(status: 204) },
 
-        Route("GET", "/v1/keys", "admin:keys.read") { api, call throws(AdminError) in try json(200, KeyList(api.service.keys(keyQuery(call.query)), sessions: api.sessions)) },
-        Route("POST", "/v1/keys", "admin:keys.write", body: .keyCreate) { api, call throws(AdminError) in try json(201, api.service.createKey(KeyInput(call.body), actor: call.actor)) },
-        Route("GET", "/v1/keys/{id}", "admin:keys.read") { api, call throws(AdminError) in try json(200, KeyView(api.service.key(call.id), sessions: api.sessions)) },
-        Route("PATCH", "/v1/keys/{id}", "admin:keys.write", body: .keyUpdate) { api, call throws(AdminError) in try json(200, api.service.updateKey(call.id, KeyInput(call.body), actor: call.actor)) },
+        Route("GET", "/v1/keys", "admin:keys.read") { api, call throws(AdminError) in 
+            let page = try api.service.keys(keyQuery(call.query))
+            return json(200, KeyList(page, sessions: api.sessions, manageable: try api.service.manageable(page.items, by: call.actor)))
+        },
+        Route("POST", "/v1/keys", "admin:keys.write", body: .keyCreate) { api, call throws(AdminError) in try json(201, api.service.createKey(KeyInput(call.body), actor: try call.actor)) },
+        Route("GET", "/v1/keys/{id}", "admin:keys.read") { api, call throws(AdminError) in 
+            let key = try api.service.key(call.id)
+            return json(200, KeyView(key, sessions: api.sessions, manageable: try api.service.manageable([key], by: call.actor).contains(key.id)))
+        },
+        Route("PATCH", "/v1/keys/{id}", "admin:keys.write", body: .keyUpdate) { api, call throws(AdminError) in try json(200, api.service.updateKey(call.id, KeyInput(call.body), actor: try call.actor)) },
         Route("POST", "/v1/keys/{id}/suspend", "admin:keys.write") { api, call throws(AdminError) in try api.stopKey(call, .suspended) },
-        Route("POST", "/v1/keys/{id}/resume", "admin:keys.write") { api, call throws(AdminError) in try json(200, api.service.setKeyState(call.id, .active, actor: call.actor)) },
+        Route("POST", "/v1/keys/{id}/resume", "admin:keys.write") { api, call throws(AdminError) in try json(200, api.service.setKeyState(call.id, .active, actor: try call.actor)) },
         Route("POST", "/v1/keys/{id}/revoke", "admin:keys.write") { api, call throws(AdminError) in try api.stopKey(call, .revoked) },
-        Route("POST", "/v1/keys/{id}/rotate", "admin:keys.write", body: .rotate) { api, call throws(AdminError) in try json(200, api.service.rotateKey(call.id, RotateInput(graceSeconds: call.body.number("graceSeconds")), actor: call.actor)) },
-        Route("DELETE", "/v1/keys/{id}", "admin:keys.write") { api, call throws(AdminError) in try api.service.deleteKey(call.id, actor: call.actor); return HTTPResponse(status: 204) },
+        Route("POST", "/v1/keys/{id}/rotate", "admin:keys.write", body: .rotate) { api, call throws(AdminError) in try json(200, api.service.rotateKey(call.id, RotateInput(graceSeconds: call.body.number("graceSeconds")), actor: try call.actor)) },
+        Route("DELETE", "/v1/keys/{id}", "admin:keys.write") { api, call throws(AdminError) in try api.service.deleteKey(call.id, actor: try call.actor); return HTTPResponse(status: 204) },
         Route("POST", "/v1/keys/{id}/explain", "admin:keys.read", body: .explain) { api, call throws(AdminError) in try json(200, api.service.explain(call.id, ExplainInput(call.body))) },
 
         Route("GET", "/v1/sessions", "admin:sessions.read") { api, call throws(AdminError) in
@@ -112,11 +124,15 @@ struct AdminAPI: Sendable {
         },
         Route("DELETE", "/v1/sessions/{id}", "admin:sessions.write") { api, call throws(AdminError) in
             guard let id = UInt64(call.id), let sessions = api.sessions else { throw AdminError.notFound("session \(call.id)") }
-            if let node = call.query["node"], node != sessions.nodeName {
+            let node = call.query["node"] ?? sessions.nodeName
+            // Ending a session acts for its key: only within the caller's rights.
+            guard let session = sessions.list(keyID: nil, userID: nil).first(where: { $0.node == node && $0.id == call.id }) else {
+                throw AdminError.notFound(node == sessions.nodeName ? "session \(call.id)" : "session \(call.id) on node \(node)")
+            }
+            try api.service.permitActing(onKey: session.keyID, actor: try call.actor)
+            if node != sessions.nodeName {
                 // Another node's session: that node ends it when its feed hears the request.
-                guard let cluster = sessions.cluster, cluster.remoteSessionInfos(keyID: nil, userID: nil).contains(where: { $0.node == node && $0.id == call.id }) else {
-                    throw AdminError.notFound("session \(call.id) on node \(node)")
-                }
+                guard let cluster = sessions.cluster else { throw AdminError.notFound("session \(call.id) on node \(node)") }
                 do throws(StoreError) { try cluster.requestKill(node: node, sessionID: call.id) } catch { throw AdminError(error) }
                 return HTTPResponse(status: 202)
             }
@@ -151,8 +167,7 @@ struct AdminAPI: Sendable {
         var response: HTTPResponse
         do throws(AdminError) {
             let (route, id) = try Self.match(request.head)
-            var actor = "anonymous"
-            var caller: (key: APIKey, user: User)?
+            var caller: Actor?
             if route.needsKey {
                 guard let presentedKey else { throw AdminError(status: 401, code: "missing_key", message: "send an admin key in X-API-Key or Authorization") }
                 let (key, user) = try service.authenticate(presentedKey)
@@ -165,11 +180,10 @@ struct AdminAPI: Sendable {
                     }
                 case .open: break
                 }
-                actor = key.id
-                caller = (key, user)
+                caller = Actor(key: key, user: user)
             }
             let body = try route.body.map { schema throws(AdminError) in try Self.body(of: request, schema) } ?? ParsedBody(values: [:])
-            response = try route.handler(self, Call(request: request, id: id, query: Self.query(request.head.target), body: body, actor: actor, caller: caller))
+            response = try route.handler(self, Call(request: request, id: id, query: Self.query(request.head.target), body: body, caller: caller))
         } catch {
             response = error.response
         }
@@ -190,7 +204,7 @@ struct AdminAPI: Sendable {
         var key: APIKey?
         var failure: AdminError?
         let receipts = ChangeReceipts.collect {
-            do throws(AdminError) { key = try service.setKeyState(call.id, state, actor: call.actor) } catch { failure = error }
+            do throws(AdminError) { key = try service.setKeyState(call.id, state, actor: try call.actor) } catch { failure = error }
         }
         if let failure { throw failure }
         guard let key else { throw AdminError.notFound("key \(call.id)") }
@@ -355,8 +369,8 @@ struct SessionList: Encodable {
 struct KeyList: Encodable {
     var items: [KeyView]
     var next: String?
-    init(_ page: Page<APIKey>, sessions: SessionServices?) {
-        items = page.items.map { KeyView($0, sessions: sessions) }
+    init(_ page: Page<APIKey>, sessions: SessionServices?, manageable: Set<String>) {
+        items = page.items.map { KeyView($0, sessions: sessions, manageable: manageable.contains($0.id)) }
         next = page.next
     }
 }
@@ -366,19 +380,39 @@ struct KeyList: Encodable {
 struct KeyView: Encodable {
     var key: APIKey
     var liveSessions: Int
+    /// False when the calling key may not change this one (it is above it): the page hides the
+    /// key's actions.
+    var manageable: Bool
 
-    init(_ key: APIKey, sessions: SessionServices?) {
+    init(_ key: APIKey, sessions: SessionServices?, manageable: Bool) {
         self.key = key
         liveSessions = sessions?.clusterSessionsOf(key.id) ?? 0
+        self.manageable = manageable
     }
 
-    private enum CodingKeys: String, CodingKey { case liveSessions }
+    private enum CodingKeys: String, CodingKey { case liveSessions, manageable }
 
     /// The key's own fields and `liveSessions` side by side in one object.
     func encode(to encoder: any Encoder) throws {
         try key.encode(to: encoder)
         var container = encoder.container(keyedBy: CodingKeys.self)
         try container.encode(liveSessions, forKey: .liveSessions)
+        try container.encode(manageable, forKey: .manageable)
+    }
+}
+
+/// A user or group as lists and reads show it: the record and whether the calling key may change
+/// it (the page hides what it may not do).
+struct Managed<Item: Encodable>: Encodable {
+    var item: Item
+    var manageable: Bool
+
+    private enum CodingKeys: String, CodingKey { case manageable }
+
+    func encode(to encoder: any Encoder) throws {
+        try item.encode(to: encoder)
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(manageable, forKey: .manageable)
     }
 }
 

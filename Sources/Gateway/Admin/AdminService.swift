@@ -65,6 +65,14 @@ struct IssuedKey: Codable {
     var secret: String
 }
 
+/// Who makes an admin change: the key (the audit trail names it) and its user. Every write is
+/// bounded by what this key may do itself (`Delegation`).
+struct Actor {
+    var key: APIKey
+    var user: User
+    var id: String { key.id }
+}
+
 /// The one service layer behind the REST API, the CLI and the admin page. Blocking (store calls):
 /// run on a `BlockingPool`.
 final class AdminService: Sendable {
@@ -126,37 +134,44 @@ final class AdminService: Sendable {
         return user
     }
 
-    func createUser(_ input: UserInput, actor: String) throws(AdminError) -> User {
+    func createUser(_ input: UserInput, actor: Actor) throws(AdminError) -> User {
         let now = clock()
         guard let name = input.name else { throw .invalid("name", "name is required") }
         var user = User(id: Self.makeID("usr"), name: try Self.checked(name, .name, "name"), createdAt: now, updatedAt: now)
         try apply(input, to: &user)
-        try commit(.putUser(user), actor: actor, action: "user.create", type: "user", id: user.id, change: input)
+        let groups = try groupTable()
+        try permit(actor, [.init("the user", Rights(user: user, groups: groups))], groups: groups)
+        try commit(.putUser(user), actor: actor.id, action: "user.create", type: "user", id: user.id, change: input)
         return user
     }
 
-    func updateUser(_ id: String, _ input: UserInput, actor: String) throws(AdminError) -> User {
+    func updateUser(_ id: String, _ input: UserInput, actor: Actor) throws(AdminError) -> User {
         var user = try self.user(id)
+        let before = user
         try apply(input, to: &user)
+        let groups = try groupTable()
+        try permit(actor, [.init("the user", Rights(user: before, groups: groups)), .init("the edited user", Rights(user: user, groups: groups))],
+                   groups: groups)
         user.updatedAt = clock()
-        try commit(.putUser(user), actor: actor, action: "user.update", type: "user", id: id, change: input)
+        try commit(.putUser(user), actor: actor.id, action: "user.update", type: "user", id: id, change: input)
         return user
     }
 
-    func setUserState(_ id: String, _ state: UserState, actor: String) throws(AdminError) -> User {
+    func setUserState(_ id: String, _ state: UserState, actor: Actor) throws(AdminError) -> User {
         var user = try self.user(id)
+        try permit(actor, user: user)
         user.state = state
         user.updatedAt = clock()
-        try commit(.putUser(user), actor: actor, action: state == .active ? "user.enable" : "user.disable", type: "user", id: id,
+        try commit(.putUser(user), actor: actor.id, action: state == .active ? "user.enable" : "user.disable", type: "user", id: id,
                    change: ["state": state.rawValue])
         return user
     }
 
-    func deleteUser(_ id: String, actor: String) throws(AdminError) {
-        _ = try user(id)
+    func deleteUser(_ id: String, actor: Actor) throws(AdminError) {
+        try permit(actor, user: try user(id))
         let keys = try wrap { () throws(StoreError) in try store.keys(KeyQuery(userID: id, limit: 1)) }
         guard keys.items.isEmpty else { throw .conflict("user_has_keys", "delete or move the user's keys first") }
-        try commit(.deleteUser(id: id), actor: actor, action: "user.delete", type: "user", id: id, change: [String: String]())
+        try commit(.deleteUser(id: id), actor: actor.id, action: "user.delete", type: "user", id: id, change: [String: String]())
     }
 
     private func apply(_ input: UserInput, to user: inout User) throws(AdminError) {
@@ -180,30 +195,33 @@ final class AdminService: Sendable {
         return group
     }
 
-    func createGroup(_ input: GroupInput, actor: String) throws(AdminError) -> PermissionGroup {
+    func createGroup(_ input: GroupInput, actor: Actor) throws(AdminError) -> PermissionGroup {
         let now = clock()
         guard let name = input.name else { throw .invalid("name", "name is required") }
         var group = PermissionGroup(id: Self.makeID("grp"), name: try Self.checked(name, .name, "name"), permissions: [], createdAt: now, updatedAt: now)
         group.description = try Self.checked(input.description ?? "", .text(maxLength: 2000), "description")
         group.permissions = try Self.checked(input.permissions ?? [], .permission, "permissions", maxItems: FieldRule.maxPatterns)
         if let limits = input.limits { group.limits = limits }
-        try commit(.putGroup(group), actor: actor, action: "group.create", type: "group", id: group.id, change: input)
+        try permit(actor, [.init("the group", Rights(group: group))], groups: try groupTable())
+        try commit(.putGroup(group), actor: actor.id, action: "group.create", type: "group", id: group.id, change: input)
         return group
     }
 
-    func updateGroup(_ id: String, _ input: GroupInput, actor: String) throws(AdminError) -> PermissionGroup {
+    func updateGroup(_ id: String, _ input: GroupInput, actor: Actor) throws(AdminError) -> PermissionGroup {
         var group = try self.group(id)
+        let before = group
         if let name = input.name { group.name = try Self.checked(name, .name, "name") }
         if let description = input.description { group.description = try Self.checked(description, .text(maxLength: 2000), "description") }
         if let permissions = input.permissions { group.permissions = try Self.checked(permissions, .permission, "permissions", maxItems: FieldRule.maxPatterns) }
         if let limits = input.limits { group.limits = limits }
+        try permit(actor, [.init("the group", Rights(group: before)), .init("the edited group", Rights(group: group))], groups: try groupTable())
         group.updatedAt = clock()
-        try commit(.putGroup(group), actor: actor, action: "group.update", type: "group", id: id, change: input)
+        try commit(.putGroup(group), actor: actor.id, action: "group.update", type: "group", id: id, change: input)
         return group
     }
 
-    func deleteGroup(_ id: String, actor: String) throws(AdminError) {
-        _ = try group(id)
+    func deleteGroup(_ id: String, actor: Actor) throws(AdminError) {
+        try permit(actor, [.init("the group", Rights(group: try group(id)))], groups: try groupTable())
         if try users().contains(where: { $0.groups.contains(id) }) { throw .conflict("group_in_use", "users still hold this group") }
         var query = KeyQuery(limit: 1000)
         while true {
@@ -212,7 +230,7 @@ final class AdminService: Sendable {
             guard let next = page.next else { break }
             query.after = next
         }
-        try commit(.deleteGroup(id: id), actor: actor, action: "group.delete", type: "group", id: id, change: [String: String]())
+        try commit(.deleteGroup(id: id), actor: actor.id, action: "group.delete", type: "group", id: id, change: [String: String]())
     }
 
     // MARK: - Keys
@@ -224,44 +242,49 @@ final class AdminService: Sendable {
         return key
     }
 
-    func createKey(_ input: KeyInput, actor: String) throws(AdminError) -> IssuedKey {
+    func createKey(_ input: KeyInput, actor: Actor) throws(AdminError) -> IssuedKey {
         let now = clock()
         guard let name = input.name else { throw .invalid("name", "name is required") }
         guard let userID = input.userID else { throw .invalid("userID", "userID is required") }
         _ = try Self.checked(userID, .reference, "userID")
-        guard try wrap({ () throws(StoreError) in try store.user(userID) }) != nil else { throw .notFound("user \(userID)", field: "userID") }
+        guard let user = try wrap({ () throws(StoreError) in try store.user(userID) }) else { throw .notFound("user \(userID)", field: "userID") }
         let secret = APIKeySecret.generate()
         var key = APIKey(id: Self.makeID("key"), name: try Self.checked(name, .name, "name"), userID: userID, createdAt: now, updatedAt: now,
-                         createdBy: actor, displayStart: secret.displayStart)
+                         createdBy: actor.id, displayStart: secret.displayStart)
         try apply(input, to: &key, creating: true)
-        try commit(.putKey(key, secrets: KeySecrets(current: KeyDigest(of: secret))), actor: actor, action: "key.create", type: "key",
+        try permit(actor, key: key, user: user)
+        try commit(.putKey(key, secrets: KeySecrets(current: KeyDigest(of: secret))), actor: actor.id, action: "key.create", type: "key",
                    id: key.id, change: input)
         return IssuedKey(key: key, secret: secret.text)
     }
 
-    func updateKey(_ id: String, _ input: KeyInput, actor: String) throws(AdminError) -> APIKey {
+    func updateKey(_ id: String, _ input: KeyInput, actor: Actor) throws(AdminError) -> APIKey {
         var key = try self.key(id)
         guard key.state != .revoked else { throw .conflict("key_revoked", "a revoked key cannot be edited") }
         if input.userID != nil, input.userID != key.userID { throw .invalid("userID", "a key's user cannot change; create a new key") }
+        let before = key
         try apply(input, to: &key, creating: false)
+        try permit(actor, key: before, user: try self.user(key.userID), edited: key)
         key.updatedAt = clock()
-        try commit(.putKey(key, secrets: nil), actor: actor, action: "key.update", type: "key", id: id, change: input)
+        try commit(.putKey(key, secrets: nil), actor: actor.id, action: "key.update", type: "key", id: id, change: input)
         return key
     }
 
-    func setKeyState(_ id: String, _ state: KeyState, actor: String) throws(AdminError) -> APIKey {
+    func setKeyState(_ id: String, _ state: KeyState, actor: Actor) throws(AdminError) -> APIKey {
         var key = try self.key(id)
         guard key.state != .revoked else { throw .conflict("key_revoked", "a revoked key never works again") }
+        try permit(actor, key: key, user: try self.user(key.userID))
         let action = state == .revoked ? "key.revoke" : state == .suspended ? "key.suspend" : "key.resume"
         key.state = state
         key.updatedAt = clock()
-        try commit(.putKey(key, secrets: nil), actor: actor, action: action, type: "key", id: id, change: ["state": state.rawValue])
+        try commit(.putKey(key, secrets: nil), actor: actor.id, action: action, type: "key", id: id, change: ["state": state.rawValue])
         return key
     }
 
-    func rotateKey(_ id: String, _ input: RotateInput, actor: String) throws(AdminError) -> IssuedKey {
+    func rotateKey(_ id: String, _ input: RotateInput, actor: Actor) throws(AdminError) -> IssuedKey {
         var key = try self.key(id)
         guard key.state != .revoked else { throw .conflict("key_revoked", "a revoked key cannot be rotated") }
+        try permit(actor, key: key, user: try self.user(key.userID))
         let grace = input.graceSeconds ?? 0
         guard (0...Self.maxGraceSeconds).contains(grace) else { throw .invalid("graceSeconds", "must be 0 to \(Int(Self.maxGraceSeconds)) seconds") }
         let now = clock()
@@ -271,13 +294,14 @@ final class AdminService: Sendable {
         key.updatedAt = now
         let secrets = KeySecrets(current: KeyDigest(of: secret), previous: grace > 0 ? current : nil,
                                  previousUntil: grace > 0 ? now.addingTimeInterval(grace) : nil)
-        try commit(.putKey(key, secrets: secrets), actor: actor, action: "key.rotate", type: "key", id: id, change: input)
+        try commit(.putKey(key, secrets: secrets), actor: actor.id, action: "key.rotate", type: "key", id: id, change: input)
         return IssuedKey(key: key, secret: secret.text)
     }
 
-    func deleteKey(_ id: String, actor: String) throws(AdminError) {
-        _ = try key(id)
-        try commit(.deleteKey(id: id), actor: actor, action: "key.delete", type: "key", id: id, change: [String: String]())
+    func deleteKey(_ id: String, actor: Actor) throws(AdminError) {
+        let key = try self.key(id)
+        try permit(actor, key: key, user: try wrap({ () throws(StoreError) in try store.user(key.userID) }))
+        try commit(.deleteKey(id: id), actor: actor.id, action: "key.delete", type: "key", id: id, change: [String: String]())
     }
 
     func explain(_ id: String, _ input: ExplainInput) throws(AdminError) -> AccessDecision {
@@ -309,13 +333,71 @@ final class AdminService: Sendable {
         }
     }
 
+    // MARK: - Delegation
+
+    /// Refuses (403 `beyond_your_rights`) unless everything the change touches is within what the
+    /// actor's key may do (`Delegation`, the one rule every write here passes).
+    private func permit(_ actor: Actor, _ touches: [Delegation.Touched], groups: [String: PermissionGroup]) throws(AdminError) {
+        let verdict = Delegation.decide(actor: Rights(key: actor.key, user: actor.user, groups: groups), touches: touches)
+        if case .refused(let why) = verdict { throw AdminError(status: 403, code: "beyond_your_rights", message: why) }
+    }
+
+    private func permit(_ actor: Actor, user: User) throws(AdminError) {
+        let groups = try groupTable()
+        try permit(actor, [.init("the user", Rights(user: user, groups: groups))], groups: groups)
+    }
+
+    /// A key as it is (and as an edit leaves it).
+    private func permit(_ actor: Actor, key: APIKey, user: User?, edited: APIKey? = nil) throws(AdminError) {
+        let groups = try groupTable()
+        var touches = Self.touches(key, user: user, groups: groups)
+        if let edited, let user { touches.append(.init("the edited key", Rights(key: edited, user: user, groups: groups))) }
+        try permit(actor, touches, groups: groups)
+    }
+
+    /// Refuses unless the actor may act for this key (ending one of its sessions); a key gone
+    /// meanwhile is left to the caller's own not-found.
+    func permitActing(onKey id: String, actor: Actor) throws(AdminError) {
+        guard let key = try wrap({ () throws(StoreError) in try store.key(id) }) else { return }
+        try permit(actor, key: key, user: try wrap({ () throws(StoreError) in try store.user(key.userID) }))
+    }
+
+    /// The ids of `keys` the actor may change (lists tell the page which buttons to show).
+    func manageable(_ keys: [APIKey], by actor: Actor) throws(AdminError) -> Set<String> {
+        let groups = try groupTable()
+        let users = Dictionary(try self.users().map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first })
+        let rights = Rights(key: actor.key, user: actor.user, groups: groups)
+        return Set(keys.filter { Delegation.decide(actor: rights, touches: Self.touches($0, user: users[$0.userID], groups: groups)) == .allowed }.map(\.id))
+    }
+
+    /// Users with whether the actor may change each.
+    func managed(_ users: [User], by actor: Actor) throws(AdminError) -> [Managed<User>] {
+        let groups = try groupTable()
+        let rights = Rights(key: actor.key, user: actor.user, groups: groups)
+        return users.map { Managed(item: $0, manageable: Delegation.decide(actor: rights, touches: [.init("the user", Rights(user: $0, groups: groups))]) == .allowed) }
+    }
+
+    /// Groups with whether the actor may change each.
+    func managed(_ list: [PermissionGroup], by actor: Actor) throws(AdminError) -> [Managed<PermissionGroup>] {
+        let rights = Rights(key: actor.key, user: actor.user, groups: try groupTable())
+        return list.map { Managed(item: $0, manageable: Delegation.decide(actor: rights, touches: [.init("the group", Rights(group: $0))]) == .allowed) }
+    }
+
+    /// What acting on a key touches: its effective rights, not its user's (a help desk limited to
+    /// one hotel may issue that hotel's keys for a user that reaches every hotel). A key whose
+    /// user is gone can do nothing.
+    private static func touches(_ key: APIKey, user: User?, groups: [String: PermissionGroup]) -> [Delegation.Touched] {
+        guard let user else { return [] }
+        return [.init("the key", Rights(key: key, user: user, groups: groups))]
+    }
+
     // MARK: - Audit
 
     func audit(_ query: AuditQuery) throws(AdminError) -> Page<AuditEntry> { try wrap { () throws(StoreError) in try store.audit(query) } }
 
     // MARK: - Helpers
 
-    private func groupTable() throws(AdminError) -> [String: PermissionGroup] {
+    func groupTable() throws(AdminError) -> [String: PermissionGroup] {
         Dictionary(uniqueKeysWithValues: try groups().map { ($0.id, $0) })
     }
 

@@ -298,7 +298,7 @@ export const q = encodeURIComponent;
 """#),
         AdminPageAsset(
             name: "app.js", contentType: "text/javascript; charset=utf-8",
-            etag: #""sha256-3h5wqLbWEatcENomp7VWlAr1YlKaecQk""#,
+            etag: #""sha256-ZjucK-OCrn30DmiKTqdWFzmc7mEu8sKQ""#,
             text: #"""
 // The admin page: sign-in, then a small hash router over the views. Routes carry ids only
 // (#/keys/key_…), never a secret.
@@ -311,6 +311,9 @@ import { groupsView } from './groups.js';
 import { auditView } from './audit.js';
 
 const $ = (id) => document.getElementById(id);
+
+/** The permission each section needs to be read. */
+const READS = { keys: 'admin:keys.read', users: 'admin:users.read', groups: 'admin:groups.read', audit: 'admin:audit.read' };
 
 const SIGN_IN_MESSAGES = {
   malformed_key: 'That is not a Doorman key. Keys start with dmk_; check that you copied all of it.',
@@ -353,8 +356,7 @@ function showApp(me) {
   $('view').hidden = false;
   $('who').textContent = `${me.user.name} · ${me.key.name}`;
   // Sections this key cannot read are not offered.
-  const reads = { keys: 'admin:keys.read', users: 'admin:users.read', groups: 'admin:groups.read', audit: 'admin:audit.read' };
-  for (const a of document.querySelectorAll('[data-nav]')) a.parentElement.hidden = !session.can(reads[a.dataset.nav]);
+  for (const a of document.querySelectorAll('[data-nav]')) a.parentElement.hidden = !session.can(READS[a.dataset.nav]);
   route(false);
 }
 
@@ -392,6 +394,10 @@ const routes = [
 async function route(moveFocus = true) {
   if (!session.me) return;
   const hash = location.hash || '#/keys';
+  // A section this key cannot read (left open by a previous sign-in): go to the first it can.
+  const section = (hash.match(/^#\/(\w+)/) || [])[1];
+  const first = Object.keys(READS).find((s) => session.can(READS[s]));
+  if (READS[section] && !session.can(READS[section]) && first) { location.hash = '#/' + first; return; }
   for (const a of document.querySelectorAll('[data-nav]')) {
     const current = hash.startsWith('#/' + a.dataset.nav);
     if (current) a.setAttribute('aria-current', 'page'); else a.removeAttribute('aria-current');
@@ -723,7 +729,7 @@ export async function busy(button, work) {
 """##),
         AdminPageAsset(
             name: "groups.js", contentType: "text/javascript; charset=utf-8",
-            etag: #""sha256-1H1Y3Z0y8EAPZeBVvCm9G24_91DOIQiG""#,
+            etag: #""sha256-0xT7pfyYAbEO2KIRp7mSdua3OBxf7aM3""#,
             text: #"""
 // Permission groups: named sets of permission patterns that users hold and keys narrow to.
 import { api, all, q } from './api.js';
@@ -763,7 +769,7 @@ export async function groupsView() {
         td('Rate limits', limitsText(g.limits, 'server defaults')),
         td('Used by', `${use.users} user${use.users === 1 ? '' : 's'}, ${use.keys} key${use.keys === 1 ? '' : 's'}`),
         td('Updated', time(g.updatedAt)),
-        td('Actions', writes() ? h('div', { class: 'actions' },
+        td('Actions', writes() && g.manageable !== false ? h('div', { class: 'actions' },
           h('button', { type: 'button', class: 'secondary small', 'aria-label': `Edit ${g.name}`, onclick: () => groupDialog(g) }, 'Edit'),
           h('button', { type: 'button', class: 'danger small', 'aria-label': `Delete ${g.name}`, onclick: () => remove(g) }, 'Delete')) : null));
     });
@@ -886,7 +892,7 @@ export async function groupsView() {
 """##),
         AdminPageAsset(
             name: "keys.js", contentType: "text/javascript; charset=utf-8",
-            etag: #""sha256-arbYTIigeLXwdUyUAMvb2xSnjEcM5IHK""#,
+            etag: #""sha256-nhpuUYTliBAfLzE56C-5M3SB7wT_mA_G""#,
             text: #"""
 // Keys: the table, the create/edit dialog, the one-time secret, a key's page (actions, live
 // sessions, "may this key do X on Y?").
@@ -1264,7 +1270,8 @@ export async function keyView(keyID) {
 
   function draw() {
     const k = current;
-    const writes = session.can('admin:keys.write');
+    // A key above the caller's own rights shows no actions (the server would refuse them).
+    const writes = session.can('admin:keys.write') && k.manageable !== false;
     const user = usersByID[k.userID];
     const group = k.groupID && groupsByID[k.groupID];
     const revoked = k.state === 'revoked';
@@ -1438,7 +1445,7 @@ export const session = {
 """#),
         AdminPageAsset(
             name: "users.js", contentType: "text/javascript; charset=utf-8",
-            etag: #""sha256-RLYQJvBA-fF84lnENoEMSFdzko488sHO""#,
+            etag: #""sha256-jTlVu3Xx1F9zds80idWL_8R-0znuW22q""#,
             text: #"""
 // Users: the identities keys act for. List, create, edit, disable/enable, delete.
 import { api, all, q } from './api.js';
@@ -1476,7 +1483,8 @@ export async function usersView() {
       td('Properties', chips(u.properties)),
       td('Keys', h('a', { href: `#/keys?user=${q(u.id)}` }, `${keyCounts[u.id] || 0} key${keyCounts[u.id] === 1 ? '' : 's'}`)),
       td('Updated', time(u.updatedAt)),
-      td('Actions', writes() ? h('div', { class: 'actions' },
+      // A user above the caller's own rights shows no actions (the server would refuse them).
+      td('Actions', writes() && u.manageable !== false ? h('div', { class: 'actions' },
         h('button', { type: 'button', class: 'secondary small', 'aria-label': `Edit ${u.name}`, onclick: () => userDialog(u) }, 'Edit'),
         u.state === 'active'
           ? h('button', { type: 'button', class: 'secondary small', 'aria-label': `Disable ${u.name}`, onclick: (e) => setState(u, 'disable', e.currentTarget) }, 'Disable')

@@ -10,6 +10,9 @@ import { auditView } from './audit.js';
 
 const $ = (id) => document.getElementById(id);
 
+/** The permission each section needs to be read. */
+const READS = { keys: 'admin:keys.read', users: 'admin:users.read', groups: 'admin:groups.read', audit: 'admin:audit.read' };
+
 const SIGN_IN_MESSAGES = {
   malformed_key: 'That is not a Doorman key. Keys start with dmk_; check that you copied all of it.',
   unknown_key: 'That key was not accepted: no such key.',
@@ -51,8 +54,7 @@ function showApp(me) {
   $('view').hidden = false;
   $('who').textContent = `${me.user.name} · ${me.key.name}`;
   // Sections this key cannot read are not offered.
-  const reads = { keys: 'admin:keys.read', users: 'admin:users.read', groups: 'admin:groups.read', audit: 'admin:audit.read' };
-  for (const a of document.querySelectorAll('[data-nav]')) a.parentElement.hidden = !session.can(reads[a.dataset.nav]);
+  for (const a of document.querySelectorAll('[data-nav]')) a.parentElement.hidden = !session.can(READS[a.dataset.nav]);
   route(false);
 }
 
@@ -90,6 +92,10 @@ const routes = [
 async function route(moveFocus = true) {
   if (!session.me) return;
   const hash = location.hash || '#/keys';
+  // A section this key cannot read (left open by a previous sign-in): go to the first it can.
+  const section = (hash.match(/^#\/(\w+)/) || [])[1];
+  const first = Object.keys(READS).find((s) => session.can(READS[s]));
+  if (READS[section] && !session.can(READS[section]) && first) { location.hash = '#/' + first; return; }
   for (const a of document.querySelectorAll('[data-nav]')) {
     const current = hash.startsWith('#/' + a.dataset.nav);
     if (current) a.setAttribute('aria-current', 'page'); else a.removeAttribute('aria-current');

@@ -36,7 +36,7 @@ export async function groupsView() {
         td('Rate limits', limitsText(g.limits, 'server defaults')),
         td('Used by', `${use.users} user${use.users === 1 ? '' : 's'}, ${use.keys} key${use.keys === 1 ? '' : 's'}`),
         td('Updated', time(g.updatedAt)),
-        td('Actions', writes() ? h('div', { class: 'actions' },
+        td('Actions', writes() && g.manageable !== false ? h('div', { class: 'actions' },
           h('button', { type: 'button', class: 'secondary small', 'aria-label': `Edit ${g.name}`, onclick: () => groupDialog(g) }, 'Edit'),
           h('button', { type: 'button', class: 'danger small', 'aria-label': `Delete ${g.name}`, onclick: () => remove(g) }, 'Delete')) : null));
     });

@@ -374,7 +374,8 @@ export async function keyView(keyID) {
 
   function draw() {
     const k = current;
-    const writes = session.can('admin:keys.write');
+    // A key above the caller's own rights shows no actions (the server would refuse them).
+    const writes = session.can('admin:keys.write') && k.manageable !== false;
     const user = usersByID[k.userID];
     const group = k.groupID && groupsByID[k.groupID];
     const revoked = k.state === 'revoked';

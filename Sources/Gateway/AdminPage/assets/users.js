@@ -34,7 +34,8 @@ export async function usersView() {
       td('Properties', chips(u.properties)),
       td('Keys', h('a', { href: `#/keys?user=${q(u.id)}` }, `${keyCounts[u.id] || 0} key${keyCounts[u.id] === 1 ? '' : 's'}`)),
       td('Updated', time(u.updatedAt)),
-      td('Actions', writes() ? h('div', { class: 'actions' },
+      // A user above the caller's own rights shows no actions (the server would refuse them).
+      td('Actions', writes() && u.manageable !== false ? h('div', { class: 'actions' },
         h('button', { type: 'button', class: 'secondary small', 'aria-label': `Edit ${u.name}`, onclick: () => userDialog(u) }, 'Edit'),
         u.state === 'active'
           ? h('button', { type: 'button', class: 'secondary small', 'aria-label': `Disable ${u.name}`, onclick: (e) => setState(u, 'disable', e.currentTarget) }, 'Disable')

@@ -1,0 +1,180 @@
+// SPDX-License-Identifier: Apache-2.0
+import Foundation
+import GatewayCore
+import Testing
+import TestSupport
+
+/// The one rule for admin writes (`Delegation`) and the comparisons under it: pattern containment
+/// and overlap, and `Rights`, checked against brute force and against `Authorizer.decide`.
+@Suite struct DelegationTests {
+    static let now = Date(timeIntervalSince1970: 1_800_000_000)
+
+    static func user(_ permissions: [String], groups: [String] = [], properties: [String] = ["*"]) -> User {
+        User(id: "u", name: "u", permissions: permissions, groups: groups, properties: properties, createdAt: now, updatedAt: now)
+    }
+
+    static func key(scopes: [String] = [], properties: [String] = ["*"], rules: [String] = [], group: String? = nil) -> APIKey {
+        APIKey(id: "k", name: "k", userID: "u", groupID: group, scopes: scopes, properties: properties, rules: rules,
+               createdAt: now, updatedAt: now, createdBy: "t", displayStart: "dmk_abcd")
+    }
+
+    static func rights(_ permissions: [String], scopes: [String] = [], properties: [String] = ["*"], rules: [String] = []) -> Rights {
+        Rights(key: key(scopes: scopes, properties: properties, rules: rules), user: user(permissions), groups: [:])
+    }
+
+    // MARK: - Patterns
+
+    /// Every string over `a`, `b`, `:` up to five long.
+    static let texts: [String] = {
+        var all = [""], layer = [""]
+        for _ in 0..<5 {
+            layer = layer.flatMap { t in ["a", "b", ":"].map { t + $0 } }
+            all += layer
+        }
+        return all
+    }()
+
+    @Test func patternContainmentAndOverlapAreNeverWrong() {
+        var rng = SplitMix64(seed: 7)
+        func pattern() -> String { String((0..<Int.random(in: 0...4, using: &rng)).map { _ in "ab:*?".randomElement(using: &rng)! }) }
+        var contained = 0, disjoint = 0
+        for _ in 0..<3000 {
+            let outer = Wildcard(pattern()), inner = Wildcard(pattern())
+            let matchedByInner = Self.texts.filter(inner.matches)
+            if outer.contains(inner) {
+                contained += 1
+                #expect(matchedByInner.allSatisfy(outer.matches), "\(outer) contains \(inner)")
+            }
+            if !outer.overlaps(inner) {
+                disjoint += 1
+                #expect(!matchedByInner.contains(where: outer.matches), "\(outer) and \(inner) overlap")
+            }
+        }
+        // Not vacuous: both answers come up often.
+        #expect(contained > 300 && disjoint > 300, "\(contained) contained, \(disjoint) disjoint")
+    }
+
+    @Test func patternContainmentKnowsTheUsualShapes() {
+        let yes = [("*", "pms:checkIn"), ("pms:*", "pms:check*"), ("pms:check*", "pms:check??"), ("*:*", "pms:*"), ("p?s:*", "pms:*"),
+                   ("*", "*"), ("PMS:*", "pms:x"), ("*o*", "*oo*"), ("admin:*", "admin:keys.write")]
+        for (outer, inner) in yes { #expect(Wildcard(outer).contains(Wildcard(inner)), "\(outer) ⊇ \(inner)") }
+        let no = [("pms:*", "*"), ("pms:check?", "pms:check*"), ("?", "*"), ("pms:checkIn", "pms:check*"), ("admin:keys.*", "admin:*")]
+        for (outer, inner) in no { #expect(!Wildcard(outer).contains(Wildcard(inner)), "\(outer) ⊉ \(inner)") }
+        #expect(Wildcard("pms:*").overlaps(Wildcard("*:checkIn")))
+        #expect(!Wildcard("pms:*").overlaps(Wildcard("door:*")))
+    }
+
+    // MARK: - Rights
+
+    static let actions = ["admin:keys.read", "admin:keys.write", "admin:users.write", "admin:groups.write", "pms:checkIn", "pms:checkOut",
+                          "pms:refund", "door:open", "door:lock", "rms:open"]
+    static let properties: [String?] = [nil, "hotel-1", "hotel-2", "hotel-3"]
+
+    static func randomPattern(_ rng: inout SplitMix64) -> String {
+        ["*", "*:*", "pms:*", "pms:check*", "pms:checkIn", "door:*", "*:open", "door:open", "admin:*", "admin:keys.*", "admin:*.write",
+         "admin:keys.read", "admin:users.write", "*:*.write", "?ms:*"].randomElement(using: &rng)!
+    }
+
+    static func randomRights(_ rng: inout SplitMix64) -> Rights {
+        func some(max: Int, _ make: (inout SplitMix64) -> String) -> [String] { (0..<Int.random(in: 0...max, using: &rng)).map { _ in make(&rng) } }
+        func props(_ rng: inout SplitMix64) -> [String] {
+            [["*"], ["*"], ["hotel-1"], ["hotel-2"], ["hotel-1", "hotel-2"], []].randomElement(using: &rng)!
+        }
+        let groups = ["g": PermissionGroup(id: "g", name: "g", permissions: some(max: 2, randomPattern), createdAt: now, updatedAt: now)]
+        let u = user(some(max: 3, randomPattern), groups: Bool.random(using: &rng) ? ["g"] : [], properties: props(&rng))
+        switch Int.random(in: 0..<4, using: &rng) {
+        case 0: return Rights(user: u, groups: groups)
+        case 1: return Rights(group: groups["g"]!)
+        default:
+            let rules = some(max: 3) { rng in (Bool.random(using: &rng) ? "!" : "") + randomPattern(&rng) }
+            let k = key(scopes: some(max: 2, randomPattern), properties: props(&rng), rules: rules, group: Int.random(in: 0..<4, using: &rng) == 0 ? "g" : nil)
+            return Rights(key: k, user: u, groups: groups)
+        }
+    }
+
+    @Test func rightsPermitWhatTheAuthorizerAllows() {
+        var rng = SplitMix64(seed: 11)
+        for _ in 0..<2000 {
+            let groups = ["g": PermissionGroup(id: "g", name: "g", permissions: [Self.randomPattern(&rng)], createdAt: Self.now, updatedAt: Self.now)]
+            let u = Self.user([Self.randomPattern(&rng), Self.randomPattern(&rng)], groups: ["g"], properties: [["*"], ["hotel-1"]].randomElement(using: &rng)!)
+            let k = Self.key(scopes: Bool.random(using: &rng) ? [Self.randomPattern(&rng)] : [], properties: [["*"], ["hotel-2", "hotel-1"]].randomElement(using: &rng)!,
+                             rules: Bool.random(using: &rng) ? ["!" + Self.randomPattern(&rng), Self.randomPattern(&rng)] : [])
+            let rights = Rights(key: k, user: u, groups: groups)
+            for action in Self.actions {
+                for property in Self.properties {
+                    let decision = Authorizer.decide(AccessRequest(action: action, property: property), key: k, user: u, groups: groups, now: Self.now)
+                    #expect(rights.permits(action, property: property) == decision.allowed, "\(action) \(property ?? "-") \(u) \(k)")
+                }
+            }
+        }
+    }
+
+    /// The invariant behind every admin write: whatever an actor is found to cover, it covers.
+    @Test func coveredRightsNeverExceedTheActor() {
+        var rng = SplitMix64(seed: 13)
+        var covered = 0
+        for _ in 0..<20_000 {
+            let actor = Self.randomRights(&rng), target = Self.randomRights(&rng)
+            guard actor.missing(from: target) == nil else { continue }
+            covered += 1
+            for action in Self.actions {
+                for property in Self.properties where target.permits(action, property: property) {
+                    #expect(actor.permits(action, property: property), "\(actor) covers \(target) but not \(action) on \(property ?? "-")")
+                }
+            }
+        }
+        #expect(covered > 2000, "only \(covered) pairs covered")
+    }
+
+    // MARK: - The issue's cases
+
+    static let fullAdmin = rights(["admin:*"])
+
+    @Test func aHelpDeskCannotActForTheAdministrator() {
+        let helpDesk = Self.rights(["admin:keys.*", "pms:*"])
+        let adminUser = Rights(user: Self.user(["admin:*"]), groups: [:])
+        #expect(Delegation.decide(actor: helpDesk, touches: [.init("the key's user", adminUser)]) != .allowed)
+        // A device user within the help desk's rights is fine.
+        #expect(Delegation.decide(actor: helpDesk, touches: [.init("the key's user", Rights(user: Self.user(["pms:checkIn"]), groups: [:]))]) == .allowed)
+    }
+
+    @Test func nobodyWidensThemselvesOrTheirGroup() {
+        let userAdmin = Self.rights(["admin:users.*"])
+        #expect(Delegation.decide(actor: userAdmin, touches: [.init("the edited user", Rights(user: Self.user(["admin:*"]), groups: [:]))]) != .allowed)
+        let member = Rights(key: Self.key(), user: Self.user([], groups: ["g"]),
+                            groups: ["g": PermissionGroup(id: "g", name: "g", permissions: ["admin:groups.*"], createdAt: Self.now, updatedAt: Self.now)])
+        let widened = PermissionGroup(id: "g", name: "g", permissions: ["admin:*"], createdAt: Self.now, updatedAt: Self.now)
+        #expect(Delegation.decide(actor: member, touches: [.init("the edited group", Rights(group: widened))]) != .allowed)
+    }
+
+    @Test func propertiesBoundWhatAnActorGrants() {
+        let hotelDesk = Self.rights(["admin:keys.*", "pms:*"], properties: ["hotel-1"])
+        #expect(Delegation.decide(actor: hotelDesk, touches: [.init("the key", Self.rights(["pms:*"], properties: ["hotel-1"]))]) == .allowed)
+        #expect(Delegation.decide(actor: hotelDesk, touches: [.init("the key", Self.rights(["pms:*"], properties: ["hotel-2"]))]) != .allowed)
+        #expect(Delegation.decide(actor: hotelDesk, touches: [.init("the key", Self.rights(["pms:*"]))]) != .allowed)
+    }
+
+    @Test func rulesBoundWhatAnActorGrants() {
+        let noRefunds = Self.rights(["admin:keys.*", "pms:*"], rules: ["!pms:refund", "*", "admin:*"])
+        #expect(Delegation.decide(actor: noRefunds, touches: [.init("the key", Self.rights(["pms:checkIn"]))]) == .allowed)
+        #expect(Delegation.decide(actor: noRefunds, touches: [.init("the key", Self.rights(["pms:*"]))]) != .allowed)
+        // The same deny first in the target's rules takes the refund out.
+        #expect(Delegation.decide(actor: noRefunds, touches: [.init("the key", Self.rights(["pms:*"], rules: ["!pms:refund", "pms:*"]))]) == .allowed)
+    }
+
+    @Test func aFullAdministratorIsBoundedByNothing() {
+        #expect(Delegation.decide(actor: Self.fullAdmin, touches: [.init("the user", Rights(user: Self.user(["*", "admin:*"]), groups: [:]))]) == .allowed)
+        // …but a read-only one is no full administrator.
+        let readOnly = Self.rights(["admin:*"], rules: ["!*:*.write", "admin:*"])
+        #expect(Delegation.decide(actor: readOnly, touches: [.init("the user", Rights(user: Self.user(["pms:*"]), groups: [:]))]) != .allowed)
+    }
+
+    @Test func denyRulesApplyToAdminActions() {
+        let k = Self.key(rules: ["!*:*.write", "admin:*"])
+        let decision = Authorizer.decide(AccessRequest(action: "admin:keys.write"), key: k, user: Self.user(["admin:*"]), groups: [:], now: Self.now)
+        #expect(decision == AccessDecision(allowed: false, reason: .deniedByRule, decidedBy: "!*:*.write", ruleIndex: 0))
+        #expect(Authorizer.decide(AccessRequest(action: "admin:keys.read"), key: k, user: Self.user(["admin:*"]), groups: [:], now: Self.now).allowed)
+        // An allow rule still needs the service spelled out.
+        #expect(!Authorizer.decide(AccessRequest(action: "admin:keys.read"), key: Self.key(rules: ["*:*"]), user: Self.user(["admin:*"]), groups: [:], now: Self.now).allowed)
+    }
+}
