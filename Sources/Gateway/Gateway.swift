@@ -20,9 +20,16 @@ public final class Gateway: Sendable {
     /// This node's part in a cluster (PostgreSQL), and what starts its feed once the loops run.
     private let cluster: ClusterNode?
     private let clusterStart: (@Sendable () -> Void)?
+    /// On one node: reloads the cache after a failed refresh.
+    private let reloader: CacheReloader?
 
     /// Validates `config`, opens the store (bootstrapping an empty one), binds and starts serving.
-    public init(config: GatewayConfig, logger: Logger) throws {
+    public convenience init(config: GatewayConfig, logger: Logger) throws {
+        try self.init(config: config, logger: logger, wrapStore: nil)
+    }
+
+    /// `wrapStore` stands between the gateway and its store (tests inject store failures).
+    init(config: GatewayConfig, logger: Logger, wrapStore: (@Sendable (any IdentityStore) -> any IdentityStore)?) throws {
         try config.validate()
         self.config = config
         self.logger = logger
@@ -39,13 +46,14 @@ public final class Gateway: Sendable {
         var sessions: SessionServices?
         var clusterNode: ClusterNode?
         var startFeed: (@Sendable () -> Void)?
+        var cacheReloader: CacheReloader?
         if !config.echo {
             // One PostgreSQL connection per pool thread and one for the cluster feed's reads:
             // store calls run only there.
             let location = StoreLocation(config.database)
             let nodeName = config.nodeName ?? "\(SessionServices.hostName):\(config.server.port)"
             let cluster: ClusterNode?
-            let base: any IdentityStore
+            var base: any IdentityStore
             if case .postgres(let url) = location {
                 let instance = nodeName + "#" + AdminService.makeID("run")
                 base = try location.makeStore(connections: config.poolThreads + 1, node: instance)
@@ -59,6 +67,7 @@ public final class Gateway: Sendable {
                 base = try location.makeStore(connections: config.poolThreads)
                 secret = try Self.bootstrap(base, key: config.bootstrapKey, logger: logger)
             }
+            if let wrapStore { base = wrapStore(base) }
             logger.info("store opened", metadata: ["store": "\(location)", "node": "\(nodeName)"])
             let cache = IdentityCache()
             try cache.load(from: base)
@@ -70,14 +79,18 @@ public final class Gateway: Sendable {
             // Every committed change, made here or (through the cluster's feed) on another node:
             // refresh the cache first, then let every loop's sessions feel it.
             let feedStore = base
+            let reloader = CacheReloader(cache: cache, store: base, logger: logger)
+            cacheReloader = reloader
             let store = NotifyingStore(base) { [cluster] change, auditSeq in
                 do {
                     try cache.refresh(after: change, from: feedStore)
                 } catch {
-                    // In a cluster the feed applies this change again, in order, and retries
-                    // until it can; on one node the whole cache is read again.
+                    // The keys the change touched are unusable here until it is read back (the
+                    // cache fails closed). In a cluster the feed applies this change again, in
+                    // order, and retries until it can; on one node the whole cache is read again,
+                    // and again every second until that works.
                     logger.error("cache refresh failed", metadata: ["error": "\(error)", "then": "\(cluster == nil ? "reloading" : "left to the feed")"])
-                    if cluster == nil { try? cache.load(from: feedStore) }
+                    if cluster == nil { reloader.reload() }
                 }
                 ChangeReceipts.add(Self.propagate(change, to: services), auditSeq: auditSeq)
             }
@@ -86,7 +99,14 @@ public final class Gateway: Sendable {
                 // The feed's own path: a refresh that fails throws, so the change is not passed.
                 startFeed = {
                     cluster.start(services: services, store: feedStore) { change throws(StoreError) in
-                        try cache.refresh(after: change, from: feedStore)
+                        do throws(StoreError) {
+                            try cache.refresh(after: change, from: feedStore)
+                        } catch {
+                            // Fail closed at once: the keys the change touched end their sessions
+                            // here (the cache marked them) while the feed retries the change.
+                            _ = Self.propagate(change, to: services)
+                            throw error
+                        }
                         return Self.propagate(change, to: services)
                     }
                 }
@@ -99,6 +119,7 @@ public final class Gateway: Sendable {
         }
         cluster = clusterNode
         clusterStart = startFeed
+        reloader = cacheReloader
         bootstrapSecret = secret
         self.usage = usage
         let application = GatewayApplication(config: config, admin: admin, pool: admin == nil ? nil : pool, sessions: sessions)
@@ -138,6 +159,9 @@ public final class Gateway: Sendable {
 
     public var port: Int { server.port }
 
+    /// What the retry after a failed cache refresh runs (tests call it instead of waiting).
+    func reloadCacheAfterFailure() { reloader?.reload() }
+
     /// SIGHUP: reads the TLS certificate and key again. New connections get them; live sessions
     /// keep theirs. On an error the old certificate stays in use.
     public func reloadCertificates() {
@@ -155,6 +179,7 @@ public final class Gateway: Sendable {
         // The feed first, while the loops still run (it may be waiting on them); the node leaves
         // the cluster's tables, so no other node waits for its receipts.
         cluster?.stop()
+        reloader?.stop()
         server.shutdown(drainTimeout: config.server.drainTimeout)
         pool.shutdown()
         usage?.flush()

@@ -108,6 +108,10 @@ public final class GatewayApplication: ServerApplication {
         }
         let now = Date()
         guard let resolved = sessions.cache.resolve(KeyDigest(of: secret), now: now) else {
+            // A change to this key was committed but not read back: unusable here until it is.
+            if sessions.cache.isUnconfirmed(KeyDigest(of: secret)) {
+                return .failure(HandshakeRejection(status: 503, reason: "store_unavailable", headers: [HTTPHeader("Retry-After", "5")]))
+            }
             return .failure(HandshakeRejection(status: 401, reason: "unknown_key"))
         }
         switch resolved.key.state {
@@ -182,7 +186,10 @@ public final class GatewayApplication: ServerApplication {
             text = found
         }
         guard let secret = try? APIKeySecret(parsing: text) else { return fail(401, "malformed_key", "the key is not a Doorman key") }
-        guard let resolved = sessions.cache.resolve(KeyDigest(of: secret), now: Date()) else { return fail(401, "unknown_key", "no such key") }
+        guard let resolved = sessions.cache.resolve(KeyDigest(of: secret), now: Date()) else {
+            if sessions.cache.isUnconfirmed(KeyDigest(of: secret)) { return fail(503, "store_unavailable", "this key's last change is not confirmed yet; try again") }
+            return fail(401, "unknown_key", "no such key")
+        }
         if let wait = sessions.publishLimiter.take(resolved.key.id) {
             sessions.metrics.publishesRateLimited.add()
             var response = Self.failure(429, "rate_limited", "too many publishes for this key")
@@ -290,7 +297,10 @@ public final class GatewayApplication: ServerApplication {
             text = found
         }
         guard let secret = try? APIKeySecret(parsing: text) else { return .failure(KeyRefusal(status: 401, reason: "malformed_key")) }
-        guard let resolved = sessions.cache.resolve(KeyDigest(of: secret), now: Date()) else { return .failure(KeyRefusal(status: 401, reason: "unknown_key")) }
+        guard let resolved = sessions.cache.resolve(KeyDigest(of: secret), now: Date()) else {
+            if sessions.cache.isUnconfirmed(KeyDigest(of: secret)) { return .failure(KeyRefusal(status: 503, reason: "store_unavailable")) }
+            return .failure(KeyRefusal(status: 401, reason: "unknown_key"))
+        }
         switch resolved.key.state {
         case .revoked: return .failure(KeyRefusal(status: 401, reason: "revoked_key"))
         case .suspended: return .failure(KeyRefusal(status: 401, reason: "suspended_key"))

@@ -16,7 +16,7 @@ import WireCodec
         let adminKey: String
         var port: Int { gateway.port }
 
-        init(_ configure: (inout GatewayConfig) -> Void = { _ in }) throws {
+        init(_ configure: (inout GatewayConfig) -> Void = { _ in }, wrapStore: (@Sendable (any IdentityStore) -> any IdentityStore)? = nil) throws {
             var config = GatewayConfig()
             config.server.port = 0
             config.server.loops = 1
@@ -26,7 +26,7 @@ import WireCodec
             configure(&config)
             var logger = Logger(label: "test")
             logger.logLevel = .critical
-            gateway = try Gateway(config: config, logger: logger)
+            gateway = try Gateway(config: config, logger: logger, wrapStore: wrapStore)
             adminKey = try #require(gateway.bootstrapSecret)
         }
 

@@ -74,7 +74,7 @@ final class GatewaySession: WebSocketSession {
         lastActivity = Date()
         if let wait = services.messageLimiter.take(keyID, rate: limits.messagesPerSecond ?? 0, burst: limits.messageBurst ?? 1) {
             rejectedMessages += 1
-            if rejectedMessages > services.policy.floodTolerance { return end(.rateLimited) }
+            if rejectedMessages > services.policy.floodTolerance { end(.rateLimited); return }
             return reply(SessionMessage.error(nil, "rate_limited", "too many messages", [("retryAfterMs", .int(RetryAfter.milliseconds(wait)))]))
         }
         guard message.isText,
@@ -204,7 +204,7 @@ final class GatewaySession: WebSocketSession {
         if let wait = services.callLimiter.take(keyID, rate: limits.callsPerSecond ?? 0, burst: limits.callBurst ?? 1) {
             metrics.call("rate_limited")
             rejectedMessages += 1
-            if rejectedMessages > services.policy.floodTolerance { return end(.rateLimited) }
+            if rejectedMessages > services.policy.floodTolerance { end(.rateLimited); return }
             return reply(SessionMessage.error(id, "rate_limited", "too many calls", [("retryAfterMs", .int(RetryAfter.milliseconds(wait)))]))
         }
         guard self.calls.count < calls.policy.maxCallsPerSession else {
@@ -257,14 +257,17 @@ final class GatewaySession: WebSocketSession {
     // MARK: - Ending
 
     /// Notice, then a close frame with the reason's code (RFC 6455 close handshake follows).
-    func end(_ reason: SessionEndReason) {
-        guard !ended, let connection else { return }
+    /// Returns false if the session had already ended.
+    @discardableResult
+    func end(_ reason: SessionEndReason) -> Bool {
+        guard !ended, let connection else { return false }
         ended = true
         cancelCalls()
         services.metrics.sessionEnded(reason)
         // One write of bytes encoded once per reason: the notice, then the close frame.
         connection.send(finalFrames: SessionMessage.endFrames[reason]!, closeCode: reason.closeCode)
         services.logger.info("session ended", metadata: ["session.id": "\(id)", "key.id": "\(keyID)", "reason": "\(reason.rawValue)"])
+        return true
     }
 
     /// Re-reads the key and user after a change. Ends the session if it may no longer exist;

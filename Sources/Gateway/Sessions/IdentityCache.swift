@@ -17,6 +17,22 @@ final class IdentityCache: Sendable {
         /// Bumped by every load and change: what was derived from an older generation (a
         /// session's welcome text) may be stale.
         var generation: UInt64 = 0
+        /// Changes committed but not read back (the store failed the refresh): the keys they
+        /// touch are unusable here until a refresh of the same record, or a full load, succeeds.
+        var unconfirmed: [Record: Unconfirmed] = [:]
+    }
+
+    /// A record a change wrote.
+    enum Record: Hashable {
+        case user(String)
+        case group(String)
+        case key(String)
+    }
+
+    /// The keys a change touched whose state this node cannot vouch for, and why their sessions end.
+    struct Unconfirmed {
+        var keyIDs: Set<String>
+        var reason: SessionEndReason
     }
 
     /// A key found by its secret, with what its rights depend on.
@@ -67,8 +83,66 @@ final class IdentityCache: Sendable {
     /// Re-reads what `change` touched from `store`: the stored record, not the change's copy, so
     /// that on many nodes whoever refreshes last leaves the newest state (two nodes may refresh
     /// after one another's changes in either order).
+    ///
+    /// Fails closed: if the store cannot be read, the keys the change touched become unusable on
+    /// this node (handshakes 503, sessions end with the change's reason) until a refresh of the
+    /// same record, or a full load, succeeds — never served from the entry the change made stale.
     func refresh(after change: IdentityChange, from store: any IdentityStore) throws(StoreError) {
-        try refreshing.withLock { _ throws(StoreError) in try refreshLocked(after: change, from: store) }
+        try refreshing.withLock { _ throws(StoreError) in
+            do throws(StoreError) {
+                try refreshLocked(after: change, from: store)
+                if let record = Self.record(of: change) { mutate { $0.unconfirmed[record] = nil } }
+            } catch {
+                if let record = Self.record(of: change) {
+                    mutate { s in s.unconfirmed[record] = Self.unconfirmed(by: change, in: s) }
+                }
+                throw error
+            }
+        }
+    }
+
+    /// The record a change is read back from (deletions read nothing).
+    private static func record(of change: IdentityChange) -> Record? {
+        switch change {
+        case .putUser(let user): return .user(user.id)
+        case .putGroup(let group): return .group(group.id)
+        case .putKey(let key, _): return .key(key.id)
+        case .deleteUser, .deleteGroup, .deleteKey: return nil
+        }
+    }
+
+    /// The keys a change may have changed, and the reason their sessions end: the change's own
+    /// (revoked, suspended, user disabled) or, for an edit, that this node cannot vouch for them.
+    private static func unconfirmed(by change: IdentityChange, in s: Snapshot) -> Unconfirmed {
+        switch change {
+        case .putKey(let key, _):
+            let reason: SessionEndReason = key.state == .revoked ? .keyRevoked : key.state == .suspended ? .keySuspended : .feedLost
+            return Unconfirmed(keyIDs: [key.id], reason: reason)
+        case .putUser(let user):
+            return Unconfirmed(keyIDs: Set(s.keys.values.filter { $0.userID == user.id }.map(\.id)), reason: user.state == .disabled ? .userDisabled : .feedLost)
+        case .putGroup(let group):
+            let holders = Set(s.users.values.filter { $0.groups.contains(group.id) }.map(\.id))
+            return Unconfirmed(keyIDs: Set(s.keys.values.filter { holders.contains($0.userID) || $0.groupID == group.id }.map(\.id)), reason: .feedLost)
+        case .deleteUser, .deleteGroup, .deleteKey:
+            return Unconfirmed(keyIDs: [], reason: .feedLost)
+        }
+    }
+
+    /// Why this key's sessions must end now, if a change to it was not read back.
+    func unconfirmedReason(keyID: String) -> SessionEndReason? {
+        state.withLock { s in Self.unconfirmedReason(keyID, s) }
+    }
+
+    private static func unconfirmedReason(_ keyID: String, _ s: Snapshot) -> SessionEndReason? {
+        // A revocation's reason wins over a suspension's, which wins over "cannot vouch".
+        let reasons = s.unconfirmed.values.filter { $0.keyIDs.contains(keyID) }.map(\.reason)
+        return [.keyRevoked, .keySuspended, .userDisabled, .feedLost].first { reasons.contains($0) }
+    }
+
+    /// True when `digest` names a key that is unusable until a refresh succeeds (a handshake or
+    /// call gets 503, not "unknown key").
+    func isUnconfirmed(_ digest: KeyDigest) -> Bool {
+        state.withLock { s in s.byDigest[digest].map { Self.unconfirmedReason($0, s) != nil } ?? false }
     }
 
     private func refreshLocked(after change: IdentityChange, from store: any IdentityStore) throws(StoreError) {
@@ -122,6 +196,7 @@ final class IdentityCache: Sendable {
     func resolve(_ digest: KeyDigest, now: Date) -> Resolved? {
         state.withLock { s -> Resolved? in
             guard let id = s.byDigest[digest], let key = s.keys[id], let secrets = s.secrets[id], let user = s.users[key.userID] else { return nil }
+            guard s.unconfirmed.isEmpty || Self.unconfirmedReason(id, s) == nil else { return nil }
             if secrets.current.constantTimeEquals(digest) {
                 return Resolved(key: key, user: user, groups: s.groups, digest: digest, viaPreviousSecret: false, previousUntil: nil, generation: s.generation)
             }

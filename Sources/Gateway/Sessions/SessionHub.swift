@@ -133,8 +133,15 @@ final class SessionHub: @unchecked Sendable {
         let ids = keyIDs.map { keys in keys.flatMap { byKey[$0] ?? [] } } ?? Array(sessions.keys)
         // One cache read per key, not per session (a key may hold thousands).
         var current: [String: (APIKey, User, [String: PermissionGroup], KeySecrets)?] = [:]
+        var unconfirmed: [String: SessionEndReason?] = [:]
         for id in ids {
             guard let session = sessions[id] else { continue }
+            if unconfirmed[session.keyID] == nil { unconfirmed[session.keyID] = .some(cache.unconfirmedReason(keyID: session.keyID)) }
+            // A change this node could not read back: fail closed with the change's reason.
+            if let reason = unconfirmed[session.keyID]! {
+                if session.end(reason) { closed += 1 }
+                continue
+            }
             if current[session.keyID] == nil { current[session.keyID] = .some(cache.current(keyID: session.keyID)) }
             if session.recompute(current[session.keyID]!) { closed += 1 }
         }
