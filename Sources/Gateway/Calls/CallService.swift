@@ -100,9 +100,12 @@ extension HTTPHeader {
     }
 
     /// Whether a header from a client (or an upstream's answer) may be passed along, given the
-    /// names its `Connection` header lists. Names are lowercase, as the parsers give them.
+    /// names its `Connection` header lists. Names are lowercase, as the parsers give them. `_` counts
+    /// as `-`: CGI, WSGI, PHP and proxies that allow underscores read `X_Doorman_User` and
+    /// `X-Doorman-User` as the same header, so neither spelling of ours gets through.
     func isEndToEnd(extraHopByHop: Set<String>) -> Bool {
-        !Self.notForwarded.contains(name) && (extraHopByHop.isEmpty || !extraHopByHop.contains(name)) && !name.hasPrefix("x-doorman-")
+        let name = self.name.utf8.contains(UInt8(ascii: "_")) ? self.name.replacingOccurrences(of: "_", with: "-") : self.name
+        return !Self.notForwarded.contains(name) && (extraHopByHop.isEmpty || !extraHopByHop.contains(name)) && !name.hasPrefix("x-doorman-")
     }
 
     /// The header names a `Connection` header lists as hop-by-hop, beyond the usual ones.
