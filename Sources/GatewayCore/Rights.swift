@@ -33,6 +33,17 @@ public struct Rights: Equatable, Sendable {
         self.init(grants: grants, rules: key.rules, properties: [user.properties, key.properties])
     }
 
+    /// What a key's own fields let it reach, whatever its user holds today: its scopes and group
+    /// (or, with none, its user's patterns), its rules, its properties (or, with `"*"`, its user's).
+    /// A key's effective rights grow with its user; these bound how far. An administrator who
+    /// writes a key must hold these too, so no key carries dormant rights (`admin:*` in the scopes
+    /// of a key whose user holds only `pms:read`) that wake when someone widens its user.
+    public init(declaredBy key: APIKey, user: User, groups: [String: PermissionGroup]) {
+        let narrowing = !key.scopes.isEmpty || key.groupID != nil
+        let grants = narrowing ? key.scopes + (key.groupID.flatMap { groups[$0]?.permissions } ?? []) : Self.patterns(of: user, groups)
+        self.init(grants: [grants], rules: key.rules, properties: [key.properties.contains("*") ? user.properties : key.properties])
+    }
+
     /// A user's rights: what a key with no narrowing could do.
     public init(user: User, groups: [String: PermissionGroup]) {
         self.init(grants: [Self.patterns(of: user, groups)], properties: [user.properties])

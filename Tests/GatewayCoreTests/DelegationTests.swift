@@ -162,6 +162,23 @@ import TestSupport
         #expect(Delegation.decide(actor: noRefunds, touches: [.init("the key", Self.rights(["pms:*"], rules: ["!pms:refund", "pms:*"]))]) == .allowed)
     }
 
+    @Test func aKeysOwnFieldsBoundWhatItMayGrowInto() {
+        let reader = Self.user(["pms:read"])
+        let trap = Self.key(scopes: ["pms:*", "admin:*"])
+        let desk = Self.rights(["admin:keys.*", "pms:*"])
+        // Today the key can do no more than its user…
+        #expect(desk.missing(from: Rights(key: trap, user: reader, groups: [:])) == nil)
+        // …but its own fields reach admin:*, which a widened user would wake.
+        #expect(desk.missing(from: Rights(declaredBy: trap, user: reader, groups: [:])) != nil)
+        #expect(desk.missing(from: Rights(declaredBy: Self.key(scopes: ["pms:*"]), user: reader, groups: [:])) == nil)
+        // A key without scopes follows its user: bounded by the user's patterns; "*" by the user's properties.
+        #expect(desk.missing(from: Rights(declaredBy: Self.key(), user: Self.user(["admin:*"]), groups: [:])) != nil)
+        let hotelDesk = Self.rights(["admin:keys.*", "pms:*"], properties: ["hotel-1"])
+        #expect(hotelDesk.missing(from: Rights(declaredBy: Self.key(scopes: ["pms:*"], properties: ["hotel-1"]), user: reader, groups: [:])) == nil)
+        #expect(hotelDesk.missing(from: Rights(declaredBy: Self.key(scopes: ["pms:*"]), user: Self.user(["pms:read"], properties: ["hotel-1"]), groups: [:])) == nil)
+        #expect(hotelDesk.missing(from: Rights(declaredBy: Self.key(scopes: ["pms:*"]), user: reader, groups: [:])) != nil)
+    }
+
     @Test func aFullAdministratorIsBoundedByNothing() {
         #expect(Delegation.decide(actor: Self.fullAdmin, touches: [.init("the user", Rights(user: Self.user(["*", "admin:*"]), groups: [:]))]) == .allowed)
         // …but a read-only one is no full administrator.

@@ -233,6 +233,11 @@ import WireCodec
         let welcome = try #require(adminSession.readFrame())
         let sessionID = try #require((try? JSONSerialization.jsonObject(with: Data(welcome.payload)) as? [String: Any])?["session"] as? String)
         #expect(try gw.call("DELETE", "/v1/sessions/\(sessionID)", key: desk.secret).0 == 403)
+        // No dormant rights either: scopes beyond the desk on a key whose user holds less today
+        // would wake the day someone widens that user.
+        let narrowUser = try id(gw.call("POST", "/v1/users", body: ["name": "reader", "permissions": ["pms:read"]]).1)
+        #expect(try gw.call("POST", "/v1/keys", key: desk.secret, body: ["name": "trap", "userID": narrowUser, "scopes": ["pms:*", "admin:*"]]).0 == 403)
+        #expect(try gw.call("POST", "/v1/keys", key: desk.secret, body: ["name": "fine", "userID": narrowUser, "scopes": ["pms:*"]]).0 == 201)
         // …but a device key within its rights is fine, and the list says which keys it may manage.
         let device = try id(gw.call("POST", "/v1/users", body: ["name": "panel", "permissions": ["pms:checkIn"]]).1)
         #expect(try gw.call("POST", "/v1/keys", key: desk.secret, body: ["name": "panel", "userID": device]).0 == 201)

@@ -95,6 +95,7 @@ import WireCodec
                 held = Set(Self.actions.flatMap { a in Self.properties.map { Right(action: a, property: $0) } })
             }
             var log: [String] = []
+            var learned = Set<String>()
             for _ in 0..<8 {
                 let actor = actors.randomElement(using: &rng)!
                 let (method, path, body) = Self.randomRequest(store, actor: actor, &rng)
@@ -108,9 +109,22 @@ import WireCodec
                 if response.status < 300, let object = try? JSONSerialization.jsonObject(with: Data(response.body)) as? [String: Any],
                    let secret = object["secret"] as? String, let key = object["key"] as? [String: Any], let id = key["id"] as? String {
                     actors.append(MemoryStore.Holder(keyID: id, secret: secret))
+                    learned.insert(id)
                 }
             }
-            let end = Self.census(Snapshot(store), unchangedFrom: before, known: start)
+            let after = Snapshot(store)
+            let end = Self.census(after, unchangedFrom: before, known: start)
+            // No secret handed out carries dormant rights: what the key's own fields reach, were
+            // its user to hold everything, stays within what the actors held.
+            for key in after.keys where learned.contains(key.id) {
+                guard let user = after.users[key.userID] else { continue }
+                var bound = user
+                if !key.scopes.isEmpty || key.groupID != nil { bound.permissions = ["*", "admin:*"]; bound.groups = [] }
+                if !key.properties.contains("*") { bound.properties = ["*"] }
+                let dormant = Self.rights(of: key, bound, after.groups).subtracting(held)
+                #expect(dormant.isEmpty, "sequence \(sequence): \(key.id) could reach \(dormant.map { "\($0.action)@\($0.property ?? "-")" }.sorted())\n\(log.joined(separator: "\n"))")
+                if !dormant.isEmpty { return }
+            }
             for (id, now) in end {
                 let gained = now.subtracting(start[id] ?? []).subtracting(held)
                 #expect(gained.isEmpty, "sequence \(sequence): \(id) gained \(gained.map { "\($0.action)@\($0.property ?? "-")" }.sorted())\n\(log.joined(separator: "\n"))")
@@ -118,7 +132,7 @@ import WireCodec
             }
         }
         // Not vacuous: the requests both succeed and get refused, often.
-        #expect(successes > Self.sequences && refusals > Self.sequences / 2, "\(successes) succeeded, \(refusals) refused")
+        #expect(successes > Self.sequences / 2 && refusals > Self.sequences / 2, "\(successes) succeeded, \(refusals) refused")
     }
 
     static func randomRequest(_ store: MemoryStore, actor: MemoryStore.Holder, _ rng: inout SplitMix64) -> (String, String, String?) {

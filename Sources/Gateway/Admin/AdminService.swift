@@ -351,14 +351,16 @@ final class AdminService: Sendable {
     private func permit(_ actor: Actor, key: APIKey, user: User?, edited: APIKey? = nil) throws(AdminError) {
         let groups = try groupTable()
         var touches = Self.touches(key, user: user, groups: groups)
-        if let edited, let user { touches.append(.init("the edited key", Rights(key: edited, user: user, groups: groups))) }
+        if let edited { touches += Self.touches(edited, user: user, groups: groups).map { .init("after the edit, " + $0.what, $0.rights) } }
         try permit(actor, touches, groups: groups)
     }
 
-    /// Refuses unless the actor may act for this key (ending one of its sessions); a key gone
-    /// meanwhile is left to the caller's own not-found.
+    /// Refuses unless the actor may act for this key (ending one of its sessions).
     func permitActing(onKey id: String, actor: Actor) throws(AdminError) {
-        guard let key = try wrap({ () throws(StoreError) in try store.key(id) }) else { return }
+        guard let key = try wrap({ () throws(StoreError) in try store.key(id) }) else {
+            // A session of a key gone meanwhile: only a full administrator acts blind.
+            return try permit(actor, [.init("a deleted key's session", .fullAdministrator)], groups: try groupTable())
+        }
         try permit(actor, key: key, user: try wrap({ () throws(StoreError) in try store.user(key.userID) }))
     }
 
@@ -383,12 +385,14 @@ final class AdminService: Sendable {
         return list.map { Managed(item: $0, manageable: Delegation.decide(actor: rights, touches: [.init("the group", Rights(group: $0))]) == .allowed) }
     }
 
-    /// What acting on a key touches: its effective rights, not its user's (a help desk limited to
-    /// one hotel may issue that hotel's keys for a user that reaches every hotel). A key whose
-    /// user is gone can do nothing.
+    /// What acting on a key touches: its effective rights and what its own fields let it reach as
+    /// its user grows (`Rights(declaredBy:)`), not everything its user holds when it narrows (a
+    /// help desk limited to one hotel issues that hotel's keys for a user that reaches every
+    /// hotel). A key whose user cannot be read is left to a full administrator.
     private static func touches(_ key: APIKey, user: User?, groups: [String: PermissionGroup]) -> [Delegation.Touched] {
-        guard let user else { return [] }
-        return [.init("the key", Rights(key: key, user: user, groups: groups))]
+        guard let user else { return [.init("the key (its user is gone)", .fullAdministrator)] }
+        return [.init("the key", Rights(key: key, user: user, groups: groups)),
+                .init("what the key's own fields reach", Rights(declaredBy: key, user: user, groups: groups))]
     }
 
     // MARK: - Audit
