@@ -139,6 +139,8 @@ public enum StoreError: Error, Equatable, Sendable, CustomStringConvertible {
 
     /// The conflict's message when a write meets a key revoked meanwhile (revocation is final).
     public static let keyRevoked = "key revoked: a revoked key cannot be changed"
+    /// The conflict's message when a record changed since the writer read it (its version moved).
+    public static let staleWrite = "stale write: the record changed since it was read"
 
     public var description: String {
         switch self {
@@ -146,6 +148,14 @@ public enum StoreError: Error, Equatable, Sendable, CustomStringConvertible {
         case .conflict(let m): return "conflict: \(m)"
         case .unavailable(let m): return "store unavailable: \(m)"
         }
+    }
+}
+
+extension IdentityStore {
+    /// Applies `change` whatever the record's version (creates, and writers that read nothing).
+    @discardableResult
+    public func apply(_ change: IdentityChange, audit: AuditEntry) throws(StoreError) -> Int64 {
+        try apply(change, audit: audit, ifVersion: nil)
     }
 }
 
@@ -166,9 +176,14 @@ public protocol IdentityStore: Sendable {
     func keySecrets(of keyID: String) throws(StoreError) -> KeySecrets?
     /// The digest of a key's current secret (a rotation keeps it as the previous one).
     func currentDigest(of keyID: String) throws(StoreError) -> KeyDigest?
+    /// A record's version: the seq of its newest audit entry (every change writes one), 0 if none.
+    func version(of id: String) throws(StoreError) -> Int64
     /// Applies `change` and appends `audit` in one durable transaction; returns the audit seq.
+    /// With `ifVersion`, only while the changed record's version is still that one (read it before
+    /// reading the record); otherwise nothing is written and `.conflict(StoreError.staleWrite)` is
+    /// thrown, so a read-check-write never overwrites a change it did not see.
     @discardableResult
-    func apply(_ change: IdentityChange, audit: AuditEntry) throws(StoreError) -> Int64
+    func apply(_ change: IdentityChange, audit: AuditEntry, ifVersion: Int64?) throws(StoreError) -> Int64
     func audit(_ query: AuditQuery) throws(StoreError) -> Page<AuditEntry>
     /// Records last-used times and addresses (a batch).
     func recordUses(_ uses: [KeyUse]) throws(StoreError)

@@ -208,10 +208,12 @@ public final class PostgresStore: IdentityStore {
     /// appends `audit`, in one transaction.
     /// - Returns: the audit entry's seq, as `SQLiteStore` does.
     @discardableResult
-    public func apply(_ change: IdentityChange, audit entry: AuditEntry) throws(StoreError) -> Int64 {
+    public func apply(_ change: IdentityChange, audit entry: AuditEntry, ifVersion: Int64?) throws(StoreError) -> Int64 {
         try with { db throws(StoreError) in
             try db.transaction { () throws(StoreError) -> Int64 in
                 try db.query("SELECT pg_advisory_xact_lock($1)", [String(Self.changeLock)])
+                // After the lock (one writer at a time): the version cannot move between check and write.
+                if let ifVersion, try Self.version(of: entry.targetID, db) != ifVersion { throw .conflict(StoreError.staleWrite) }
                 let (entity, id) = try Self.write(change, db)
                 let time = String(entry.time.timeIntervalSince1970)
                 let seq = try db.query("""
@@ -225,6 +227,16 @@ public final class PostgresStore: IdentityStore {
                 return seq
             }
         }
+    }
+
+    public func version(of id: String) throws(StoreError) -> Int64 {
+        try with { db throws(StoreError) in try Self.version(of: id, db) }
+    }
+
+    private static func version(of id: String, _ db: PostgresConnection) throws(StoreError) -> Int64 {
+        let text = try db.query("SELECT COALESCE(MAX(seq), 0) FROM audit WHERE target_id = $1", [id]).scalar
+        guard let version = text.flatMap({ Int64($0) }) else { throw .unavailable("postgres: no version returned") }
+        return version
     }
 
     private static func write(_ change: IdentityChange, _ db: PostgresConnection) throws(StoreError) -> (String, String) {

@@ -174,10 +174,22 @@ public final class SQLiteStore: IdentityStore {
 
     // MARK: - Writes
 
+    public func version(of id: String) throws(StoreError) -> Int64 {
+        try with { db throws(StoreError) in try Self.version(of: id, db) }
+    }
+
+    private static func version(of id: String, _ db: SQLiteConnection) throws(StoreError) -> Int64 {
+        var version: Int64 = 0
+        try db.query("SELECT COALESCE(MAX(seq), 0) FROM audit WHERE target_id = ?", [.text(id)]) { row in version = row.int(0) }
+        return version
+    }
+
     @discardableResult
-    public func apply(_ change: IdentityChange, audit entry: AuditEntry) throws(StoreError) -> Int64 {
+    public func apply(_ change: IdentityChange, audit entry: AuditEntry, ifVersion: Int64?) throws(StoreError) -> Int64 {
         try with { db throws(StoreError) in
+            // BEGIN IMMEDIATE: one writer at a time, so the version cannot move between check and write.
             try db.transaction { () throws(StoreError) -> Int64 in
+                if let ifVersion, try Self.version(of: entry.targetID, db) != ifVersion { throw .conflict(StoreError.staleWrite) }
                 let (entity, id) = try Self.write(change, db)
                 try db.query("INSERT INTO changes (entity, id, time) VALUES (?, ?, ?)",
                              [.text(entity), .text(id), .real(entry.time.timeIntervalSince1970)])

@@ -261,9 +261,14 @@ final class MemoryStore: IdentityStore {
     func keySecrets(of keyID: String) throws(StoreError) -> KeySecrets? { state.withLock { $0.secrets[keyID] } }
     func currentDigest(of keyID: String) throws(StoreError) -> KeyDigest? { state.withLock { $0.secrets[keyID]?.current } }
 
+    func version(of id: String) throws(StoreError) -> Int64 {
+        state.withLock { s in s.audit.last { $0.targetID == id }?.seq ?? 0 }
+    }
+
     @discardableResult
-    func apply(_ change: IdentityChange, audit: AuditEntry) throws(StoreError) -> Int64 {
-        state.withLock { s in
+    func apply(_ change: IdentityChange, audit: AuditEntry, ifVersion: Int64?) throws(StoreError) -> Int64 {
+        try state.withLock { s throws(StoreError) in
+            if let ifVersion, (s.audit.last { $0.targetID == audit.targetID }?.seq ?? 0) != ifVersion { throw .conflict(StoreError.staleWrite) }
             switch change {
             case .putUser(let user): s.users[user.id] = user
             case .deleteUser(let id): s.users[id] = nil

@@ -36,10 +36,11 @@ import WireCodec
         func audit(_ query: AuditQuery) throws(StoreError) -> Page<AuditEntry> { try read { () throws(StoreError) in try base.audit(query) } }
         func recordUses(_ uses: [KeyUse]) throws(StoreError) { try base.recordUses(uses) }
         func isEmpty() throws(StoreError) -> Bool { try base.isEmpty() }
+        func version(of id: String) throws(StoreError) -> Int64 { try read { () throws(StoreError) in try base.version(of: id) } }
 
         @discardableResult
-        func apply(_ change: IdentityChange, audit: AuditEntry) throws(StoreError) -> Int64 {
-            let seq = try base.apply(change, audit: audit)
+        func apply(_ change: IdentityChange, audit: AuditEntry, ifVersion: Int64?) throws(StoreError) -> Int64 {
+            let seq = try base.apply(change, audit: audit, ifVersion: ifVersion)
             if armed.exchange(false, ordering: .sequentiallyConsistent) { failing.store(true, ordering: .sequentiallyConsistent) }
             return seq
         }

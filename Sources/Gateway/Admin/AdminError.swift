@@ -31,7 +31,8 @@ struct AdminError: Error, Equatable {
     init(_ error: StoreError) {
         switch error {
         case .notFound(let what): self = .notFound(what)
-        case .conflict(let what): self = .conflict(what == StoreError.keyRevoked ? "key_revoked" : "conflict", what)
+        case .conflict(let what):
+            self = .conflict(what == StoreError.keyRevoked ? "key_revoked" : what == StoreError.staleWrite ? "stale_write" : "conflict", what)
         case .unavailable: self.init(status: 503, code: "store_unavailable", message: "the store cannot be reached; nothing was changed")
         }
     }

@@ -146,32 +146,38 @@ final class AdminService: Sendable {
     }
 
     func updateUser(_ id: String, _ input: UserInput, actor: Actor) throws(AdminError) -> User {
-        var user = try self.user(id)
-        let before = user
-        try apply(input, to: &user)
-        let groups = try groupTable()
-        try permit(actor, [.init("the user", Rights(user: before, groups: groups)), .init("the edited user", Rights(user: user, groups: groups))],
-                   groups: groups)
-        user.updatedAt = clock()
-        try commit(.putUser(user), actor: actor.id, action: "user.update", type: "user", id: id, change: input)
-        return user
+        try versioned(id) { version throws(AdminError) in
+            var user = try self.user(id)
+            let before = user
+            try apply(input, to: &user)
+            let groups = try groupTable()
+            try permit(actor, [.init("the user", Rights(user: before, groups: groups)), .init("the edited user", Rights(user: user, groups: groups))],
+                       groups: groups)
+            user.updatedAt = clock()
+            try commit(ifVersion: version, .putUser(user), actor: actor.id, action: "user.update", type: "user", id: id, change: input)
+            return user
+        }
     }
 
     func setUserState(_ id: String, _ state: UserState, actor: Actor) throws(AdminError) -> User {
-        var user = try self.user(id)
-        try permit(actor, user: user)
-        user.state = state
-        user.updatedAt = clock()
-        try commit(.putUser(user), actor: actor.id, action: state == .active ? "user.enable" : "user.disable", type: "user", id: id,
-                   change: ["state": state.rawValue])
-        return user
+        try versioned(id) { version throws(AdminError) in
+            var user = try self.user(id)
+            try permit(actor, user: user)
+            user.state = state
+            user.updatedAt = clock()
+            try commit(ifVersion: version, .putUser(user), actor: actor.id, action: state == .active ? "user.enable" : "user.disable", type: "user", id: id,
+                       change: ["state": state.rawValue])
+            return user
+        }
     }
 
     func deleteUser(_ id: String, actor: Actor) throws(AdminError) {
-        try permit(actor, user: try user(id))
-        let keys = try wrap { () throws(StoreError) in try store.keys(KeyQuery(userID: id, limit: 1)) }
-        guard keys.items.isEmpty else { throw .conflict("user_has_keys", "delete or move the user's keys first") }
-        try commit(.deleteUser(id: id), actor: actor.id, action: "user.delete", type: "user", id: id, change: [String: String]())
+        try versioned(id) { version throws(AdminError) in
+            try permit(actor, user: try user(id))
+            let keys = try wrap { () throws(StoreError) in try store.keys(KeyQuery(userID: id, limit: 1)) }
+            guard keys.items.isEmpty else { throw .conflict("user_has_keys", "delete or move the user's keys first") }
+            try commit(ifVersion: version, .deleteUser(id: id), actor: actor.id, action: "user.delete", type: "user", id: id, change: [String: String]())
+        }
     }
 
     private func apply(_ input: UserInput, to user: inout User) throws(AdminError) {
@@ -208,29 +214,33 @@ final class AdminService: Sendable {
     }
 
     func updateGroup(_ id: String, _ input: GroupInput, actor: Actor) throws(AdminError) -> PermissionGroup {
-        var group = try self.group(id)
-        let before = group
-        if let name = input.name { group.name = try Self.checked(name, .name, "name") }
-        if let description = input.description { group.description = try Self.checked(description, .text(maxLength: 2000), "description") }
-        if let permissions = input.permissions { group.permissions = try Self.checked(permissions, .permission, "permissions", maxItems: FieldRule.maxPatterns) }
-        if let limits = input.limits { group.limits = limits }
-        try permit(actor, [.init("the group", Rights(group: before)), .init("the edited group", Rights(group: group))], groups: try groupTable())
-        group.updatedAt = clock()
-        try commit(.putGroup(group), actor: actor.id, action: "group.update", type: "group", id: id, change: input)
-        return group
+        try versioned(id) { version throws(AdminError) in
+            var group = try self.group(id)
+            let before = group
+            if let name = input.name { group.name = try Self.checked(name, .name, "name") }
+            if let description = input.description { group.description = try Self.checked(description, .text(maxLength: 2000), "description") }
+            if let permissions = input.permissions { group.permissions = try Self.checked(permissions, .permission, "permissions", maxItems: FieldRule.maxPatterns) }
+            if let limits = input.limits { group.limits = limits }
+            try permit(actor, [.init("the group", Rights(group: before)), .init("the edited group", Rights(group: group))], groups: try groupTable())
+            group.updatedAt = clock()
+            try commit(ifVersion: version, .putGroup(group), actor: actor.id, action: "group.update", type: "group", id: id, change: input)
+            return group
+        }
     }
 
     func deleteGroup(_ id: String, actor: Actor) throws(AdminError) {
-        try permit(actor, [.init("the group", Rights(group: try group(id)))], groups: try groupTable())
-        if try users().contains(where: { $0.groups.contains(id) }) { throw .conflict("group_in_use", "users still hold this group") }
-        var query = KeyQuery(limit: 1000)
-        while true {
-            let page = try keys(query)
-            if page.items.contains(where: { $0.groupID == id }) { throw .conflict("group_in_use", "keys still use this group") }
-            guard let next = page.next else { break }
-            query.after = next
+        try versioned(id) { version throws(AdminError) in
+            try permit(actor, [.init("the group", Rights(group: try group(id)))], groups: try groupTable())
+            if try users().contains(where: { $0.groups.contains(id) }) { throw .conflict("group_in_use", "users still hold this group") }
+            var query = KeyQuery(limit: 1000)
+            while true {
+                let page = try keys(query)
+                if page.items.contains(where: { $0.groupID == id }) { throw .conflict("group_in_use", "keys still use this group") }
+                guard let next = page.next else { break }
+                query.after = next
+            }
+            try commit(ifVersion: version, .deleteGroup(id: id), actor: actor.id, action: "group.delete", type: "group", id: id, change: [String: String]())
         }
-        try commit(.deleteGroup(id: id), actor: actor.id, action: "group.delete", type: "group", id: id, change: [String: String]())
     }
 
     // MARK: - Keys
@@ -259,49 +269,57 @@ final class AdminService: Sendable {
     }
 
     func updateKey(_ id: String, _ input: KeyInput, actor: Actor) throws(AdminError) -> APIKey {
-        var key = try self.key(id)
-        guard key.state != .revoked else { throw .conflict("key_revoked", "a revoked key cannot be edited") }
-        if input.userID != nil, input.userID != key.userID { throw .invalid("userID", "a key's user cannot change; create a new key") }
-        let before = key
-        try apply(input, to: &key, creating: false)
-        try permit(actor, key: before, user: try self.user(key.userID), edited: key)
-        key.updatedAt = clock()
-        try commit(.putKey(key, secrets: nil), actor: actor.id, action: "key.update", type: "key", id: id, change: input)
-        return key
+        try versioned(id) { version throws(AdminError) in
+            var key = try self.key(id)
+            guard key.state != .revoked else { throw .conflict("key_revoked", "a revoked key cannot be edited") }
+            if input.userID != nil, input.userID != key.userID { throw .invalid("userID", "a key's user cannot change; create a new key") }
+            let before = key
+            try apply(input, to: &key, creating: false)
+            try permit(actor, key: before, user: try self.user(key.userID), edited: key)
+            key.updatedAt = clock()
+            try commit(ifVersion: version, .putKey(key, secrets: nil), actor: actor.id, action: "key.update", type: "key", id: id, change: input)
+            return key
+        }
     }
 
     func setKeyState(_ id: String, _ state: KeyState, actor: Actor) throws(AdminError) -> APIKey {
-        var key = try self.key(id)
-        guard key.state != .revoked else { throw .conflict("key_revoked", "a revoked key never works again") }
-        try permit(actor, key: key, user: try self.user(key.userID))
-        let action = state == .revoked ? "key.revoke" : state == .suspended ? "key.suspend" : "key.resume"
-        key.state = state
-        key.updatedAt = clock()
-        try commit(.putKey(key, secrets: nil), actor: actor.id, action: action, type: "key", id: id, change: ["state": state.rawValue])
-        return key
+        try versioned(id) { version throws(AdminError) in
+            var key = try self.key(id)
+            guard key.state != .revoked else { throw .conflict("key_revoked", "a revoked key never works again") }
+            try permit(actor, key: key, user: try self.user(key.userID))
+            let action = state == .revoked ? "key.revoke" : state == .suspended ? "key.suspend" : "key.resume"
+            key.state = state
+            key.updatedAt = clock()
+            try commit(ifVersion: version, .putKey(key, secrets: nil), actor: actor.id, action: action, type: "key", id: id, change: ["state": state.rawValue])
+            return key
+        }
     }
 
     func rotateKey(_ id: String, _ input: RotateInput, actor: Actor) throws(AdminError) -> IssuedKey {
-        var key = try self.key(id)
-        guard key.state != .revoked else { throw .conflict("key_revoked", "a revoked key cannot be rotated") }
-        try permit(actor, key: key, user: try self.user(key.userID))
-        let grace = input.graceSeconds ?? 0
-        guard (0...Self.maxGraceSeconds).contains(grace) else { throw .invalid("graceSeconds", "must be 0 to \(Int(Self.maxGraceSeconds)) seconds") }
-        let now = clock()
-        guard let current = try wrap({ () throws(StoreError) in try store.currentDigest(of: id) }) else { throw .notFound("key \(id)") }
-        let secret = APIKeySecret.generate()
-        key.displayStart = secret.displayStart
-        key.updatedAt = now
-        let secrets = KeySecrets(current: KeyDigest(of: secret), previous: grace > 0 ? current : nil,
-                                 previousUntil: grace > 0 ? now.addingTimeInterval(grace) : nil)
-        try commit(.putKey(key, secrets: secrets), actor: actor.id, action: "key.rotate", type: "key", id: id, change: input)
-        return IssuedKey(key: key, secret: secret.text)
+        try versioned(id) { version throws(AdminError) in
+            var key = try self.key(id)
+            guard key.state != .revoked else { throw .conflict("key_revoked", "a revoked key cannot be rotated") }
+            try permit(actor, key: key, user: try self.user(key.userID))
+            let grace = input.graceSeconds ?? 0
+            guard (0...Self.maxGraceSeconds).contains(grace) else { throw .invalid("graceSeconds", "must be 0 to \(Int(Self.maxGraceSeconds)) seconds") }
+            let now = clock()
+            guard let current = try wrap({ () throws(StoreError) in try store.currentDigest(of: id) }) else { throw .notFound("key \(id)") }
+            let secret = APIKeySecret.generate()
+            key.displayStart = secret.displayStart
+            key.updatedAt = now
+            let secrets = KeySecrets(current: KeyDigest(of: secret), previous: grace > 0 ? current : nil,
+                                     previousUntil: grace > 0 ? now.addingTimeInterval(grace) : nil)
+            try commit(ifVersion: version, .putKey(key, secrets: secrets), actor: actor.id, action: "key.rotate", type: "key", id: id, change: input)
+            return IssuedKey(key: key, secret: secret.text)
+        }
     }
 
     func deleteKey(_ id: String, actor: Actor) throws(AdminError) {
-        let key = try self.key(id)
-        try permit(actor, key: key, user: try wrap({ () throws(StoreError) in try store.user(key.userID) }))
-        try commit(.deleteKey(id: id), actor: actor.id, action: "key.delete", type: "key", id: id, change: [String: String]())
+        try versioned(id) { version throws(AdminError) in
+            let key = try self.key(id)
+            try permit(actor, key: key, user: try wrap({ () throws(StoreError) in try store.user(key.userID) }))
+            try commit(ifVersion: version, .deleteKey(id: id), actor: actor.id, action: "key.delete", type: "key", id: id, change: [String: String]())
+        }
     }
 
     func explain(_ id: String, _ input: ExplainInput) throws(AdminError) -> AccessDecision {
@@ -405,15 +423,39 @@ final class AdminService: Sendable {
         Dictionary(uniqueKeysWithValues: try groups().map { ($0.id, $0) })
     }
 
-    private func commit<C: Encodable>(_ change: IdentityChange, actor: String, action: String, type: String, id: String, change detail: C) throws(AdminError) {
+    /// Writes a change with its audit entry; with `ifVersion`, only if the record is as read (else
+    /// 409 `stale_write`, which `versioned` retries).
+    private func commit<C: Encodable>(ifVersion: Int64? = nil, _ change: IdentityChange, actor: String, action: String, type: String, id: String,
+                                      change detail: C) throws(AdminError) {
         let encoder = JSONEncoder()
         encoder.outputFormatting = .sortedKeys
         encoder.dateEncodingStrategy = AdminAPI.dateEncoding
         let text = (try? encoder.encode(detail)).map { String(decoding: $0, as: UTF8.self) } ?? "{}"
         _ = try wrap { () throws(StoreError) in
-            try store.apply(change, audit: AuditEntry(time: clock(), actor: actor, action: action, targetType: type, targetID: id, change: text))
+            try store.apply(change, audit: AuditEntry(time: clock(), actor: actor, action: action, targetType: type, targetID: id, change: text),
+                            ifVersion: ifVersion)
         }
     }
+
+    /// Runs a read-check-write of one record with the record's version read first; when another
+    /// write to it lands in between (the store refuses the stale write), reads and checks again.
+    /// So two admins' edits, suspends and disables of the same record never undo each other:
+    /// each applies to what the other left, and the delegation check sees it too.
+    private func versioned<T>(_ id: String, _ body: (Int64) throws(AdminError) -> T) throws(AdminError) -> T {
+        var attempts = 0
+        while true {
+            attempts += 1
+            let version = try wrap { () throws(StoreError) in try store.version(of: id) }
+            do {
+                return try body(version)
+            } catch where error.code == "stale_write" && attempts < Self.maxWriteAttempts {
+                continue
+            }
+        }
+    }
+
+    /// Tries of a read-check-write that keeps meeting other writes (then 409 `stale_write`).
+    static let maxWriteAttempts = 20
 
     private func wrap<T>(_ body: () throws(StoreError) -> T) throws(AdminError) -> T {
         do { return try body() } catch { throw AdminError(error) }

@@ -239,10 +239,11 @@ final class NotifyingStore: IdentityStore {
     func audit(_ query: AuditQuery) throws(StoreError) -> Page<AuditEntry> { try base.audit(query) }
     func recordUses(_ uses: [KeyUse]) throws(StoreError) { try base.recordUses(uses) }
     func isEmpty() throws(StoreError) -> Bool { try base.isEmpty() }
+    func version(of id: String) throws(StoreError) -> Int64 { try base.version(of: id) }
 
     @discardableResult
-    func apply(_ change: IdentityChange, audit: AuditEntry) throws(StoreError) -> Int64 {
-        let seq = try base.apply(change, audit: audit)
+    func apply(_ change: IdentityChange, audit: AuditEntry, ifVersion: Int64?) throws(StoreError) -> Int64 {
+        let seq = try base.apply(change, audit: audit, ifVersion: ifVersion)
         observer(change, seq)   // after the commit: the change is durable
         return seq
     }
