@@ -87,6 +87,10 @@ struct Serve: ParsableCommand {
     var allowedOrigin: [String] = []
     @Option(help: "A client network (CIDR or address) allowed to open sessions (repeatable; none = any). [env: DOORMAN_ALLOWED_NETWORKS, comma-separated]")
     var allowedNetwork: [String] = []
+    @Option(help: "A client network (CIDR or address) allowed to reach the admin API (/v1/*, not /v1/publish) and the admin page (repeatable; none = any). [env: DOORMAN_ADMIN_NETWORKS, comma-separated]")
+    var adminNetwork: [String] = []
+    @Flag(help: "/metrics answers only a key that may admin:metrics.read (Authorization: Bearer <key>). [env: DOORMAN_METRICS_REQUIRE_KEY=1]")
+    var metricsRequireKey = false
     @Flag(help: "Also accept the key as ?key= in the URL (it leaks into logs and history). [env: DOORMAN_ALLOW_QUERY_KEY=1]")
     var allowQueryKey = false
     @Option(help: "PEM certificate chain (leaf first) for the TLS listener. [env: DOORMAN_TLS_CERT]")
@@ -226,6 +230,10 @@ struct Serve: ParsableCommand {
         c.bootstrapKey = env["DOORMAN_BOOTSTRAP_KEY"]
         c.nodeName = nodeName ?? env["DOORMAN_NODE_NAME"]
         c.feedBound = try pick(feedBound, env, "DOORMAN_FEED_BOUND", "feed-bound", c.feedBound)
+        c.adminNetworks = adminNetwork.isEmpty
+            ? (env["DOORMAN_ADMIN_NETWORKS"]?.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) } ?? [])
+            : adminNetwork
+        c.metricsRequireKey = metricsRequireKey || ["1", "true", "yes"].contains(env["DOORMAN_METRICS_REQUIRE_KEY"]?.lowercased() ?? "")
         var p = c.sessions
         p.expiryWarning = try pick(expiryWarning, env, "DOORMAN_EXPIRY_WARNING", "expiry-warning", p.expiryWarning)
         p.messagesPerSecond = try pick(messagesPerSecond, env, "DOORMAN_MESSAGES_PER_SECOND", "messages-per-second", p.messagesPerSecond)

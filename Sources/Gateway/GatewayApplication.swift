@@ -18,6 +18,8 @@ public final class GatewayApplication: ServerApplication {
     let pool: BlockingPool?
     /// Live sessions (nil in echo mode).
     let sessions: SessionServices?
+    /// Who may reach the admin API and page (`--admin-network`).
+    let adminNetworks: NetworkAllowlist
 
     public convenience init(config: GatewayConfig) {
         self.init(config: config, admin: nil, pool: nil, sessions: nil)
@@ -28,6 +30,7 @@ public final class GatewayApplication: ServerApplication {
         self.admin = admin
         self.pool = pool
         self.sessions = sessions
+        adminNetworks = (try? NetworkAllowlist(config.adminNetworks)) ?? .denyAll
     }
 
     func attach(_ server: WebSocketServer) {
@@ -131,6 +134,13 @@ public final class GatewayApplication: ServerApplication {
     public func respond(to request: HTTPRequest, on connection: Connection, reply: HTTPReply) {
         if let sessions, request.head.path == "/v1/publish" {
             return publish(request, sessions: sessions, connection: connection, reply: reply)
+        }
+        // The admin surface is fenced by network before anything else is read.
+        if AdminAPI.owns(request.head.path) || AdminPage.owns(request.head.path), !adminNetworks.allows(connection.peerAddress) {
+            return reply.send(Self.failure(403, "address_not_allowed", "the admin API and page are not reachable from this address"))
+        }
+        if request.head.path == "/metrics", config.metricsRequireKey, let refusal = metricsRefusal(request) {
+            return reply.send(refusal)
         }
         if let admin, let pool, AdminAPI.owns(request.head.path) {
             let key: String?
@@ -309,6 +319,19 @@ public final class GatewayApplication: ServerApplication {
         if let expiry = resolved.key.expiresAt, expiry <= Date() { return .failure(KeyRefusal(status: 401, reason: "expired_key")) }
         if resolved.user.state == .disabled { return .failure(KeyRefusal(status: 401, reason: "user_disabled")) }
         return .success(resolved)
+    }
+
+    /// With `--metrics-require-key`: nil when the request's key may `admin:metrics.read`, else
+    /// the refusal (401 without a usable key, 403 with a key that may not).
+    private func metricsRefusal(_ request: HTTPRequest) -> HTTPResponse? {
+        guard let sessions else { return Self.failure(403, "forbidden", "metrics need a key, and echo mode has none") }
+        let resolved: IdentityCache.Resolved
+        switch resolveKey(request.head, sessions: sessions) {
+        case .failure(let refusal): return Self.failure(refusal.status, refusal.reason, "send a key that may admin:metrics.read")
+        case .success(let found): resolved = found
+        }
+        let decision = Authorizer.decide(AccessRequest(action: "admin:metrics.read"), key: resolved.key, user: resolved.user, groups: resolved.groups, now: Date())
+        return decision.allowed ? nil : Self.failure(403, "forbidden", "this key may not admin:metrics.read (\(decision.reason.rawValue))")
     }
 
     func route(_ request: HTTPRequest) -> HTTPResponse {

@@ -35,6 +35,11 @@ public struct GatewayConfig: Sendable, Equatable {
     /// Seconds a cluster node may miss the change feed before it refuses handshakes (and, past
     /// twice this, ends its sessions).
     public var feedBound: Double = 10
+    /// Client networks (CIDR blocks or addresses) that may reach the admin API (`/v1/*` but
+    /// `/v1/publish`) and the admin page; none = any.
+    public var adminNetworks: [String] = []
+    /// `/metrics` answers only a key that may `admin:metrics.read` (a full admin may).
+    public var metricsRequireKey = false
 
     public init() {}
 
@@ -90,6 +95,11 @@ public struct GatewayConfig: Sendable, Equatable {
             _ = try NetworkAllowlist(p.allowedNetworks)
         } catch {
             throw ConfigError(key: "allowed-network", message: "\(error.entry) is not an address or CIDR block")
+        }
+        do {
+            _ = try NetworkAllowlist(adminNetworks)
+        } catch {
+            throw ConfigError(key: "admin-network", message: "\(error.entry) is not an address or CIDR block")
         }
         if let bootstrapKey {
             try require((try? APIKeySecret(parsing: bootstrapKey)) != nil, "DOORMAN_BOOTSTRAP_KEY", "is not a Doorman key (dmk_…, checksum)")

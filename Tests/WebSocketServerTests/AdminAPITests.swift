@@ -269,6 +269,30 @@ import WireCodec
         #expect((why as? [String: Any])?["decidedBy"] as? String == "!*:*.write")
     }
 
+    /// `--admin-network` fences the admin API and page (not publish); `--metrics-require-key`
+    /// closes `/metrics` to all but keys that may `admin:metrics.read`.
+    @Test func theAdminSurfaceCanBeFenced() throws {
+        let fenced = try TestGateway { $0.adminNetworks = ["10.0.0.0/8", "2001:db8::/32"] }
+        for path in ["/v1/me", "/v1/keys", "/v1/openapi.json", "/admin/", "/admin"] {
+            let (status, body) = try fenced.call("GET", path)
+            #expect(status == 403 && (body as? [String: Any])?["error"] as? String == "address_not_allowed", "\(path)")
+        }
+        #expect(try fenced.call("POST", "/v1/publish", key: "", body: ["channel": "c"]).0 == 401, "publishing is not fenced")
+        #expect(try fenced.call("GET", "/healthz", key: "").0 == 200)
+        let open = try TestGateway { $0.adminNetworks = ["127.0.0.0/8"] }
+        #expect(try open.call("GET", "/v1/me").0 == 200)
+
+        let metrics = try TestGateway { $0.metricsRequireKey = true }
+        #expect(try metrics.call("GET", "/metrics", key: "").0 == 401)
+        let (_, user) = try metrics.call("POST", "/v1/users", body: ["name": "device", "permissions": ["pms:*"]])
+        let userID = try #require((user as? [String: Any])?["id"] as? String)
+        let (_, issued) = try metrics.call("POST", "/v1/keys", body: ["name": "panel", "userID": userID])
+        let device = try #require((issued as? [String: Any])?["secret"] as? String)
+        #expect(try metrics.call("GET", "/metrics", key: device).0 == 403)
+        #expect(try metrics.call("GET", "/metrics").0 == 200, "the admin key may read metrics")
+        #expect(try TestGateway().call("GET", "/metrics", key: "").0 == 200, "open by default")
+    }
+
     @Test func meNamesTheCallerAndWhatItMayDo() throws {
         let gw = try TestGateway()
         let (status, me) = try gw.call("GET", "/v1/me")

@@ -41,16 +41,16 @@ enum OpenAPIDocument {
             "GET /v1/users": Operation(id: "listUsers", summary: "List users", returns: list("User")),
             "POST /v1/users": Operation(id: "createUser", summary: "Create a user", ok: 201, returns: ref("User"), errors: [404], links: userLinks),
             "GET /v1/users/{id}": Operation(id: "getUser", summary: "Show a user", returns: ref("User"), errors: [404]),
-            "PATCH /v1/users/{id}": Operation(id: "updateUser", summary: "Edit a user", returns: ref("User"), errors: [404]),
-            "POST /v1/users/{id}/disable": Operation(id: "disableUser", summary: "Disable a user (every key of theirs stops working)", returns: ref("User"), errors: [404]),
-            "POST /v1/users/{id}/enable": Operation(id: "enableUser", summary: "Enable a user", returns: ref("User"), errors: [404]),
+            "PATCH /v1/users/{id}": Operation(id: "updateUser", summary: "Edit a user", returns: ref("User"), errors: [404, 409]),
+            "POST /v1/users/{id}/disable": Operation(id: "disableUser", summary: "Disable a user (every key of theirs stops working)", returns: ref("User"), errors: [404, 409]),
+            "POST /v1/users/{id}/enable": Operation(id: "enableUser", summary: "Enable a user", returns: ref("User"), errors: [404, 409]),
             "DELETE /v1/users/{id}": Operation(id: "deleteUser", summary: "Delete a user (409 user_has_keys while keys remain)", ok: 204, errors: [404, 409]),
 
             "GET /v1/groups": Operation(id: "listGroups", summary: "List permission groups", returns: list("Group")),
             "POST /v1/groups": Operation(id: "createGroup", summary: "Create a group", ok: 201, returns: ref("Group"),
                                          links: ["getGroup", "updateGroup", "deleteGroup"]),
             "GET /v1/groups/{id}": Operation(id: "getGroup", summary: "Show a group", returns: ref("Group"), errors: [404]),
-            "PATCH /v1/groups/{id}": Operation(id: "updateGroup", summary: "Edit a group", returns: ref("Group"), errors: [404]),
+            "PATCH /v1/groups/{id}": Operation(id: "updateGroup", summary: "Edit a group", returns: ref("Group"), errors: [404, 409]),
             "DELETE /v1/groups/{id}": Operation(id: "deleteGroup", summary: "Delete a group (409 group_in_use while users or keys use it)", ok: 204, errors: [404, 409]),
 
             "GET /v1/keys": Operation(id: "listKeys", summary: "List keys (with their live sessions on this node), oldest first, a page at a time", returns: ref("KeyList"), query: [
@@ -75,7 +75,7 @@ enum OpenAPIDocument {
             "DELETE /v1/sessions/{id}": Operation(id: "killSession", summary: "End a live session (notice, then close 4007); 202 when it is on another node", ok: 204, errors: [404],
                                                   query: [param("node", ["type": "string"], "the node holding the session (from the listing); default this one")]),
             "POST /v1/keys/{id}/rotate": Operation(id: "rotateKey", summary: "Rotate a key's secret (the new secret is shown once)", returns: ref("IssuedKey"), errors: [404, 409]),
-            "DELETE /v1/keys/{id}": Operation(id: "deleteKey", summary: "Delete a key (it stays in the audit trail)", ok: 204, errors: [404]),
+            "DELETE /v1/keys/{id}": Operation(id: "deleteKey", summary: "Delete a key (it stays in the audit trail)", ok: 204, errors: [404, 409]),
             "POST /v1/keys/{id}/explain": Operation(id: "explainKey", summary: "May this key do an action on a property, and why", returns: ref("Decision"), errors: [404]),
 
             "GET /v1/audit": Operation(id: "listAudit", summary: "Read the audit trail, newest first, a page at a time", returns: ref("AuditList"), query: [
@@ -94,7 +94,7 @@ enum OpenAPIDocument {
         401: "missing_key, malformed_key, unknown_key, revoked_key, suspended_key or expired_key",
         403: "forbidden: the key (or its user) may not do this; beyond_your_rights: the change would touch a key, user or group with rights beyond the calling key's own",
         404: "not_found: no such object; with field, no such object referred to by that body field",
-        409: "the object's state forbids it: user_has_keys, group_in_use, key_revoked, conflict",
+        409: "the object's state forbids it: user_has_keys, group_in_use, key_revoked, conflict; stale_write: the record kept changing under 20 tries of the write",
         413: "body_too_large (--max-body-bytes)",
         415: "unsupported_media_type: a body labelled with a Content-Type other than application/json",
         503: "store_unavailable (nothing was changed) or draining",
