@@ -279,7 +279,8 @@ public final class GatewayApplication: ServerApplication {
         }
         sessions.usage?.record(KeyUse(keyID: keyID, time: Date(), address: connection.peerAddress))
         let rights = GatewaySession.rights(key: resolved.key, user: resolved.user, groups: resolved.groups)
-        let caller = CallService.Caller(userID: resolved.user.id, keyID: resolved.key.id, scopes: rights.scopes,
+        let caller = CallService.Caller(userID: resolved.user.id, keyID: resolved.key.id,
+                                        scopes: GatewaySession.callScopes(key: resolved.key, user: resolved.user, groups: resolved.groups),
                                         properties: rights.properties, property: property)
         // End-to-end headers only: not hop-by-hop, not those the client's Connection names, never the key.
         let named = HTTPHeader.namedHopByHop(request.head.values("connection"))

@@ -77,6 +77,22 @@ public struct Rights: Equatable, Sendable {
         return false
     }
 
+    /// The patterns these rights are made of that they allow in full, as a list a reader can take
+    /// as "may do whatever one of these matches" (what upstreams are told in `X-Doorman-Scopes`).
+    /// Their union is within these rights, never beyond: a pattern only partly inside another list,
+    /// or partly denied by a rule, is left out (so `["!pms:refund", "pms:*"]` tells nothing rather
+    /// than `pms:*`). One that another kept pattern holds is left out too.
+    public func patternsAllowedInFull() -> [String] {
+        var kept: [String] = []
+        for pattern in grants.joined() + rules.filter({ !$0.hasPrefix("!") }) where !kept.contains(pattern) {
+            if missing(from: Rights(grants: [[pattern]], properties: properties)) == nil { kept.append(pattern) }
+        }
+        // The first of two equal patterns stays; one strictly inside another goes.
+        return kept.enumerated().filter { i, p in
+            !kept.enumerated().contains { j, q in j != i && Self.grantContains(q, p) && (!Self.grantContains(p, q) || j < i) }
+        }.map(\.element)
+    }
+
     // MARK: - Containment
 
     /// Nil when everything `other` allows these rights allow too; otherwise what is not covered

@@ -11,7 +11,7 @@ import COpenSSL
 ///     <request id>             X-Doorman-Request-Id (random; an upstream refuses one seen before)
 ///     <user>                   X-Doorman-User
 ///     <key>                    X-Doorman-Key (the key's id, never its secret)
-///     <scopes>                 X-Doorman-Scopes (a JSON array, ASCII)
+///     <scopes>                 X-Doorman-Scopes (a JSON array, ASCII: the patterns the session may use in full)
 ///     <properties>             X-Doorman-Properties (a JSON array, ASCII)
 ///     <property>               X-Doorman-Property (the property the call is on; empty if none)
 ///     <sha256(body) hex>

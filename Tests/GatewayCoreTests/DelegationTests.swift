@@ -126,6 +126,32 @@ import TestSupport
         #expect(covered > 2000, "only \(covered) pairs covered")
     }
 
+    /// What upstreams are told: every pattern returned is allowed in full (checked on the sampled
+    /// actions it matches), so their union never exceeds the rights.
+    @Test func patternsAllowedInFullNeverExceedTheRights() {
+        var rng = SplitMix64(seed: 17)
+        var told = 0
+        for _ in 0..<5000 {
+            let rights = Self.randomRights(&rng)
+            for pattern in rights.patternsAllowedInFull() {
+                told += 1
+                for action in Self.actions where Authorizer.matches(pattern, action) {
+                    // On every property the rights reach, the action is allowed.
+                    for property in Self.properties where Self.reaches(rights, property) {
+                        #expect(rights.permits(action, property: property), "\(rights) tells \(pattern) but not \(action) on \(property ?? "-")")
+                    }
+                }
+            }
+        }
+        #expect(told > 2000, "only \(told) patterns told")
+    }
+
+    /// True when `rights` reach `property` (nil: every property, as a property-less request needs).
+    static func reaches(_ rights: Rights, _ property: String?) -> Bool {
+        guard let property else { return rights.properties.allSatisfy { $0.contains("*") } }
+        return rights.properties.allSatisfy { Authorizer.reaches($0, property) }
+    }
+
     // MARK: - The issue's cases
 
     static let fullAdmin = rights(["admin:*"])

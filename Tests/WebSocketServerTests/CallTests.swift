@@ -42,7 +42,8 @@ import WireCodec
         #expect(seen["target"] as? String == "/api/checkIn")
         #expect(seen["key"] as? String == keyID)
         #expect(seen["user"] as? String == (welcome["user"] as? [String: Any])?["id"] as? String)
-        #expect(seen["scopes"] as? [String] == ["pms:*"])
+        // What the session may do, not the user's pms:*: its rule narrows it to pms:checkIn*.
+        #expect(seen["scopes"] as? [String] == ["pms:checkIn*"])
         #expect(seen["properties"] as? [String] == ["hotel-1"])
         #expect(seen["property"] as? String == "hotel-1")
         #expect(seen["received"] as? String == #"{"room":101}"#)
@@ -227,6 +228,25 @@ import WireCodec
         }
         try sessions.send(client, ["id": 3, "type": "ping"])
         #expect(sessions.json(client.readFrame())?["error"] as? String == "rate_limited")
+    }
+
+    /// `X-Doorman-Scopes` is the session's effective rights as patterns it may use in full —
+    /// user ∩ key ∩ group, then the rules — never the key's raw scopes.
+    @Test func upstreamsAreToldTheEffectiveRightsNotTheRawScopes() throws {
+        let upstream = try ReferenceUpstream()
+        let gw = try gateway(upstream)
+        func scopesSeen(_ key: [String: Any]) throws -> [String]? {
+            let (_, secret) = try sessions.makeKey(gw, permissions: ["pms:*", "door:open"], key: key)
+            let (status, body) = try gw.call("POST", "/pms/checkIn", key: secret, body: ["room": 1])
+            #expect(status == 200)
+            return (body as? [String: Any])?["scopes"] as? [String]
+        }
+        // Scopes "*:*" under a user of pms:* and door:open: the user's, not "*:*".
+        #expect(try scopesSeen(["scopes": ["*:*"]]) == ["pms:*", "door:open"])
+        // A rule that denies part of pms:* leaves pms:* out (never more than the session may do).
+        #expect(try scopesSeen(["scopes": ["*:*"], "rules": ["!pms:refund", "*:*"]]) == ["door:open"])
+        // The narrower of the two lists wins.
+        #expect(try scopesSeen(["scopes": ["pms:check*"]]) == ["pms:check*"])
     }
 
     // MARK: - Plain HTTP

@@ -21,6 +21,8 @@ final class GatewaySession: WebSocketSession {
     private var key: APIKey
     private var user: User
     private var groups: [String: PermissionGroup]
+    /// `callScopes()` for the current key, user and groups (nil: not worked out since they changed).
+    private var cachedCallScopes: [String]?
     private var previousUntil: Date?
     /// The identity cache generation the session opened with (for the welcome's cached text).
     private let generation: UInt64
@@ -214,8 +216,7 @@ final class GatewaySession: WebSocketSession {
         }
         var body: [UInt8] = []
         if let value = object["body"] { body = SessionMessage.encodeAny(value) }
-        let rights = rights()
-        let caller = CallService.Caller(userID: userID, keyID: keyID, scopes: rights.scopes, properties: rights.properties, property: property)
+        let caller = CallService.Caller(userID: userID, keyID: keyID, scopes: callScopes(), properties: rights().properties, property: property)
         let request = calls.request(to: upstream, method: "POST", api: String(action[action.index(after: colon)...]), query: nil,
                                           headers: [HTTPHeader("Content-Type", "application/json"), HTTPHeader("Accept", "application/json")],
                                           body: body, caller: caller, requestID: hub.makeRequestID())
@@ -285,6 +286,7 @@ final class GatewaySession: WebSocketSession {
         key = newKey
         user = newUser
         groups = newGroups
+        cachedCallScopes = nil
         limits = services.limits(key: newKey, groups: newGroups)
         previousUntil = secrets.current == digest ? nil : secrets.previousUntil
         var removed: [JSONText] = []
@@ -338,6 +340,19 @@ final class GatewaySession: WebSocketSession {
     }
 
     private func rights() -> Rights { Self.rights(key: key, user: user, groups: groups) }
+
+    /// What upstreams are told the session may do (`X-Doorman-Scopes`): the patterns its user,
+    /// key, group and rules all allow in full. Worked out once per rights change, not per call.
+    private func callScopes() -> [String] {
+        if let scopes = cachedCallScopes { return scopes }
+        let scopes = Self.callScopes(key: key, user: user, groups: groups)
+        cachedCallScopes = scopes
+        return scopes
+    }
+
+    static func callScopes(key: APIKey, user: User, groups: [String: PermissionGroup]) -> [String] {
+        GatewayCore.Rights(key: key, user: user, groups: groups).patternsAllowedInFull()
+    }
 
     static func rights(key: APIKey, user: User, groups: [String: PermissionGroup]) -> Rights {
         var scopes = key.scopes + (key.groupID.flatMap { groups[$0]?.permissions } ?? [])
