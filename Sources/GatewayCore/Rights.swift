@@ -61,22 +61,6 @@ public struct Rights: Equatable, Sendable {
         user.permissions + user.groups.flatMap { groups[$0]?.permissions ?? [] }
     }
 
-    /// True when these rights allow `action` on `property` (`Authorizer.decide` for a usable key).
-    public func permits(_ action: String, property: String?) -> Bool {
-        if let property {
-            guard properties.allSatisfy({ Authorizer.reaches($0, property) }) else { return false }
-        } else if !Authorizer.namesReservedService(action), !properties.allSatisfy({ $0.contains("*") }) {
-            return false
-        }
-        guard grants.allSatisfy({ Authorizer.firstMatch($0, action) != nil }) else { return false }
-        guard !rules.isEmpty else { return true }
-        for rule in rules {
-            let deny = rule.hasPrefix("!")
-            if Authorizer.ruleMatches(rule, action) { return !deny }
-        }
-        return false
-    }
-
     /// The patterns these rights are made of that they allow in full, as a list a reader can take
     /// as "may do whatever one of these matches" (what upstreams are told in `X-Doorman-Scopes`).
     /// Their union is within these rights, never beyond: a pattern only partly inside another list,

@@ -75,7 +75,22 @@ import TestSupport
          "admin:keys.read", "admin:users.write", "*:*.write", "?ms:*"].randomElement(using: &rng)!
     }
 
-    static func randomRights(_ rng: inout SplitMix64) -> Rights {
+    /// A random key, user or group: its `Rights`, and the Authorizer's answer for it (the one
+    /// owner of the decision is the oracle; a user or group is asked through a key that narrows nothing).
+    struct Principal: CustomStringConvertible {
+        var rights: Rights
+        var key: APIKey
+        var user: User
+        var groups: [String: PermissionGroup]
+
+        func allows(_ action: String, _ property: String?) -> Bool {
+            Authorizer.decide(AccessRequest(action: action, property: property), key: key, user: user, groups: groups, now: DelegationTests.now).allowed
+        }
+
+        var description: String { "\(rights)" }
+    }
+
+    static func randomPrincipal(_ rng: inout SplitMix64) -> Principal {
         func some(max: Int, _ make: (inout SplitMix64) -> String) -> [String] { (0..<Int.random(in: 0...max, using: &rng)).map { _ in make(&rng) } }
         func props(_ rng: inout SplitMix64) -> [String] {
             [["*"], ["*"], ["hotel-1"], ["hotel-2"], ["hotel-1", "hotel-2"], []].randomElement(using: &rng)!
@@ -83,29 +98,12 @@ import TestSupport
         let groups = ["g": PermissionGroup(id: "g", name: "g", permissions: some(max: 2, randomPattern), createdAt: now, updatedAt: now)]
         let u = user(some(max: 3, randomPattern), groups: Bool.random(using: &rng) ? ["g"] : [], properties: props(&rng))
         switch Int.random(in: 0..<4, using: &rng) {
-        case 0: return Rights(user: u, groups: groups)
-        case 1: return Rights(group: groups["g"]!)
+        case 0: return Principal(rights: Rights(user: u, groups: groups), key: key(), user: u, groups: groups)
+        case 1: return Principal(rights: Rights(group: groups["g"]!), key: key(), user: user([], groups: ["g"]), groups: groups)
         default:
             let rules = some(max: 3) { rng in (Bool.random(using: &rng) ? "!" : "") + randomPattern(&rng) }
             let k = key(scopes: some(max: 2, randomPattern), properties: props(&rng), rules: rules, group: Int.random(in: 0..<4, using: &rng) == 0 ? "g" : nil)
-            return Rights(key: k, user: u, groups: groups)
-        }
-    }
-
-    @Test func rightsPermitWhatTheAuthorizerAllows() {
-        var rng = SplitMix64(seed: 11)
-        for _ in 0..<2000 {
-            let groups = ["g": PermissionGroup(id: "g", name: "g", permissions: [Self.randomPattern(&rng)], createdAt: Self.now, updatedAt: Self.now)]
-            let u = Self.user([Self.randomPattern(&rng), Self.randomPattern(&rng)], groups: ["g"], properties: [["*"], ["hotel-1"]].randomElement(using: &rng)!)
-            let k = Self.key(scopes: Bool.random(using: &rng) ? [Self.randomPattern(&rng)] : [], properties: [["*"], ["hotel-2", "hotel-1"]].randomElement(using: &rng)!,
-                             rules: Bool.random(using: &rng) ? ["!" + Self.randomPattern(&rng), Self.randomPattern(&rng)] : [])
-            let rights = Rights(key: k, user: u, groups: groups)
-            for action in Self.actions {
-                for property in Self.properties {
-                    let decision = Authorizer.decide(AccessRequest(action: action, property: property), key: k, user: u, groups: groups, now: Self.now)
-                    #expect(rights.permits(action, property: property) == decision.allowed, "\(action) \(property ?? "-") \(u) \(k)")
-                }
-            }
+            return Principal(rights: Rights(key: k, user: u, groups: groups), key: k, user: u, groups: groups)
         }
     }
 
@@ -114,12 +112,12 @@ import TestSupport
         var rng = SplitMix64(seed: 13)
         var covered = 0
         for _ in 0..<20_000 {
-            let actor = Self.randomRights(&rng), target = Self.randomRights(&rng)
-            guard actor.missing(from: target) == nil else { continue }
+            let actor = Self.randomPrincipal(&rng), target = Self.randomPrincipal(&rng)
+            guard actor.rights.missing(from: target.rights) == nil else { continue }
             covered += 1
             for action in Self.actions {
-                for property in Self.properties where target.permits(action, property: property) {
-                    #expect(actor.permits(action, property: property), "\(actor) covers \(target) but not \(action) on \(property ?? "-")")
+                for property in Self.properties where target.allows(action, property) {
+                    #expect(actor.allows(action, property), "\(actor) covers \(target) but not \(action) on \(property ?? "-")")
                 }
             }
         }
@@ -132,13 +130,14 @@ import TestSupport
         var rng = SplitMix64(seed: 17)
         var told = 0
         for _ in 0..<5000 {
-            let rights = Self.randomRights(&rng)
+            let principal = Self.randomPrincipal(&rng)
+            let rights = principal.rights
             for pattern in rights.patternsAllowedInFull() {
                 told += 1
                 for action in Self.actions where Authorizer.matches(pattern, action) {
                     // On every property the rights reach, the action is allowed.
                     for property in Self.properties where Self.reaches(rights, property) {
-                        #expect(rights.permits(action, property: property), "\(rights) tells \(pattern) but not \(action) on \(property ?? "-")")
+                        #expect(principal.allows(action, property), "\(rights) tells \(pattern) but not \(action) on \(property ?? "-")")
                     }
                 }
             }

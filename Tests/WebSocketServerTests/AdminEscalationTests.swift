@@ -105,7 +105,6 @@ import WireCodec
                 let response = api.handle(request, presentedKey: actor.secret)
                 log.append("\(actor.keyID) \(method) \(path) \(body ?? "") → \(response.status)")
                 if response.status == 403 { refusals += 1 } else if response.status < 300 { successes += 1 }
-                if ProcessInfo.processInfo.environment["DOORMAN_ESCALATION_VERBOSE"] != nil { print("STATUS \(response.status) \(method) \(path.split(separator: "/").prefix(2).joined(separator: "/")) \(String(decoding: response.body.prefix(120), as: UTF8.self))") }
                 if response.status < 300, let object = try? JSONSerialization.jsonObject(with: Data(response.body)) as? [String: Any],
                    let secret = object["secret"] as? String, let key = object["key"] as? [String: Any], let id = key["id"] as? String {
                     actors.append(MemoryStore.Holder(keyID: id, secret: secret))

@@ -284,9 +284,7 @@ final class AdminService: Sendable {
 
     func setKeyState(_ id: String, _ state: KeyState, actor: Actor) throws(AdminError) -> APIKey {
         try versioned(id) { version throws(AdminError) in
-            var key = try self.key(id)
-            guard key.state != .revoked else { throw .conflict("key_revoked", "a revoked key never works again") }
-            try permit(actor, key: key, user: try self.user(key.userID))
+            var key = try keyToChange(id, actor: actor, ifRevoked: "a revoked key never works again")
             let action = state == .revoked ? "key.revoke" : state == .suspended ? "key.suspend" : "key.resume"
             key.state = state
             key.updatedAt = clock()
@@ -297,9 +295,7 @@ final class AdminService: Sendable {
 
     func rotateKey(_ id: String, _ input: RotateInput, actor: Actor) throws(AdminError) -> IssuedKey {
         try versioned(id) { version throws(AdminError) in
-            var key = try self.key(id)
-            guard key.state != .revoked else { throw .conflict("key_revoked", "a revoked key cannot be rotated") }
-            try permit(actor, key: key, user: try self.user(key.userID))
+            var key = try keyToChange(id, actor: actor, ifRevoked: "a revoked key cannot be rotated")
             let grace = input.graceSeconds ?? 0
             guard (0...Self.maxGraceSeconds).contains(grace) else { throw .invalid("graceSeconds", "must be 0 to \(Int(Self.maxGraceSeconds)) seconds") }
             let now = clock()
@@ -312,6 +308,14 @@ final class AdminService: Sendable {
             try commit(ifVersion: version, .putKey(key, secrets: secrets), actor: actor.id, action: "key.rotate", type: "key", id: id, change: input)
             return IssuedKey(key: key, secret: secret.text)
         }
+    }
+
+    /// A key about to change: refused (409, `why`) once revoked, and unless within the actor.
+    private func keyToChange(_ id: String, actor: Actor, ifRevoked why: String) throws(AdminError) -> APIKey {
+        let key = try self.key(id)
+        guard key.state != .revoked else { throw .conflict("key_revoked", why) }
+        try permit(actor, key: key, user: try self.user(key.userID))
+        return key
     }
 
     func deleteKey(_ id: String, actor: Actor) throws(AdminError) {
