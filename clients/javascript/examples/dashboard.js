@@ -37,6 +37,9 @@ function start(cfg) {
     onDisconnected: (d) => {
       setStatus("waiting", `closed ${d.code}, retry in ${d.delayMs} ms`);
       $("status").dataset.lastClose = String(d.code);
+      // Every close in order (a restart shows its 1001, then any refused attempts while it was down).
+      const closes = JSON.parse($("status").dataset.closes ?? "[]");
+      $("status").dataset.closes = JSON.stringify([...closes, { code: d.code, reason: d.reason }]);
       $("subscription").textContent = "reconnecting…";
       $("call").disabled = true;
     },
