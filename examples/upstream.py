@@ -7,6 +7,9 @@ small server for trying it:
     DOORMAN_UPSTREAM_SECRET=... python3 examples/upstream.py 9001
     doorman serve --upstream pms=http://127.0.0.1:9001   (with DOORMAN_UPSTREAM_SECRET_PMS=...)
 
+The upstream verifies as the name Doorman calls it by (DOORMAN_UPSTREAM_NAME, default pms): a
+call Doorman signed for another upstream is refused even when the two share a secret.
+
 Paths: anything → 200 with the identity Doorman vouched for and the body received;
 /status/NNN → that status; /slow?ms=N → answers after N ms; /big?bytes=N → N bytes, chunked.
 """
@@ -16,19 +19,22 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 MAX_SKEW = 300
 _seen, _seen_lock = {}, threading.Lock()
 
-def verify(method, target, headers, body, secret):
-    """True if Doorman signed this request with `secret` and it is not a replay."""
+def verify(method, target, headers, body, secret, upstream):
+    """True if Doorman signed this request with `secret` for this upstream (our name in Doorman's
+    --upstream) and it is not a replay."""
     h = lambda name: headers.get(name, "")
+    if h("X-Doorman-Upstream") != upstream:  # addressed to another upstream
+        return False
     try:
         timestamp = int(h("X-Doorman-Timestamp"))
     except ValueError:
         return False
     if abs(time.time() - timestamp) > MAX_SKEW:
         return False
-    canonical = "\n".join(["v1", method, target, str(timestamp), h("X-Doorman-Request-Id"), h("X-Doorman-User"),
+    canonical = "\n".join(["v2", method, target, upstream, str(timestamp), h("X-Doorman-Request-Id"), h("X-Doorman-User"),
                            h("X-Doorman-Key"), h("X-Doorman-Scopes"), h("X-Doorman-Properties"), h("X-Doorman-Property"),
                            hashlib.sha256(body).hexdigest()])
-    expected = "v1=" + hmac.new(secret, canonical.encode(), hashlib.sha256).hexdigest()
+    expected = "v2=" + hmac.new(secret, canonical.encode(), hashlib.sha256).hexdigest()
     if not hmac.compare_digest(expected, h("X-Doorman-Signature")):
         return False
     with _seen_lock:  # a request id is good once within the skew window
@@ -44,6 +50,7 @@ def verify(method, target, headers, body, secret):
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     secret = os.environ.get("DOORMAN_UPSTREAM_SECRET", "").encode()
+    name = os.environ.get("DOORMAN_UPSTREAM_NAME", "pms")
 
     def log_message(self, *args):
         pass
@@ -59,7 +66,7 @@ class Handler(BaseHTTPRequestHandler):
     def handle_any(self):
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else b""
-        if not verify(self.command, self.path, self.headers, body, self.secret):
+        if not verify(self.command, self.path, self.headers, body, self.secret, self.name):
             return self.answer(401, {"error": "bad_signature"})
         path, _, query = self.path.partition("?")
         args = dict(p.split("=", 1) for p in query.split("&") if "=" in p)
@@ -94,16 +101,18 @@ class Handler(BaseHTTPRequestHandler):
 def self_test():
     """The vector of the gateway's unit tests: the snippet and the gateway agree."""
     global time
-    headers = {"X-Doorman-Timestamp": "1795400000", "X-Doorman-Request-Id": "abc123", "X-Doorman-User": "usr_1",
+    headers = {"X-Doorman-Upstream": "pms", "X-Doorman-Timestamp": "1795400000", "X-Doorman-Request-Id": "abc123", "X-Doorman-User": "usr_1",
                "X-Doorman-Key": "key_1", "X-Doorman-Scopes": '["pms:*","caf\\u00e9"]', "X-Doorman-Properties": '["hotel-1"]',
                "X-Doorman-Property": "hotel-1",
-               "X-Doorman-Signature": "v1=a091c675ddd24bfa455b2f5d0a07bebeb26c2379840a649da824814dda5bf0de"}
+               "X-Doorman-Signature": "v2=c3dbd9c326ef240051ba72a3a9c7a15225d4270e188e2982887731c3cb5a8e76"}
     real_time = time.time
     time.time = lambda: 1795400000
     try:
         secret = b"0123456789abcdef0123"
-        ok = verify("POST", "/api/checkIn?x=1", headers, b'{"room":101}', secret)
-        ok = ok and not verify("POST", "/api/checkIn?x=1", headers, b'{"room":101}', secret)  # the same request again: a replay
+        ok = not verify("POST", "/api/checkIn?x=1", headers, b'{"room":101}', secret, "billing")  # signed for pms
+        ok = ok and not verify("POST", "/api/checkIn?x=1", {**headers, "X-Doorman-Upstream": "billing"}, b'{"room":101}', secret, "billing")
+        ok = ok and verify("POST", "/api/checkIn?x=1", headers, b'{"room":101}', secret, "pms")
+        ok = ok and not verify("POST", "/api/checkIn?x=1", headers, b'{"room":101}', secret, "pms")  # the same request again: a replay
     finally:
         time.time = real_time
     print("python verify: vector " + ("ok" if ok else "FAILED"))

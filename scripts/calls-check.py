@@ -75,8 +75,8 @@ def main():
     status, _ = request("POST", base + "/pms/checkIn", "dmk_not_a_key", {})
     check("call without a valid key", status == 401, str(status))
     # A signed request replayed straight at the upstream: refused.
-    forged = {"X-Doorman-Timestamp": str(int(time.time())), "X-Doorman-Request-Id": "0" * 32, "X-Doorman-User": seen.get("user", ""),
-              "X-Doorman-Signature": "v1=" + "0" * 64}
+    forged = {"X-Doorman-Upstream": "pms", "X-Doorman-Timestamp": str(int(time.time())), "X-Doorman-Request-Id": "0" * 32, "X-Doorman-User": seen.get("user", ""),
+              "X-Doorman-Signature": "v2=" + "0" * 64}
     status, _ = request("POST", f"http://127.0.0.1:{up_port}/api/checkIn", None, {"room": 101}, forged)
     check("the upstream refuses an unsigned request", status == 401, str(status))
 

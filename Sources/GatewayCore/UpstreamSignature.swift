@@ -2,12 +2,13 @@
 import COpenSSL
 
 /// The identity Doorman vouches for on a forwarded call, and the HMAC-SHA-256 that lets an
-/// upstream trust it. Version 1 signs, one per line (`\n`), in this order:
+/// upstream trust it. Version 2 signs, one per line (`\n`), in this order:
 ///
-///     v1
+///     v2
 ///     <method>                 POST
 ///     <target>                 /checkIn?x=1   (the path and query as sent to the upstream)
-///     <timestamp>              1763856000     (X-Doorman-Timestamp, Unix seconds)
+///     <upstream>               X-Doorman-Upstream (the upstream's name in Doorman's configuration)
+///     <timestamp>              X-Doorman-Timestamp (Unix seconds)
 ///     <request id>             X-Doorman-Request-Id (random; an upstream refuses one seen before)
 ///     <user>                   X-Doorman-User
 ///     <key>                    X-Doorman-Key (the key's id, never its secret)
@@ -16,12 +17,15 @@ import COpenSSL
 ///     <property>               X-Doorman-Property (the property the call is on; empty if none)
 ///     <sha256(body) hex>
 ///
-/// and sends `X-Doorman-Signature: v1=<hex>`. An upstream recomputes it from what it received,
-/// compares in constant time, refuses a timestamp more than `maxSkew` seconds away and a request
-/// id it has already seen within that window (a replay).
+/// and sends `X-Doorman-Signature: v2=<hex>`. Every `X-Doorman-*` header Doorman sends is in it
+/// (`headers` lists them; nothing else may add one). An upstream recomputes it from what it
+/// received — with its own name as the upstream, so a call signed for another upstream sharing
+/// its secret fails — compares in constant time, refuses a timestamp more than `maxSkew` seconds
+/// away and a request id it has already seen within that window (a replay).
 public struct UpstreamSignature: Equatable, Sendable {
     public var method: String
     public var target: String
+    public var upstream: String
     public var timestamp: Int
     public var requestID: String
     public var user: String
@@ -30,21 +34,22 @@ public struct UpstreamSignature: Equatable, Sendable {
     public var properties: String
     public var property: String
 
-    public static let version = "v1"
+    public static let version = "v2"
     /// Seconds a signed request stays acceptable (both ways, for clock differences).
     public static let maxSkew = 300
 
-    public init(method: String, target: String, timestamp: Int, requestID: String, user: String, key: String,
+    public init(method: String, target: String, upstream: String, timestamp: Int, requestID: String, user: String, key: String,
                 scopes: [String], properties: [String], property: String?) {
-        self.init(method: method, target: target, timestamp: timestamp, requestID: requestID, user: user, key: key,
+        self.init(method: method, target: target, upstream: upstream, timestamp: timestamp, requestID: requestID, user: user, key: key,
                   scopesHeader: Self.asciiJSON(scopes), propertiesHeader: Self.asciiJSON(properties), property: property ?? "")
     }
 
-    /// From header values as received (an upstream's view).
-    public init(method: String, target: String, timestamp: Int, requestID: String, user: String, key: String,
+    /// From header values as received (an upstream's view); `upstream` is the verifier's own name.
+    public init(method: String, target: String, upstream: String, timestamp: Int, requestID: String, user: String, key: String,
                 scopesHeader: String, propertiesHeader: String, property: String) {
         self.method = method
         self.target = target
+        self.upstream = upstream
         self.timestamp = timestamp
         self.requestID = requestID
         self.user = user
@@ -54,13 +59,25 @@ public struct UpstreamSignature: Equatable, Sendable {
         self.property = property
     }
 
-    /// The text the HMAC covers.
-    public func canonical(bodyDigest: String) -> String {
-        [Self.version, method, target, String(timestamp), requestID, user, key, scopes, properties, property, bodyDigest]
-            .joined(separator: "\n")
+    /// The identity headers, in signing order: every `X-Doorman-*` header a call carries but the
+    /// signature itself.
+    public var headers: [(name: String, value: String)] {
+        [("X-Doorman-Upstream", upstream), ("X-Doorman-Timestamp", String(timestamp)), ("X-Doorman-Request-Id", requestID),
+         ("X-Doorman-User", user), ("X-Doorman-Key", key), ("X-Doorman-Scopes", scopes),
+         ("X-Doorman-Properties", properties), ("X-Doorman-Property", property)]
     }
 
-    /// `v1=<hex>` for `body` under `secret`.
+    /// The lines the HMAC covers, but the body's digest.
+    private var lines: [String] {
+        [Self.version, method, target] + headers.map(\.value)
+    }
+
+    /// The text the HMAC covers.
+    public func canonical(bodyDigest: String) -> String {
+        (lines + [bodyDigest]).joined(separator: "\n")
+    }
+
+    /// `v2=<hex>` for `body` under `secret`.
     public func sign(body: [UInt8], secret: [UInt8]) -> String {
         Self.version + "=" + Self.hex(Self.hmac(Array(canonical(bodyDigest: Self.hex(Self.sha256(body))).utf8), secret: secret))
     }
@@ -69,11 +86,10 @@ public struct UpstreamSignature: Equatable, Sendable {
     public func sign(body: [UInt8], key: UpstreamSigningKey) -> String {
         var text: [UInt8] = []
         text.reserveCapacity(256)
-        for (i, part) in [Self.version, method, target, String(timestamp), requestID, user, self.key, scopes, properties, property].enumerated() {
-            if i > 0 { text.append(0x0a) }
+        for part in lines {
             text += part.utf8
+            text.append(0x0a)
         }
-        text.append(0x0a)
         text += Self.hex(Self.sha256(body)).utf8
         return Self.version + "=" + Self.hex(key.mac(text))
     }

@@ -7,13 +7,13 @@ import Testing
     private let body = Array(#"{"room":101}"#.utf8)
 
     private func signature(timestamp: Int = 1_795_400_000) -> UpstreamSignature {
-        UpstreamSignature(method: "POST", target: "/api/checkIn?x=1", timestamp: timestamp, requestID: "abc123", user: "usr_1", key: "key_1",
+        UpstreamSignature(method: "POST", target: "/api/checkIn?x=1", upstream: "pms", timestamp: timestamp, requestID: "abc123", user: "usr_1", key: "key_1",
                           scopes: ["pms:*", "café"], properties: ["hotel-1"], property: "hotel-1")
     }
 
     /// The same value Python's hmac/hashlib give for the README's verification snippet.
     @Test func matchesAnIndependentImplementation() {
-        #expect(signature().sign(body: body, secret: secret) == "v1=a091c675ddd24bfa455b2f5d0a07bebeb26c2379840a649da824814dda5bf0de")
+        #expect(signature().sign(body: body, secret: secret) == "v2=c3dbd9c326ef240051ba72a3a9c7a15225d4270e188e2982887731c3cb5a8e76")
     }
 
     @Test func verifiesOwnSignatureWithinTheSkew() {
@@ -30,7 +30,7 @@ import Testing
         let now = 1_795_400_000
         #expect(!s.verify(header, body: Array(#"{"room":102}"#.utf8), secret: secret, now: now))
         #expect(!s.verify(header, body: body, secret: Array("another secret of 20b".utf8), now: now))
-        for change in [\UpstreamSignature.user, \.key, \.scopes, \.properties, \.property, \.method, \.target, \.requestID] {
+        for change in [\UpstreamSignature.user, \.key, \.scopes, \.properties, \.property, \.method, \.target, \.requestID, \.upstream] {
             var tampered = s
             tampered[keyPath: change] += "x"
             #expect(!tampered.verify(header, body: body, secret: secret, now: now))
@@ -38,6 +38,25 @@ import Testing
         var later = s
         later.timestamp += 1
         #expect(!later.verify(header, body: body, secret: secret, now: now))
+    }
+
+    /// Two upstreams sharing a secret: what one was sent, the other refuses (it verifies with its own name).
+    @Test func anotherUpstreamCannotReplayACall() {
+        let header = signature().sign(body: body, secret: secret)
+        var atBilling = signature()
+        atBilling.upstream = "billing"
+        #expect(signature().verify(header, body: body, secret: secret, now: 1_795_400_000))
+        #expect(!atBilling.verify(header, body: body, secret: secret, now: 1_795_400_000))
+    }
+
+    /// Every identity header is a line of the signed text, so none can change unnoticed.
+    @Test func everyIdentityHeaderIsSigned() {
+        let s = signature()
+        let lines = s.canonical(bodyDigest: "").split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+        #expect(lines.count == 3 + s.headers.count + 1)
+        #expect(Array(lines[3..<(3 + s.headers.count)]) == s.headers.map(\.value))
+        #expect(Set(s.headers.map { $0.name.lowercased() }).count == s.headers.count)
+        #expect(s.headers.allSatisfy { $0.name.hasPrefix("X-Doorman-") })
     }
 
     @Test func headerListsAreASCIIJSON() {

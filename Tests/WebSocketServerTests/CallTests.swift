@@ -159,6 +159,46 @@ import WireCodec
         #expect(upstream.rejected.withLock { $0 } == ["replay", "bad_signature", "bad_signature"])
     }
 
+    /// Issue 16, item 6: the signature covers the upstream and every `X-Doorman-*` header, so two
+    /// upstreams sharing a secret cannot replay each other's calls and no identity header can be
+    /// changed on the way.
+    @Test func theSignatureCoversTheUpstreamAndEveryIdentityHeader() throws {
+        let pms = try ReferenceUpstream(secret: "one secret for two upstreams", name: "pms")
+        let billing = try ReferenceUpstream(secret: "one secret for two upstreams", name: "billing")
+        let gw = try TestGateway { config in
+            config.upstreams = [pms, billing].map { upstream in
+                UpstreamService(name: upstream.name, address: "127.0.0.1", port: upstream.port, hostHeader: "127.0.0.1:\(upstream.port)",
+                                basePath: "/api", secret: upstream.secret)
+            }
+        }
+        let (_, secret) = try sessions.makeKey(gw, permissions: ["pms:*", "billing:*"])
+        let (client, _) = try sessions.connect(gw, secret: secret)
+        #expect(try call(client, id: 1, "pms:checkIn")["status"] as? Int == 200)
+        #expect(try call(client, id: 2, "billing:checkIn")["status"] as? Int == 200)
+        let raw = String(decoding: pms.lastRaw.withLock { $0 }, as: UTF8.self)
+
+        // The same bytes at the other upstream (same secret, same path, a request id it never saw):
+        // addressed to pms; and with the header rewritten, the signature no longer holds.
+        #expect(try billing.sendRaw(Array(raw.utf8)) == 401)
+        let readdressed = raw.replacingOccurrences(of: "X-Doorman-Upstream: pms\r\n", with: "X-Doorman-Upstream: billing\r\n")
+        #expect(readdressed != raw)
+        #expect(try billing.sendRaw(Array(readdressed.utf8)) == 401)
+        #expect(billing.rejected.withLock { $0 } == ["wrong_upstream", "bad_signature"])
+
+        // Every X-Doorman-* header the call carries is signed: each one changed is refused.
+        let lines = raw.components(separatedBy: "\r\n")
+        let identity = lines.filter { $0.lowercased().hasPrefix("x-doorman-") }
+        let names = identity.map { String($0.prefix(while: { $0 != ":" })) }
+        #expect(Set(names) == ["X-Doorman-Upstream", "X-Doorman-Timestamp", "X-Doorman-Request-Id", "X-Doorman-User", "X-Doorman-Key",
+                               "X-Doorman-Scopes", "X-Doorman-Properties", "X-Doorman-Property", "X-Doorman-Signature"])
+        #expect(identity.contains("X-Doorman-Upstream: pms"))
+        for line in identity where !line.hasPrefix("X-Doorman-Signature:") {
+            let tampered = lines.map { $0 == line ? line + "x" : $0 }.joined(separator: "\r\n")
+            #expect(try pms.sendRaw(Array(tampered.utf8)) == 401, "\(line)")
+        }
+        #expect(pms.rejected.withLock { $0 } == ["wrong_upstream"] + Array(repeating: "bad_signature", count: identity.count - 2))
+    }
+
     @Test func callsAreRateLimitedPerKeyThenTheFloodCloses4129() throws {
         let upstream = try ReferenceUpstream()
         let gw = try gateway(upstream) { config in

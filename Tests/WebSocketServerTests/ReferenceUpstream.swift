@@ -17,6 +17,8 @@ import WireCodec
 final class ReferenceUpstream: @unchecked Sendable {
     let port: Int
     let secret: [UInt8]
+    /// Our name in the gateway's configuration: a call signed for another upstream is refused.
+    let name: String
     private let listener: Int32
     private let seen = Mutex<Set<String>>([])
     /// Requests that passed verification, and raw bytes of the last one (to replay or tamper with).
@@ -27,8 +29,9 @@ final class ReferenceUpstream: @unchecked Sendable {
     /// TCP connections accepted (keep-alive reuse shows as few).
     let accepted = Atomic<Int>(0)
 
-    init(secret: String = "reference-upstream-secret") throws {
+    init(secret: String = "reference-upstream-secret", name: String = "pms") throws {
         self.secret = Array(secret.utf8)
+        self.name = name
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         var one: Int32 = 1
         _ = setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
@@ -107,8 +110,9 @@ final class ReferenceUpstream: @unchecked Sendable {
     /// nil if the request is signed by Doorman with our secret and new; else why not.
     private func verify(_ head: HTTPRequestHead, body: [UInt8]) -> String? {
         func h(_ name: String) -> String { head.value(name) ?? "" }
+        guard h("x-doorman-upstream") == name else { return "wrong_upstream" }
         guard let timestamp = Int(h("x-doorman-timestamp")) else { return "bad_signature" }
-        let signature = UpstreamSignature(method: head.method, target: head.target, timestamp: timestamp, requestID: h("x-doorman-request-id"),
+        let signature = UpstreamSignature(method: head.method, target: head.target, upstream: name, timestamp: timestamp, requestID: h("x-doorman-request-id"),
                                           user: h("x-doorman-user"), key: h("x-doorman-key"), scopesHeader: h("x-doorman-scopes"),
                                           propertiesHeader: h("x-doorman-properties"), property: h("x-doorman-property"))
         guard signature.verify(h("x-doorman-signature"), body: body, secret: secret, now: Int(Date().timeIntervalSince1970)) else { return "bad_signature" }

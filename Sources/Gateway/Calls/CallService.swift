@@ -53,7 +53,7 @@ final class CallService: Sendable {
                  body: [UInt8], caller: Caller, requestID: String, now: Date = Date()) -> [UInt8] {
         var target = service.basePath + "/" + api
         if let query, !query.isEmpty { target += "?" + query }
-        let signature = UpstreamSignature(method: method, target: target, timestamp: Int(now.timeIntervalSince1970),
+        let signature = UpstreamSignature(method: method, target: target, upstream: service.name, timestamp: Int(now.timeIntervalSince1970),
                                           requestID: requestID, user: caller.userID, key: caller.keyID,
                                           scopes: caller.scopes, properties: caller.properties, property: caller.property.map(Self.headerSafe))
         var out: [UInt8] = []
@@ -62,10 +62,7 @@ final class CallService: Sendable {
         for header in headers {
             out += header.name.utf8; out += ": ".utf8; out += header.value.utf8; out += "\r\n".utf8
         }
-        let identity: [(String, String)] = [
-            ("X-Doorman-User", signature.user), ("X-Doorman-Key", signature.key), ("X-Doorman-Scopes", signature.scopes),
-            ("X-Doorman-Properties", signature.properties), ("X-Doorman-Property", signature.property),
-            ("X-Doorman-Timestamp", String(signature.timestamp)), ("X-Doorman-Request-Id", signature.requestID),
+        let identity = signature.headers + [
             ("X-Doorman-Signature", signingKeys[service.name].map { signature.sign(body: body, key: $0) } ?? signature.sign(body: body, secret: service.secret)),
         ]
         for (name, value) in identity where HTTPHeader(name, value).isSafeToForward {
