@@ -2,6 +2,7 @@
 import ArgumentParser
 import Foundation
 import Glibc
+import Transport
 
 /// Exit codes a script can rely on.
 enum ExitStatus {
@@ -13,8 +14,13 @@ enum ExitStatus {
 
 /// Options every admin subcommand shares.
 struct AdminOptions: ParsableArguments {
-    @Option(help: "The gateway's URL. [env: DOORMAN_SERVER] (default: http://127.0.0.1:8080)")
+    @Option(help: "The gateway's URL, http:// or https://. [env: DOORMAN_SERVER] (default: http://127.0.0.1:8080)")
     var server: String?
+    @Option(help: """
+        For https://: the certificates to trust (PEM), e.g. a self-signed gateway's own; else the \
+        system's. The certificate must name the URL's host. [env: DOORMAN_CA_FILE]
+        """)
+    var caFile: String?
     @Option(help: "An admin key. Prefer the environment: flags show up in `ps`. [env: DOORMAN_ADMIN_KEY]")
     var key: String?
     @Flag(help: "Print the server's JSON instead of a table.")
@@ -25,26 +31,48 @@ struct AdminOptions: ParsableArguments {
         guard let key = key ?? env["DOORMAN_ADMIN_KEY"], !key.isEmpty else {
             throw ValidationError("an admin key is needed: set DOORMAN_ADMIN_KEY or pass --key")
         }
-        return try AdminClient(url: server ?? env["DOORMAN_SERVER"] ?? "http://127.0.0.1:8080", key: key)
+        return try AdminClient(url: server ?? env["DOORMAN_SERVER"] ?? "http://127.0.0.1:8080", key: key,
+                               caFile: caFile ?? env["DOORMAN_CA_FILE"].flatMap { $0.isEmpty ? nil : $0 })
     }
 }
 
-/// A blocking HTTP/1.1 client for the admin API (one request per connection).
+/// A blocking HTTP/1.1 client for the admin API (one request per connection), over TLS for
+/// `https://` URLs (the server's certificate checked: see `TLSClientConnection`).
 struct AdminClient {
     let host: String
     let port: Int
     let key: String
+    /// nil: plain http://.
+    let tls: TLS?
 
-    init(url: String, key: String) throws {
-        guard url.hasPrefix("http://") else { throw ValidationError("--server must be an http:// URL (got \(url))") }
-        let rest = url.dropFirst("http://".count).split(separator: "/", maxSplits: 1).first.map(String.init) ?? ""
-        let parts = rest.split(separator: ":")
-        host = parts.first.map(String.init) ?? "127.0.0.1"
-        port = parts.count > 1 ? Int(parts[1]) ?? 80 : 80
-        self.key = key
+    struct TLS {
+        var caFile: String?
     }
 
-    /// Sends a request; returns status and body. Throws `ExitCode(3)` when the server is unreachable.
+    init(url: String, key: String, caFile: String? = nil) throws {
+        let secure = url.hasPrefix("https://")
+        guard secure || url.hasPrefix("http://") else { throw ValidationError("--server must be an http:// or https:// URL (got \(url))") }
+        let authority = url.drop(while: { $0 != "/" }).dropFirst(2).prefix(while: { $0 != "/" })
+        var host = Substring(authority)
+        var port = secure ? 443 : 80
+        if authority.hasPrefix("["), let close = authority.firstIndex(of: "]") {   // [::1]:8443
+            host = authority[authority.index(after: authority.startIndex)..<close]
+            let after = authority[authority.index(after: close)...]
+            if after.hasPrefix(":") { guard let p = Int(after.dropFirst()) else { throw ValidationError("bad port in \(url)") }; port = p }
+        } else if let colon = authority.lastIndex(of: ":") {
+            host = authority[..<colon]
+            guard let p = Int(authority[authority.index(after: colon)...]) else { throw ValidationError("bad port in \(url)") }
+            port = p
+        }
+        guard !host.isEmpty, (1...65535).contains(port) else { throw ValidationError("--server needs a host and port (got \(url))") }
+        self.host = String(host)
+        self.port = port
+        self.key = key
+        tls = secure ? TLS(caFile: caFile) : nil
+    }
+
+    /// Sends a request; returns status and body. Throws `ExitCode(3)` when the server is unreachable
+    /// (or, over https://, cannot be trusted).
     func send(_ method: String, _ path: String, body: [String: Any]? = nil) throws -> (Int, Data) {
         var hints = addrinfo()
         hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
@@ -56,23 +84,25 @@ struct AdminClient {
         defer { close(fd) }
         var tv = timeval(tv_sec: 30, tv_usec: 0)
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+        setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
         guard connect(fd, first.pointee.ai_addr, first.pointee.ai_addrlen) == 0 else {
             throw unreachable("cannot connect to \(host):\(port): \(String(cString: strerror(errno)))")
         }
-        let payload = try body.map { try JSONSerialization.data(withJSONObject: $0) } ?? Data()
-        var request = "\(method) \(path) HTTP/1.1\r\nHost: \(host):\(port)\r\nX-API-Key: \(key)\r\nConnection: close\r\n"
-        request += "Content-Type: application/json\r\nContent-Length: \(payload.count)\r\n\r\n"
-        let bytes = Array(request.utf8) + Array(payload)
-        var sent = 0
-        while sent < bytes.count {
-            let n = bytes.withUnsafeBytes { Glibc.send(fd, $0.baseAddress! + sent, bytes.count - sent, Int32(MSG_NOSIGNAL)) }
-            guard n > 0 else { throw unreachable("the connection broke while sending") }
-            sent += n
+        let stream: any ByteStream
+        do {
+            stream = try tls.map { tls throws(TLSError) in try TLSClientConnection(fd: fd, host: host, caFile: tls.caFile) } ?? PlainStream(fd: fd)
+        } catch {
+            throw unreachable("https://\(host):\(port): \(error)")
         }
+        let authority = host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)"
+        let payload = try body.map { try JSONSerialization.data(withJSONObject: $0) } ?? Data()
+        var request = "\(method) \(path) HTTP/1.1\r\nHost: \(authority)\r\nX-API-Key: \(key)\r\nConnection: close\r\n"
+        request += "Content-Type: application/json\r\nContent-Length: \(payload.count)\r\n\r\n"
+        guard stream.sendAll(Array(request.utf8) + Array(payload)) else { throw unreachable("the connection broke while sending") }
         var response = [UInt8]()
         var buffer = [UInt8](repeating: 0, count: 65536)
         while true {
-            let n = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+            let n = stream.receive(into: &buffer)
             if n <= 0 { break }
             response += buffer[..<n]
         }
@@ -100,6 +130,43 @@ struct AdminClient {
     private func unreachable(_ message: String) -> ExitCode {
         FileHandle.standardError.write(Data("error: \(message)\n".utf8))
         return ExitCode(ExitStatus.unavailable)
+    }
+}
+
+/// The connection a request goes over: the socket itself, or TLS on it.
+protocol ByteStream {
+    /// Writes all of `bytes`; false if the connection broke.
+    func sendAll(_ bytes: [UInt8]) -> Bool
+    /// Bytes read into `buffer`; 0 at the end of the stream, -1 on an error.
+    func receive(into buffer: inout [UInt8]) -> Int
+}
+
+struct PlainStream: ByteStream {
+    let fd: Int32
+
+    func sendAll(_ bytes: [UInt8]) -> Bool {
+        var sent = 0
+        while sent < bytes.count {
+            let n = bytes.withUnsafeBytes { Glibc.send(fd, $0.baseAddress! + sent, bytes.count - sent, Int32(MSG_NOSIGNAL)) }
+            guard n > 0 else { return false }
+            sent += n
+        }
+        return true
+    }
+
+    func receive(into buffer: inout [UInt8]) -> Int {
+        buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+    }
+}
+
+extension TLSClientConnection: ByteStream {
+    func sendAll(_ bytes: [UInt8]) -> Bool {
+        do { try write(bytes) } catch { return false }
+        return true
+    }
+
+    func receive(into buffer: inout [UInt8]) -> Int {
+        do { return try read(into: &buffer) } catch { return -1 }
     }
 }
 

@@ -216,4 +216,31 @@ extension BinaryTests {
         let second = again.read(again.stdout, seconds: 10) { $0.contains("listening on") }
         #expect(!second.contains("admin key") && !second.contains("dmk_"))
     }
+
+    /// Issue 16, item 8: the CLI speaks https://, and only to a server whose certificate it trusts
+    /// and that names the URL's host.
+    @Test func theCLIReachesAnHTTPSGatewayItTrusts() throws {
+        let dir = "/tmp/doorman-cli-tls-\(getpid())-\(doorman_monotonic_ns())"
+        mkdir(dir, 0o700)
+        let (cert, key) = try TestCertificates.selfSigned(commonName: "gateway.test", altName: "IP:127.0.0.1", in: dir)
+        let other = try TestCertificates.selfSigned(commonName: "other.test", altName: "IP:127.0.0.1", in: dir)
+        let server = try Process(["serve", "--port", "0", "--tls-port", "0", "--tls-cert", cert, "--tls-key", key, "--db", dir + "/doorman.db"])
+        let banner = server.read(server.stdout, seconds: 10) { $0.contains("listening for TLS on") }
+        let adminKey = try #require(banner.split(separator: "\n").first { $0.hasPrefix("admin key: ") }?.dropFirst("admin key: ".count))
+        let tlsLine = try #require(banner.split(separator: "\n").first { $0.contains("listening for TLS on") })
+        let tlsPort = try #require(tlsLine.split(separator: ":").last.flatMap { Int($0.filter(\.isNumber)) })
+        let env = ["DOORMAN_SERVER": "https://127.0.0.1:\(tlsPort)", "DOORMAN_ADMIN_KEY": String(adminKey)]
+        defer { kill(server.pid, SIGTERM); _ = server.exitStatus() }
+
+        // Trusting the gateway's own certificate: the admin API answers over TLS.
+        let (ok, users) = try run(["users", "list", "--ca-file", cert], environment: env)
+        #expect(ok == 0 && users.contains("admin"), "\(users)")
+        #expect(try run(["users", "list"], environment: env.merging(["DOORMAN_CA_FILE": cert]) { $1 }).0 == 0)
+        // Not trusted (the system's store, or another certificate), or not naming the host: 3, nothing sent.
+        #expect(try run(["users", "list"], environment: env).0 == 3)
+        #expect(try run(["users", "list", "--ca-file", other.cert], environment: env).0 == 3)
+        #expect(try run(["users", "list", "--ca-file", cert, "--server", "https://localhost:\(tlsPort)"], environment: env).0 == 3)
+        // A bad URL is refused before anything is sent.
+        #expect(try run(["users", "list", "--server", "ftp://127.0.0.1:\(tlsPort)"], environment: env).0 != 0)
+    }
 }

@@ -28,12 +28,13 @@ struct TestCertificates: Sendable {
     }
 
     /// A P-256 key and a self-signed certificate for `commonName`, valid for 30 days.
-    static func selfSigned(commonName: String, in directory: String) throws -> (cert: String, key: String) {
+    /// - Parameter altName: the subjectAltName (default `DNS:<commonName>`; `IP:127.0.0.1` for an address).
+    static func selfSigned(commonName: String, altName: String? = nil, in directory: String) throws -> (cert: String, key: String) {
         let key = directory + "/" + commonName + ".key"
         let cert = directory + "/" + commonName + ".pem"
         try openssl(["genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out", key])
         try openssl(["req", "-x509", "-new", "-key", key, "-subj", "/CN=\(commonName)", "-days", "30",
-                     "-addext", "subjectAltName=DNS:\(commonName)", "-out", cert])
+                     "-addext", "subjectAltName=\(altName ?? "DNS:" + commonName)", "-out", cert])
         return (cert, key)
     }
 
