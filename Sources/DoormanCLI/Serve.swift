@@ -89,6 +89,10 @@ struct Serve: ParsableCommand {
     var allowedNetwork: [String] = []
     @Option(help: "A client network (CIDR or address) allowed to reach the admin API (/v1/*, not /v1/publish) and the admin page (repeatable; none = any). [env: DOORMAN_ADMIN_NETWORKS, comma-separated]")
     var adminNetwork: [String] = []
+    @Option(help: "A separate plain-HTTP port for the admin API and page: they then answer only there (404 on the others), and it answers nothing else but /healthz, /readyz and /metrics. [env: DOORMAN_ADMIN_PORT]")
+    var adminPort: Int?
+    @Option(help: "Address of the admin port, e.g. 127.0.0.1 or a management network's. [env: DOORMAN_ADMIN_HOST] (default: --host)")
+    var adminHost: String?
     @Flag(help: "/metrics answers only a key that may admin:metrics.read (Authorization: Bearer <key>). [env: DOORMAN_METRICS_REQUIRE_KEY=1]")
     var metricsRequireKey = false
     @Flag(help: "Also accept the key as ?key= in the URL (it leaks into logs and history). [env: DOORMAN_ALLOW_QUERY_KEY=1]")
@@ -173,6 +177,9 @@ struct Serve: ParsableCommand {
         }
         var banner = "doorman listening on \(config.server.host):\(gateway.port)\n"
         if let tlsPort = gateway.server.tlsPort { banner += "doorman listening for TLS on \(config.server.host):\(tlsPort)\n" }
+        if let adminPort = gateway.server.adminPort {
+            banner += "doorman admin listening on \(config.server.adminHost ?? config.server.host):\(adminPort)\n"
+        }
         _ = banner.utf8CString.withUnsafeBufferPointer { Glibc.write(1, $0.baseAddress, $0.count - 1) }
         while true {
             let signal = doorman_wait_signal()
@@ -216,6 +223,8 @@ struct Serve: ParsableCommand {
         if c.tlsCertificate != nil || c.tlsKey != nil {
             s.tlsPort = try pick(tlsPort, env, "DOORMAN_TLS_PORT", "tls-port", Int?.some(8443))
         }
+        s.adminPort = try pick(adminPort, env, "DOORMAN_ADMIN_PORT", "admin-port", Int?.none)
+        s.adminHost = adminHost ?? env["DOORMAN_ADMIN_HOST"]
         s.compression = compression || ["1", "true", "yes"].contains(env["DOORMAN_COMPRESSION"]?.lowercased() ?? "")
         s.compressionThreshold = try pick(compressionThreshold, env, "DOORMAN_COMPRESSION_THRESHOLD", "compression-threshold", s.compressionThreshold)
         s.compressionContextTakeover = compressionContextTakeover

@@ -47,7 +47,7 @@ public final class GatewayApplication: ServerApplication {
             // Echo mode answers the first offered protocol so that browsers offering one connect.
             return .accept(protocol: upgrade.protocols.first, session: EchoSession())
         }
-        guard head.path == config.path[...] else {
+        guard head.path == config.path[...], connection.listener != .admin else {
             return .reject(HandshakeRejection(status: 404, reason: "not_found").response)
         }
         guard let sessions, let hub = sessions.hub(for: connection.loop) else {
@@ -132,12 +132,10 @@ public final class GatewayApplication: ServerApplication {
     }
 
     public func respond(to request: HTTPRequest, on connection: Connection, reply: HTTPReply) {
+        // The admin surface is fenced by listener and network before anything else is read.
+        if let refusal = fence(request.head.path, on: connection) { return reply.send(refusal) }
         if let sessions, request.head.path == "/v1/publish" {
             return publish(request, sessions: sessions, connection: connection, reply: reply)
-        }
-        // The admin surface is fenced by network before anything else is read.
-        if AdminAPI.owns(request.head.path) || AdminPage.owns(request.head.path), !adminNetworks.allows(connection.peerAddress) {
-            return reply.send(Self.failure(403, "address_not_allowed", "the admin API and page are not reachable from this address"))
         }
         if request.head.path == "/metrics", config.metricsRequireKey, let refusal = metricsRefusal(request) {
             return reply.send(refusal)
@@ -160,6 +158,31 @@ public final class GatewayApplication: ServerApplication {
             return reply.send(AdminPage.response(to: request))
         }
         reply.send(route(request))
+    }
+
+    /// The admin API (`/v1/*` but `/v1/publish`) and page.
+    static func isAdminSurface(_ path: Substring) -> Bool {
+        (AdminAPI.owns(path) && path != "/v1/publish") || AdminPage.owns(path)
+    }
+
+    /// Probes every listener answers.
+    static let probes: Set<Substring> = ["/healthz", "/readyz", "/metrics"]
+
+    /// Where the admin surface may be reached, one decision for every request and handshake:
+    /// with an admin port (`--admin-port`) the admin API and page answer there only and it answers
+    /// nothing else but the probes (404 either way, as if absent); then `--admin-network` (403).
+    func fence(_ path: Substring, on connection: Connection) -> HTTPResponse? {
+        let admin = Self.isAdminSurface(path)
+        if config.server.adminPort != nil {
+            let onAdminPort = connection.listener == .admin
+            if admin != onAdminPort, !(onAdminPort && Self.probes.contains(path)) {
+                return .json(status: 404, #"{"error":"not_found"}"#)
+            }
+        }
+        if admin, !adminNetworks.allows(connection.peerAddress) {
+            return Self.failure(403, "address_not_allowed", "the admin API and page are not reachable from this address")
+        }
+        return nil
     }
 
     /// `POST /v1/publish {"channel":…,"property":…,"data":…}` with a key that may publish there.

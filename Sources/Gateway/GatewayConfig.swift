@@ -68,6 +68,9 @@ public struct GatewayConfig: Sendable, Equatable {
         try require(s.drainTimeout >= 0, "drain-timeout", "must be >= 0 seconds")
         try require((tlsCertificate == nil) == (tlsKey == nil), tlsCertificate == nil ? "tls-cert" : "tls-key", "--tls-cert and --tls-key go together")
         try require(s.tlsPort.map { (0...65535).contains($0) && ($0 == 0 || $0 != s.port) } ?? true, "tls-port", "must be 0-65535 and differ from port")
+        try require(s.adminPort.map { (0...65535).contains($0) && ($0 == 0 || ($0 != s.port && $0 != s.tlsPort)) } ?? true,
+                    "admin-port", "must be 0-65535 and differ from port and tls-port")
+        try require(s.adminHost.map { !$0.isEmpty } ?? true, "admin-host", "must be an address")
         try require(s.compressionThreshold >= 0, "compression-threshold", "must be >= 0 bytes")
         try require(!database.isEmpty, "db", "must name a SQLite file or a postgres:// URL")
         try require(keyPolicy.maxLifetime.map { $0 > 0 } ?? true, "max-key-lifetime", "must be > 0 seconds")

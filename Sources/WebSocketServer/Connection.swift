@@ -91,10 +91,11 @@ public final class Connection: IOHandler {
     /// with the application, or once closed.
     private var unfinished = true
 
-    init(fd: Int32, id: UInt64, context: LoopContext, peer: PeerAddress = .unknown, tls: TLSSession? = nil) {
+    init(fd: Int32, id: UInt64, context: LoopContext, peer: PeerAddress = .unknown, tls: TLSSession? = nil, listener: Listener = .main) {
         self.fd = fd
         self.id = id
         self.peer = peer
+        self.listener = listener
         self.context = context
         self.tls = tls
         headReader = HTTPHeadReader(limits: context.shared.configuration.head)
@@ -104,6 +105,9 @@ public final class Connection: IOHandler {
 
     /// The peer's IP address as accepted.
     public let peer: PeerAddress
+
+    /// The listener this connection came in on.
+    public let listener: Listener
 
     /// The peer's IP address as text (made on each call; ask only when needed).
     public var peerAddress: String { peer == .unknown ? Socket.peerAddress(fd) : peer.description }

@@ -92,8 +92,8 @@ final class LoopContext: @unchecked Sendable {
         tlsScratch.deallocate()
     }
 
-    /// Takes over an accepted socket (`secure`: from the TLS listener).
-    func adopt(_ fd: Int32, peer: PeerAddress = .unknown, secure: Bool = false) {
+    /// Takes over an accepted socket from `listener` (TLS speaks TLS).
+    func adopt(_ fd: Int32, peer: PeerAddress = .unknown, listener: Listener = .main) {
         loop.assertInLoop()
         if draining {
             Socket.close(fd)
@@ -103,7 +103,7 @@ final class LoopContext: @unchecked Sendable {
         }
         Socket.setNoDelay(fd)
         var tls: TLSSession?
-        if secure, let certificates = shared.tls {
+        if listener == .tls, let certificates = shared.tls {
             do {
                 tls = try TLSSession(context: certificates.current)
             } catch {
@@ -115,7 +115,7 @@ final class LoopContext: @unchecked Sendable {
             }
         }
         let id = shared.nextConnectionID.add(1, ordering: .relaxed).oldValue
-        let connection = Connection(fd: fd, id: id, context: self, peer: peer, tls: tls)
+        let connection = Connection(fd: fd, id: id, context: self, peer: peer, tls: tls, listener: listener)
         do {
             connection.generation = try loop.register(fd, events: EventLoop.readable | EventLoop.hangup, handler: connection)
         } catch {

@@ -40,6 +40,11 @@ public struct ServerConfiguration: Sendable, Equatable {
     /// Port of the TLS listener (beside the plain one), used when certificates are given; 0 lets
     /// the kernel choose (tests).
     public var tlsPort: Int? = nil
+    /// Port of a separate plain-HTTP listener for the admin surface (nil: none). What it serves is
+    /// the application's to decide (`Connection.listener`); 0 lets the kernel choose (tests).
+    public var adminPort: Int? = nil
+    /// Address of the admin listener (nil: `host`), e.g. loopback or a management network.
+    public var adminHost: String? = nil
     /// Offer permessage-deflate (RFC 7692) to clients that ask for it.
     public var compression = false
     /// Messages shorter than this many bytes are sent uncompressed.

@@ -6,11 +6,12 @@ public import Transport
 import Synchronization
 import WireCodec
 
-/// The engine: a plain listener (and a TLS one, when configured), acceptors on loop 0 handing
-/// sockets round-robin to every loop, and the loops' connections.
+/// The engine: a plain listener (and a TLS one, and an admin one, when configured), acceptors on
+/// loop 0 handing sockets round-robin to every loop, and the loops' connections.
 ///
-///     listen fd ──accept4──▶ Acceptor (loop 0) ──round-robin──▶ loop k: LoopContext.adopt(fd, secure:)
+///     listen fd ──accept4──▶ Acceptor (loop 0) ──round-robin──▶ loop k: LoopContext.adopt(fd, listener:)
 ///     TLS fd    ──accept4──▶ Acceptor (loop 0) ──┘              (loop.execute for k ≠ 0)
+///     admin fd  ──accept4──▶ Acceptor (loop 0) ──┘
 public final class WebSocketServer: Sendable {
     let shared: ServerShared
     let group: LoopGroup
@@ -21,6 +22,8 @@ public final class WebSocketServer: Sendable {
     public let port: Int
     /// The TLS listener's port actually bound, when TLS is configured.
     public let tlsPort: Int?
+    /// The admin listener's port actually bound, when one is configured.
+    public let adminPort: Int?
 
     /// Binds the listeners and starts the loops.
     /// - Parameter tls: certificates for the TLS listener on `configuration.tlsPort` (both or neither).
@@ -29,21 +32,24 @@ public final class WebSocketServer: Sendable {
         configuration: ServerConfiguration, application: any ServerApplication, tls: TLSContextBox? = nil, logger: Logger
     ) throws(SystemError) {
         shared = ServerShared(configuration: configuration, application: application, tls: tls, logger: logger)
-        let (fd, port) = try Socket.listen(host: configuration.host, port: configuration.port)
-        var listeners = [(fd, false)]
-        self.port = port
-        if tls != nil, let wanted = configuration.tlsPort {
+        var wanted: [(host: String, port: Int, listener: Listener)] = [(configuration.host, configuration.port, .main)]
+        if tls != nil, let port = configuration.tlsPort { wanted.append((configuration.host, port, .tls)) }
+        if let port = configuration.adminPort { wanted.append((configuration.adminHost ?? configuration.host, port, .admin)) }
+        var listeners: [(Int32, Listener)] = []
+        var ports: [Listener: Int] = [:]
+        for (host, port, listener) in wanted {
             do {
-                let (tlsFD, tlsPort) = try Socket.listen(host: configuration.host, port: wanted)
-                listeners.append((tlsFD, true))
-                self.tlsPort = tlsPort
+                let (fd, bound) = try Socket.listen(host: host, port: port)
+                listeners.append((fd, listener))
+                ports[listener] = bound
             } catch {
-                Socket.close(fd)
+                for (fd, _) in listeners { Socket.close(fd) }
                 throw error
             }
-        } else {
-            tlsPort = nil
         }
+        self.port = ports[.main]!
+        tlsPort = ports[.tls]
+        adminPort = ports[.admin]
         listenFDs = listeners.map(\.0)
         let acceptorSpecs = listeners
         do {
@@ -60,8 +66,8 @@ public final class WebSocketServer: Sendable {
         let contexts = contexts
         let first = contexts[0]
         first.loop.execute {
-            for (fd, secure) in acceptorSpecs {
-                let acceptor = Acceptor(fd: fd, secure: secure, contexts: contexts, shared: shared)
+            for (fd, listener) in acceptorSpecs {
+                let acceptor = Acceptor(fd: fd, listener: listener, contexts: contexts, shared: shared)
                 do {
                     try first.loop.register(fd, events: EventLoop.readable, handler: acceptor)
                     first.acceptors.append(acceptor)
@@ -113,11 +119,22 @@ public final class WebSocketServer: Sendable {
     }
 }
 
+/// The listener a connection came in on.
+public enum Listener: Sendable, Hashable {
+    /// The plain port.
+    case main
+    /// The TLS port.
+    case tls
+    /// The separate admin port (plain HTTP).
+    case admin
+}
+
 /// Accepts on loop 0 and deals sockets out to the loops.
 final class Acceptor: IOHandler {
     private let fd: Int32
-    /// Connections from this listener speak TLS.
-    private let secure: Bool
+    /// Which listener this is (TLS speaks TLS).
+    private let listener: Listener
+    private var secure: Bool { listener == .tls }
     private let contexts: [LoopContext]
     private let shared: ServerShared
     private var next = 0
@@ -125,9 +142,9 @@ final class Acceptor: IOHandler {
     private var reserveFD: Int32 = open("/dev/null", O_RDONLY | O_CLOEXEC)
     private var lastFDWarning: UInt64 = 0
 
-    init(fd: Int32, secure: Bool, contexts: [LoopContext], shared: ServerShared) {
+    init(fd: Int32, listener: Listener, contexts: [LoopContext], shared: ServerShared) {
         self.fd = fd
-        self.secure = secure
+        self.listener = listener
         self.contexts = contexts
         self.shared = shared
     }
@@ -190,11 +207,11 @@ final class Acceptor: IOHandler {
             }
             let context = contexts[next]
             next = (next + 1) % contexts.count
-            let secure = secure
+            let listener = listener
             if context.loop.isInLoop {
-                context.adopt(accepted, peer: peer, secure: secure)
+                context.adopt(accepted, peer: peer, listener: listener)
             } else {
-                context.loop.execute { context.adopt(accepted, peer: peer, secure: secure) }
+                context.loop.execute { context.adopt(accepted, peer: peer, listener: listener) }
             }
         }
     }

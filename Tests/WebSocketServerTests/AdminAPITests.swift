@@ -33,8 +33,8 @@ import WireCodec
         deinit { gateway.shutdown() }
 
         /// One request on a new connection; returns status and parsed JSON (if any).
-        func call(_ method: String, _ path: String, key: String? = nil, headers: [String] = [], body: Any? = nil) throws -> (Int, Any?) {
-            let client = try TestClient(port: port)
+        func call(_ method: String, _ path: String, key: String? = nil, headers: [String] = [], body: Any? = nil, port: Int? = nil) throws -> (Int, Any?) {
+            let client = try TestClient(port: port ?? self.port)
             var request = "\(method) \(path) HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
             if let key = key ?? Optional(adminKey), !key.isEmpty { request += "X-API-Key: \(key)\r\n" }
             for h in headers { request += h + "\r\n" }
@@ -291,6 +291,34 @@ import WireCodec
         #expect(try metrics.call("GET", "/metrics", key: device).0 == 403)
         #expect(try metrics.call("GET", "/metrics").0 == 200, "the admin key may read metrics")
         #expect(try TestGateway().call("GET", "/metrics", key: "").0 == 200, "open by default")
+    }
+
+    /// Issue 16, item 8: with `--admin-port` the admin API and page answer on that port only, and
+    /// it answers nothing else but the probes; sessions, calls and publishing stay on the main port.
+    @Test func theAdminSurfaceCanHaveItsOwnPort() throws {
+        let gw = try TestGateway { $0.server.adminPort = 0 }
+        let adminPort = try #require(gw.gateway.server.adminPort)
+        #expect(adminPort != gw.port)
+        for path in ["/v1/me", "/v1/keys", "/v1/openapi.json", "/admin/", "/admin"] {
+            let (onMain, body) = try gw.call("GET", path)
+            #expect(onMain == 404 && (body as? [String: Any])?["error"] as? String == "not_found", "\(path) on the main port")
+            let (onAdmin, _) = try gw.call("GET", path, port: adminPort)
+            #expect((200..<400).contains(onAdmin), "\(path) on the admin port: \(onAdmin)")
+        }
+        #expect(try gw.call("POST", "/v1/publish", key: "", body: ["channel": "c"]).0 == 401, "publishing stays on the main port")
+        #expect(try gw.call("POST", "/v1/publish", key: "", body: ["channel": "c"], port: adminPort).0 == 404)
+        for probe in ["/healthz", "/readyz", "/metrics"] {
+            #expect(try gw.call("GET", probe, key: "").0 == 200, "\(probe)")
+            #expect(try gw.call("GET", probe, key: "", port: adminPort).0 == 200, "\(probe) on the admin port")
+        }
+        // Sessions open on the main port only.
+        let sessions = SessionTests()
+        let (_, secret) = try sessions.makeKey(gw, permissions: ["pms:*"], viaPort: adminPort)
+        _ = try sessions.connect(gw, secret: secret)
+        let client = try TestClient(port: adminPort)
+        client.send(Array("GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nX-API-Key: \(secret)\r\n\r\n".utf8))
+        let refused = try #require(client.readResponse())
+        #expect(refused.head.hasPrefix("HTTP/1.1 404"), "\(refused.head)")
     }
 
     @Test func meNamesTheCallerAndWhatItMayDo() throws {

@@ -12,12 +12,14 @@ import WireDeflate
     typealias TestGateway = AdminAPITests.TestGateway
 
     /// A user with `permissions` on `properties`, and a key for it; returns (key id, secret).
-    func makeKey(_ gw: TestGateway, permissions: [String] = ["channel:*"], properties: [String] = ["*"], key extra: [String: Any] = [:]) throws -> (String, String) {
-        let (_, user) = try gw.call("POST", "/v1/users", body: ["name": "device user", "permissions": permissions, "properties": properties])
+    /// - Parameter port: the port the admin API answers on (nil: the main one).
+    func makeKey(_ gw: TestGateway, permissions: [String] = ["channel:*"], properties: [String] = ["*"], key extra: [String: Any] = [:],
+                 viaPort port: Int? = nil) throws -> (String, String) {
+        let (_, user) = try gw.call("POST", "/v1/users", body: ["name": "device user", "permissions": permissions, "properties": properties], port: port)
         let userID = try #require((user as? [String: Any])?["id"] as? String)
         var body: [String: Any] = ["name": "device", "userID": userID]
         body.merge(extra) { $1 }
-        let (status, issued) = try gw.call("POST", "/v1/keys", body: body)
+        let (status, issued) = try gw.call("POST", "/v1/keys", body: body, port: port)
         #expect(status == 201)
         let object = try #require(issued as? [String: Any])
         return (try #require((object["key"] as? [String: Any])?["id"] as? String), try #require(object["secret"] as? String))

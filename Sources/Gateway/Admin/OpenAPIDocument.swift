@@ -92,7 +92,7 @@ enum OpenAPIDocument {
     static let errorMeanings: [Int: String] = [
         400: "invalid_field: a body field, query parameter (named in field) or the body itself; conflicting_keys: two different keys presented",
         401: "missing_key, malformed_key, unknown_key, revoked_key, suspended_key or expired_key",
-        403: "forbidden: the key (or its user) may not do this; beyond_your_rights: the change would touch a key, user or group with rights beyond the calling key's own",
+        403: "forbidden: the key (or its user) may not do this; beyond_your_rights: the change would touch a key, user or group with rights beyond the calling key's own; address_not_allowed: this client network may not reach the admin API (--admin-network)",
         404: "not_found: no such object; with field, no such object referred to by that body field",
         409: "the object's state forbids it: user_has_keys, group_in_use, key_revoked, conflict; stale_write: the record kept changing under 20 tries of the write",
         413: "body_too_large (--max-body-bytes)",
@@ -126,7 +126,9 @@ enum OpenAPIDocument {
                     Users, permission groups, API keys and the audit trail. Every operation but this document needs an \
                     admin key (X-API-Key: <key>, or Authorization: Bearer <key>) whose user holds the operation's admin: \
                     permission. Errors are JSON: {"error": code, "message": text, "field": the offending field (400, 404)}. \
-                    Bodies are JSON objects; unknown fields and null are refused (400).
+                    Bodies are JSON objects; unknown fields and null are refused (400). Where it answers is the \
+                    operator's to fence: with --admin-port only on that port (404 on the others), with --admin-network \
+                    only from those networks (403 address_not_allowed before the key is read).
                     """,
             ],
             "security": [["apiKey": [String]()]],
