@@ -18,7 +18,7 @@ public final class Gateway: Sendable {
     public let certificates: TLSContextBox?
     private let logger: Logger
     /// This node's part in a cluster (PostgreSQL), and what starts its feed once the loops run.
-    private let cluster: ClusterNode?
+    let cluster: ClusterNode?
     private let clusterStart: (@Sendable () -> Void)?
     /// On one node: reloads the cache after a failed refresh.
     private let reloader: CacheReloader?

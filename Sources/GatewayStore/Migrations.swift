@@ -124,5 +124,11 @@ enum Migrations {
         );
         CREATE INDEX live_sessions_key ON live_sessions (key_id);
         """,
+        // 3: each publish records the change feed's head when it was written; a node delivers it
+        // only after applying that change (a publish made after a revocation never reaches the
+        // revoked key's sessions, whatever order a node reads the two in). Rows of older nodes: 0.
+        """
+        ALTER TABLE publishes ADD COLUMN change_seq BIGINT NOT NULL DEFAULT 0;
+        """,
     ]
 }

@@ -23,6 +23,9 @@ public struct FeedPublish: Equatable, Sendable {
     public var property: String?
     /// The event's data as JSON text.
     public var data: String
+    /// The change feed's head when it was written: a node delivers it only once it has applied
+    /// that change, so nothing published after a revocation reaches the revoked key's sessions.
+    public var changeSeq: Int64 = 0
 }
 
 /// A live session as a node last wrote it to `live_sessions` (`body` is its JSON description).
@@ -127,8 +130,9 @@ public final class PostgresCluster: Sendable {
             try db.transaction { () throws(StoreError) -> [Int64] in
                 try db.query("SELECT pg_advisory_xact_lock($1)", [String(Self.publishLock)])
                 let seqs = try db.query("""
-                    INSERT INTO publishes (node, channel, property, data, time)
-                    SELECT $1, e.channel, e.property, e.data, EXTRACT(EPOCH FROM clock_timestamp())
+                    INSERT INTO publishes (node, channel, property, data, time, change_seq)
+                    SELECT $1, e.channel, e.property, e.data, EXTRACT(EPOCH FROM clock_timestamp()),
+                           (SELECT COALESCE(MAX(seq), 0) FROM changes)
                     FROM unnest($2::text[], $3::text[], $4::text[]) WITH ORDINALITY AS e(channel, property, data, n)
                     ORDER BY e.n
                     RETURNING seq
@@ -269,10 +273,11 @@ public final class FeedConnection: @unchecked Sendable {
 
     /// Publishes after `seq`, oldest first (at most `limit`: rows may be up to a mebibyte each).
     public func publishes(after seq: Int64, limit: Int = 100) throws(StoreError) -> [FeedPublish] {
-        try db.query("SELECT seq, node, channel, property, data FROM publishes WHERE seq > $1 ORDER BY seq LIMIT $2",
+        try db.query("SELECT seq, node, channel, property, data, change_seq FROM publishes WHERE seq > $1 ORDER BY seq LIMIT $2",
                      [String(seq), String(limit)]).rows.compactMap { row in
             guard let seq = row[0].flatMap({ Int64($0) }), let node = row[1], let channel = row[2], let data = row[4] else { return nil }
-            return FeedPublish(seq: seq, node: node, channel: channel, property: row[3], data: data)
+            return FeedPublish(seq: seq, node: node, channel: channel, property: row[3], data: data,
+                               changeSeq: row[5].flatMap { Int64($0) } ?? 0)
         }
     }
 

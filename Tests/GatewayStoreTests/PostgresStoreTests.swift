@@ -34,7 +34,7 @@ extension StoreTests {
             }
             #expect(failures.withLock { $0 } == [])
             let db = try PostgresConnection(url: url)
-            #expect(try db.query("SELECT version FROM schema_migrations ORDER BY version").rows == [["1"], ["2"]])
+            #expect(try db.query("SELECT version FROM schema_migrations ORDER BY version").rows == [["1"], ["2"], ["3"]])
             #expect(try PostgresStore(url: url).isEmpty())
         }
 

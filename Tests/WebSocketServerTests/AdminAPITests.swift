@@ -16,7 +16,9 @@ import WireCodec
         let adminKey: String
         var port: Int { gateway.port }
 
-        init(_ configure: (inout GatewayConfig) -> Void = { _ in }, wrapStore: (@Sendable (any IdentityStore) -> any IdentityStore)? = nil) throws {
+        /// - Parameter adminKey: the store's admin key when it is not empty (another node of a cluster).
+        init(adminKey preset: String? = nil, _ configure: (inout GatewayConfig) -> Void = { _ in },
+             wrapStore: (@Sendable (any IdentityStore) -> any IdentityStore)? = nil) throws {
             var config = GatewayConfig()
             config.server.port = 0
             config.server.loops = 1
@@ -27,7 +29,7 @@ import WireCodec
             var logger = Logger(label: "test")
             logger.logLevel = .critical
             gateway = try Gateway(config: config, logger: logger, wrapStore: wrapStore)
-            adminKey = try #require(gateway.bootstrapSecret)
+            adminKey = try #require(preset ?? gateway.bootstrapSecret)
         }
 
         deinit { gateway.shutdown() }

@@ -291,9 +291,40 @@ final class ClusterNode: Sendable {
         }
     }
 
+    /// Test hook: runs on the feed thread once the changes read have been applied, before the
+    /// publishes are read (a test pauses the feed here to commit a change behind its back).
+    let afterChanges = Mutex<(@Sendable () -> Void)?>(nil)
+
     /// Applies every change and publish after the last applied seqs; returns how many changes.
+    ///
+    /// A publish is delivered only once the change feed's head it was written at has been applied
+    /// here: one published after a revocation committed finds this node having applied the
+    /// revocation first (it reads the changes again, then delivers), so it never reaches the
+    /// revoked key's sessions.
     private func catchUp(_ feed: FeedConnection, services: SessionServices, store: any IdentityStore,
                          apply: @Sendable (IdentityChange) throws(StoreError) -> ChangeReceipt) throws(StoreError) -> Int {
+        var applied = 0
+        var stalled = false
+        while true {
+            let before = state.withLock { $0.lastChange }
+            applied += try applyChanges(feed, store: store, apply: apply)
+            afterChanges.withLock { $0 }?()
+            // A change once committed is read by the next query: no progress means it is gone
+            // (nothing deletes changes today), and the publish must not wait for ever.
+            if stalled, state.withLock({ $0.lastChange }) == before { break }
+            stalled = try !deliverPublishes(feed, services: services, force: false)
+            if !stalled { break }
+        }
+        if stalled { _ = try deliverPublishes(feed, services: services, force: true) }
+        let wasLost = isFeedLost
+        lastGood.store(monotonicNanoseconds(), ordering: .relaxed)
+        if wasLost { logger.notice("cluster feed caught up; accepting handshakes again") }
+        return applied
+    }
+
+    /// Applies the changes after the last applied seq, in seq order; returns how many.
+    private func applyChanges(_ feed: FeedConnection, store: any IdentityStore,
+                              apply: @Sendable (IdentityChange) throws(StoreError) -> ChangeReceipt) throws(StoreError) -> Int {
         var applied = 0
         while true {
             let changes = try feed.changes(after: state.withLock { $0.lastChange })
@@ -326,21 +357,23 @@ final class ClusterNode: Sendable {
                 }
                 state.withLock { $0.lastChange = change.seq }
             }
-            if changes.count < 1000 { break }
+            if changes.count < 1000 { return applied }
         }
+    }
+
+    /// Delivers the publishes after the last delivered seq, in seq order. Stops (false) at one
+    /// written after a change not applied here yet, unless `force`.
+    private func deliverPublishes(_ feed: FeedConnection, services: SessionServices, force: Bool) throws(StoreError) -> Bool {
         while true {
             let publishes = try feed.publishes(after: state.withLock { $0.lastPublish })
             for publish in publishes {
+                if !force, publish.changeSeq > state.withLock({ $0.lastChange }) { return false }
                 services.deliver(channel: publish.channel, property: publish.property, data: Array(publish.data.utf8))
                 if publish.node != node { metrics.remotePublishes.add() }
                 state.withLock { $0.lastPublish = publish.seq }
             }
-            if publishes.count < 100 { break }
+            if publishes.count < 100 { return true }
         }
-        let wasLost = isFeedLost
-        lastGood.store(monotonicNanoseconds(), ordering: .relaxed)
-        if wasLost { logger.notice("cluster feed caught up; accepting handshakes again") }
-        return applied
     }
 
     /// What a feed row means now: the current record, or its deletion.
