@@ -12,9 +12,7 @@ the binary on it (--feed-bound 2, --max-sessions-per-key 4), then:
      back up: ready again;
   6. node B killed with SIGKILL: its clients reconnect elsewhere and resubscribe, a key and a
      publish that B acknowledged just before are not lost;
-  7. a second process given a live node's name refuses to start;
-  8. an event published through A right after a revocation through A never reaches the revoked
-     key's sessions on A or C (10 rounds).
+  7. a second process given a live node's name refuses to start.
 
     scripts/cluster-test.py [--binary .build/debug/doorman] [--only 1,3]
 
@@ -212,30 +210,6 @@ async def test_publish_across_nodes(c, r):
         except (TimeoutError, EOFError) as e:
             r.check(False, f"2. the 100 KB event arrived intact on {name}", f"not received: {e}")
     c.close_all()
-
-
-async def test_publish_after_revocation(c, r):
-    """Issue 16, item 5: an event published after a revocation committed never reaches the revoked
-    key's sessions on any node. (ClusterOrderingTests pauses a node's feed at the worst moment to
-    prove it deterministically; this checks it over real nodes, 10 rounds.)"""
-    A, C = c.A, c.C
-    leaked, codes = [], []
-    for trial in range(10):
-        key_id, secret = await c.key(f"t3 revoked then published {trial}")
-        socks = {n.name: await c.session(n, secret, subscribed=True) for n in (A, C)}   # B was killed in test 6
-        status, _ = await c.admin.acall(A, "POST", f"/v1/keys/{key_id}/revoke")
-        pub, _ = await c.publish(A, {"pub": "after revocation", "n": trial})
-        if status != 200 or pub != 202:
-            leaked.append(f"round {trial}: revoke {status}, publish {pub}")
-            continue
-        for name, ws in socks.items():
-            _, code = await ending(ws)
-            codes.append(code)
-            got = [e for e in events(ws) if isinstance(e, dict) and e.get("pub") == "after revocation"]
-            if got:
-                leaked.append(f"round {trial} on {name}: {got}")
-    r.check(not leaked, "8. no event published after a revocation reaches the revoked key's sessions on A or C (10 rounds)", leaked)
-    r.check(all(code == 4001 for code in codes) and len(codes) == 20, "8. ...and each of those sessions got close 4001", codes)
 
 
 async def test_sessions_and_cap(c, r):
@@ -479,7 +453,7 @@ async def test_name_taken(c, r):
 
 
 TESTS = [test_revoke_across_nodes, test_publish_across_nodes, test_sessions_and_cap, test_pg_restart,
-         test_fail_closed, test_node_killed, test_name_taken, test_publish_after_revocation]
+         test_fail_closed, test_node_killed, test_name_taken]
 
 
 async def run(c, r, only):

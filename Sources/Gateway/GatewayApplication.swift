@@ -43,11 +43,13 @@ public final class GatewayApplication: ServerApplication {
     static let keyProtocolPrefix = "doorman.key."
 
     public func upgrade(_ head: HTTPRequestHead, _ upgrade: WebSocketUpgrade, on connection: Connection) -> UpgradeDecision {
+        // The same fence as every request: no session on the admin port (its paths are not ours).
+        if let refusal = fence(head.path, on: connection) { return .reject(refusal) }
         if config.echo {
             // Echo mode answers the first offered protocol so that browsers offering one connect.
             return .accept(protocol: upgrade.protocols.first, session: EchoSession())
         }
-        guard head.path == config.path[...], connection.listener != .admin else {
+        guard head.path == config.path[...] else {
             return .reject(HandshakeRejection(status: 404, reason: "not_found").response)
         }
         guard let sessions, let hub = sessions.hub(for: connection.loop) else {

@@ -52,6 +52,8 @@ public struct GatewayConfig: Sendable, Equatable {
         try require((0...65535).contains(s.port), "port", "must be 0-65535")
         try require(s.loops >= 0 && s.loops <= 256, "loops", "must be 0 (one per CPU) to 256")
         try require(path.hasPrefix("/"), "path", "must start with /")
+        try require(!AdminAPI.owns(path[...]) && !AdminPage.owns(path[...]) && !GatewayApplication.probes.contains(path[...]),
+                    "path", "must not be under /v1 or /admin, nor a probe (/healthz, /readyz, /metrics)")
         try require(s.head.maxHeaderBytes >= 256, "max-header-bytes", "must be at least 256")
         try require(s.head.maxHeaderCount >= 8, "max-headers", "must be at least 8")
         try require(s.frames.maxFrameBytes >= 125, "max-frame-bytes", "must be at least 125")
@@ -70,7 +72,6 @@ public struct GatewayConfig: Sendable, Equatable {
         try require(s.tlsPort.map { (0...65535).contains($0) && ($0 == 0 || $0 != s.port) } ?? true, "tls-port", "must be 0-65535 and differ from port")
         try require(s.adminPort.map { (0...65535).contains($0) && ($0 == 0 || ($0 != s.port && $0 != s.tlsPort)) } ?? true,
                     "admin-port", "must be 0-65535 and differ from port and tls-port")
-        try require(s.adminHost.map { !$0.isEmpty } ?? true, "admin-host", "must be an address")
         try require(s.compressionThreshold >= 0, "compression-threshold", "must be >= 0 bytes")
         try require(!database.isEmpty, "db", "must name a SQLite file or a postgres:// URL")
         try require(keyPolicy.maxLifetime.map { $0 > 0 } ?? true, "max-key-lifetime", "must be > 0 seconds")

@@ -21,7 +21,10 @@ public final class TLSClientConnection {
         guard let context = SSL_CTX_new(TLS_client_method()) else {
             throw .setupFailed(reason: OpenSSLErrors.drain(fallback: "SSL_CTX_new failed"))
         }
-        _ = doorman_SSL_CTX_set_min_proto_version(context, TLS1_2_VERSION)
+        guard doorman_SSL_CTX_set_min_proto_version(context, TLS1_2_VERSION) == 1 else {
+            SSL_CTX_free(context)
+            throw .setupFailed(reason: OpenSSLErrors.drain(fallback: "cannot require TLS 1.2"))
+        }
         SSL_CTX_set_verify(context, SSL_VERIFY_PEER, nil)
         let trusted: Bool
         if let caFile {
@@ -39,7 +42,7 @@ public final class TLSClientConnection {
         // The name (or address: OpenSSL 3 takes either) the certificate must carry; SNI for names.
         guard SSL_set1_host(ssl, host) == 1 else { throw .setupFailed(reason: "cannot check the certificate against \(host)") }
         if !host.contains(":"), !host.allSatisfy({ $0.isNumber || $0 == "." }) { _ = doorman_SSL_set_tlsext_host_name(ssl, host) }
-        _ = SSL_set_fd(ssl, fd)
+        guard SSL_set_fd(ssl, fd) == 1 else { throw .setupFailed(reason: OpenSSLErrors.drain(fallback: "SSL_set_fd failed")) }
         let rc = SSL_connect(ssl)
         guard rc == 1 else {
             let verify = SSL_get_verify_result(ssl)
@@ -67,18 +70,14 @@ public final class TLSClientConnection {
         }
     }
 
-    /// Reads what is there into `buffer`: the count, or 0 at the end of the stream (close_notify,
-    /// or the peer closing the socket: a reply framed by its own length or `Connection: close`).
+    /// Reads what is there into `buffer`: the count, or 0 at the end of the stream (the server's
+    /// close_notify). A socket closed or reset without one, a timeout or a bad record throws: the
+    /// caller cannot tell a whole answer from a cut one by the stream alone.
     public func read(into buffer: inout [UInt8]) throws(TLSError) -> Int {
         OpenSSLErrors.clear()
         let n = buffer.withUnsafeMutableBytes { SSL_read(ssl, $0.baseAddress, Int32($0.count)) }
         if n > 0 { return Int(n) }
-        switch SSL_get_error(ssl, n) {
-        case SSL_ERROR_ZERO_RETURN, SSL_ERROR_SYSCALL:
-            OpenSSLErrors.clear()
-            return 0
-        default:
-            throw .protocolError(reason: OpenSSLErrors.drain(fallback: "SSL_read failed"))
-        }
+        if SSL_get_error(ssl, n) == SSL_ERROR_ZERO_RETURN { return 0 }
+        throw .protocolError(reason: OpenSSLErrors.drain(fallback: "the connection ended without close_notify"))
     }
 }

@@ -321,6 +321,12 @@ import WireCodec
         client.send(Array("GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nX-API-Key: \(secret)\r\n\r\n".utf8))
         let refused = try #require(client.readResponse())
         #expect(refused.head.hasPrefix("HTTP/1.1 404"), "\(refused.head)")
+        // Sessions never live on an admin or probe path (the fence would not judge them as sessions).
+        for path in ["/admin/ws", "/v1/ws", "/v1", "/metrics"] {
+            var config = GatewayConfig()
+            config.path = path
+            #expect(throws: ConfigError.self, "\(path)") { try config.validate() }
+        }
     }
 
     @Test func meNamesTheCallerAndWhatItMayDo() throws {

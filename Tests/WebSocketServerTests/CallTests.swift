@@ -193,7 +193,9 @@ import WireCodec
                                "X-Doorman-Scopes", "X-Doorman-Properties", "X-Doorman-Property", "X-Doorman-Signature"])
         #expect(identity.contains("X-Doorman-Upstream: pms"))
         for line in identity where !line.hasPrefix("X-Doorman-Signature:") {
-            let tampered = lines.map { $0 == line ? line + "x" : $0 }.joined(separator: "\r\n")
+            // Still well formed (a number stays a number): only the signature can refuse it.
+            let changed = line.last?.isNumber == true ? String(line.dropLast()) + (line.last == "9" ? "8" : "9") : line + "x"
+            let tampered = lines.map { $0 == line ? changed : $0 }.joined(separator: "\r\n")
             #expect(try pms.sendRaw(Array(tampered.utf8)) == 401, "\(line)")
         }
         #expect(pms.rejected.withLock { $0 } == ["wrong_upstream"] + Array(repeating: "bad_signature", count: identity.count - 2))

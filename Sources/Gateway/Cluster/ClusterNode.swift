@@ -309,13 +309,16 @@ final class ClusterNode: Sendable {
             let before = state.withLock { $0.lastChange }
             applied += try applyChanges(feed, store: store, apply: apply)
             afterChanges.withLock { $0 }?()
-            // A change once committed is read by the next query: no progress means it is gone
-            // (nothing deletes changes today), and the publish must not wait for ever.
-            if stalled, state.withLock({ $0.lastChange }) == before { break }
-            stalled = try !deliverPublishes(feed, services: services, force: false)
+            if stalled, state.withLock({ $0.lastChange }) == before {
+                // A change once committed is read by the next query, and nothing deletes changes:
+                // a publish waiting for one that does not show is not delivered (fail closed).
+                // The feed reconnects and tries again; past the bound the feed-lost rules apply.
+                logger.error("a publish waits for a change the feed does not show", metadata: ["applied.seq": "\(before)"])
+                throw .unavailable("publish after change \(before) waits for a change that is not in the feed")
+            }
+            stalled = try !deliverPublishes(feed, services: services)
             if !stalled { break }
         }
-        if stalled { _ = try deliverPublishes(feed, services: services, force: true) }
         let wasLost = isFeedLost
         lastGood.store(monotonicNanoseconds(), ordering: .relaxed)
         if wasLost { logger.notice("cluster feed caught up; accepting handshakes again") }
@@ -362,12 +365,12 @@ final class ClusterNode: Sendable {
     }
 
     /// Delivers the publishes after the last delivered seq, in seq order. Stops (false) at one
-    /// written after a change not applied here yet, unless `force`.
-    private func deliverPublishes(_ feed: FeedConnection, services: SessionServices, force: Bool) throws(StoreError) -> Bool {
+    /// written after a change not applied here yet.
+    private func deliverPublishes(_ feed: FeedConnection, services: SessionServices) throws(StoreError) -> Bool {
         while true {
             let publishes = try feed.publishes(after: state.withLock { $0.lastPublish })
             for publish in publishes {
-                if !force, publish.changeSeq > state.withLock({ $0.lastChange }) { return false }
+                if publish.changeSeq > state.withLock({ $0.lastChange }) { return false }
                 services.deliver(channel: publish.channel, property: publish.property, data: Array(publish.data.utf8))
                 if publish.node != node { metrics.remotePublishes.add() }
                 state.withLock { $0.lastPublish = publish.seq }
