@@ -8,6 +8,8 @@ import Transport
 enum ExitStatus {
     /// The server refused the request (4xx): bad input, unknown id, conflict, forbidden.
     static let refused: Int32 = 1
+    /// The question was answered "no" (`keys explain`: the key may not do that).
+    static let denied: Int32 = 2
     /// The server could not be reached, or failed (5xx).
     static let unavailable: Int32 = 3
 }
@@ -22,16 +24,18 @@ struct AdminOptions: ParsableArguments {
         """)
     var caFile: String?
     @Option(help: "An admin key. Prefer the environment: flags show up in `ps`. [env: DOORMAN_ADMIN_KEY]")
-    var key: String?
+    var adminKey: String?
     @Flag(help: "Print the server's JSON instead of a table.")
     var json = false
 
     func client() throws -> AdminClient {
+        // A server that closes early is an error to report (exit 3), not a reason to die.
+        signal(SIGPIPE, SIG_IGN)
         let env = ProcessInfo.processInfo.environment
-        guard let key = key ?? env["DOORMAN_ADMIN_KEY"], !key.isEmpty else {
-            throw ValidationError("an admin key is needed: set DOORMAN_ADMIN_KEY or pass --key")
+        guard let key = adminKey ?? env["DOORMAN_ADMIN_KEY"], !key.isEmpty else {
+            throw ValidationError("an admin key is needed: set DOORMAN_ADMIN_KEY or pass --admin-key")
         }
-        return try AdminClient(url: server ?? env["DOORMAN_SERVER"] ?? "http://127.0.0.1:8080", key: key,
+        return try AdminClient(url: server ?? env["DOORMAN_SERVER"] ?? "http://127.0.0.1:8080", key: key, json: json,
                                caFile: caFile ?? env["DOORMAN_CA_FILE"].flatMap { $0.isEmpty ? nil : $0 })
     }
 }
@@ -44,12 +48,14 @@ struct AdminClient {
     let key: String
     /// nil: plain http://.
     let tls: TLS?
+    /// Errors go to stdout as JSON too (`--json`): a script reads one format whatever happened.
+    let json: Bool
 
     struct TLS {
         var caFile: String?
     }
 
-    init(url: String, key: String, caFile: String? = nil) throws {
+    init(url: String, key: String, json: Bool = false, caFile: String? = nil) throws {
         let secure = url.hasPrefix("https://")
         guard secure || url.hasPrefix("http://") else { throw ValidationError("--server must be an http:// or https:// URL (got \(url))") }
         let authority = url.drop(while: { $0 != "/" }).dropFirst(2).prefix(while: { $0 != "/" })
@@ -68,6 +74,7 @@ struct AdminClient {
         self.host = String(host)
         self.port = port
         self.key = key
+        self.json = json
         tls = secure ? TLS(caFile: caFile) : nil
     }
 
@@ -99,17 +106,28 @@ struct AdminClient {
         var request = "\(method) \(path) HTTP/1.1\r\nHost: \(authority)\r\nX-API-Key: \(key)\r\nConnection: close\r\n"
         request += "Content-Type: application/json\r\nContent-Length: \(payload.count)\r\n\r\n"
         guard stream.sendAll(Array(request.utf8) + Array(payload)) else { throw unreachable("the connection broke while sending") }
+        // The answer is whole when its Content-Length is in; anything less (a reset, a timeout, a
+        // cut on the path) is an error, never a short body taken for the answer.
         var response = [UInt8]()
         var buffer = [UInt8](repeating: 0, count: 65536)
-        while true {
+        var expected: Int?
+        while expected.map({ response.count < $0 }) ?? true {
             let n = stream.receive(into: &buffer)
-            if n <= 0 { break }
+            if n == 0, expected == nil { break }   // framed by the end of the stream
+            guard n > 0 else { throw unreachable("the answer from \(host):\(port) was cut short") }
             response += buffer[..<n]
+            if expected == nil, let split = response.firstRange(of: Array("\r\n\r\n".utf8)) {
+                let head = String(decoding: response[..<split.lowerBound], as: UTF8.self).lowercased()
+                if let line = head.split(separator: "\r\n").first(where: { $0.hasPrefix("content-length:") }),
+                   let length = Int(line.dropFirst("content-length:".count).trimmingCharacters(in: .whitespaces)) {
+                    expected = split.upperBound + length
+                }
+            }
         }
         guard let split = response.firstRange(of: Array("\r\n\r\n".utf8)) else { throw unreachable("no HTTP response") }
         let head = String(decoding: response[..<split.lowerBound], as: UTF8.self)
         let status = Int(head.split(separator: " ").dropFirst().first ?? "") ?? 0
-        return (status, Data(response[split.upperBound...]))
+        return (status, Data(response[split.upperBound..<(expected ?? response.count)]))
     }
 
     /// Sends and decodes JSON, turning errors into messages and exit codes.
@@ -117,11 +135,16 @@ struct AdminClient {
         let (status, data) = try send(method, path, body: body)
         let json = data.isEmpty ? nil : try? JSONSerialization.jsonObject(with: data)
         guard (200..<300).contains(status) else {
-            let error = json as? [String: Any]
-            var line = "error: \(error?["error"] as? String ?? "http_\(status)")"
-            if let message = error?["message"] as? String { line += ": \(message)" }
-            if let field = error?["field"] as? String { line += " (field: \(field))" }
+            var error = json as? [String: Any] ?? [:]
+            if error["error"] == nil { error["error"] = "http_\(status)" }
+            var line = "error: \(error["error"] as? String ?? "?")"
+            if let message = error["message"] as? String { line += ": \(message)" }
+            if let field = error["field"] as? String { line += " (field: \(field))" }
             FileHandle.standardError.write(Data((line + "\n").utf8))
+            if self.json {
+                error["status"] = status
+                Output.print(error, json: true, columns: [])
+            }
             throw ExitCode(status >= 500 ? ExitStatus.unavailable : ExitStatus.refused)
         }
         return json
@@ -129,6 +152,7 @@ struct AdminClient {
 
     private func unreachable(_ message: String) -> ExitCode {
         FileHandle.standardError.write(Data("error: \(message)\n".utf8))
+        if json { Output.print(["error": "unreachable", "message": message], json: true, columns: []) }
         return ExitCode(ExitStatus.unavailable)
     }
 }
@@ -186,8 +210,11 @@ enum Output {
         if let page = value as? [String: Any], let next = page["next"] as? String { Swift.print("(more: \(pageFlag) \(next))") }
     }
 
+    /// - Parameter columns: heading and field; `a|b` shows `a`, or `b` where `a` is absent.
     static func table(_ rows: [[String: Any]], _ columns: [(String, String)]) {
-        let cells = rows.map { row in columns.map { text(row[$0.1]) } }
+        let cells = rows.map { row in
+            columns.map { column in text(column.1.split(separator: "|").lazy.compactMap { row[String($0)] }.first) }
+        }
         let widths = columns.indices.map { i in max(columns[i].0.count, cells.map { $0[i].count }.max() ?? 0) }
         func line(_ values: [String]) -> String {
             zip(values, widths).map { $0.padding(toLength: $1, withPad: " ", startingAt: 0) }.joined(separator: "  ")
@@ -201,8 +228,10 @@ enum Output {
         switch value {
         case nil, is NSNull: return "-"
         case let list as [Any]: return list.isEmpty ? "-" : list.map { text($0) }.joined(separator: ",")
-        case let b as Bool: return b ? "yes" : "no"
         case let s as String: return s
+        // JSON true/false (a number 1 is not "yes").
+        case let n as NSNumber where String(cString: n.objCType) == "c": return n.boolValue ? "yes" : "no"
+        case let b as Bool: return b ? "yes" : "no"
         case let n as NSNumber: return n.stringValue
         default: return "\(value!)"
         }

@@ -3,7 +3,7 @@ import ArgumentParser
 import Foundation
 
 let keyColumns = [("ID", "id"), ("NAME", "name"), ("START", "displayStart"), ("USER", "userID"), ("GROUP", "groupID"),
-                  ("SCOPES", "scopes"), ("PROPERTIES", "properties"), ("STATE", "state"), ("EXPIRES", "expiresAt"), ("LAST USED", "lastUsedAt")]
+                  ("SCOPES", "scopes"), ("PROPERTIES", "properties"), ("STATE", "status|state"), ("EXPIRES", "expiresAt"), ("LAST USED", "lastUsedAt")]
 let userColumns = [("ID", "id"), ("NAME", "name"), ("STATE", "state"), ("PERMISSIONS", "permissions"), ("GROUPS", "groups"), ("PROPERTIES", "properties")]
 let groupColumns = [("ID", "id"), ("NAME", "name"), ("PERMISSIONS", "permissions"), ("DESCRIPTION", "description")]
 let auditColumns = [("SEQ", "seq"), ("TIME", "time"), ("ACTOR", "actor"), ("ACTION", "action"), ("TARGET", "targetID"), ("CHANGE", "change")]
@@ -30,8 +30,8 @@ func printReceipt(_ value: Any?, json: Bool) {
     print("live sessions ended: \(ended)" + ((change?["complete"] as? Bool) == true ? "" : " (closing)"))
 }
 
-let sessionColumns = [("ID", "id"), ("KEY", "keyID"), ("USER", "userID"), ("ADDRESS", "address"), ("SINCE", "since"),
-                      ("LAST ACTIVITY", "lastActivity"), ("SUBSCRIPTIONS", "subscriptions"), ("NODE", "node")]
+let sessionColumns = [("ID", "id"), ("KEY", "keyID"), ("USER", "userID"), ("ADDRESS", "address"), ("USER AGENT", "userAgent"),
+                      ("SINCE", "since"), ("LAST ACTIVITY", "lastActivity"), ("SUBSCRIPTIONS", "subscriptions"), ("NODE", "node")]
 
 struct Sessions: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "See and end live sessions.", subcommands: [List.self, Kill.self])
@@ -53,10 +53,13 @@ struct Sessions: ParsableCommand {
     struct Kill: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "End one live session (notice, then close 4007).")
         @OptionGroup var options: AdminOptions
-        @Argument var id: String
+        @Argument(help: "The session's id (the ID column of sessions list).") var id: String
+        @Option(help: "The node it is on (the NODE column; ids restart per process). Default: the node answering.") var node: String?
         func run() throws {
-            _ = try options.client().call("DELETE", "/v1/sessions/\(escaped(id))")
-            if !options.json { print("ended session \(id)") }
+            let path = "/v1/sessions/\(escaped(id))" + (node.map { "?node=\(escaped($0))" } ?? "")
+            let answer = try options.client().call("DELETE", path)
+            if options.json { return Output.print(answer ?? ["ended": id], json: true, columns: []) }
+            print("ended session \(id)" + (node.map { " on \($0)" } ?? ""))
         }
     }
 }
@@ -67,7 +70,6 @@ struct Keys: ParsableCommand {
         subcommands: [Create.self, List.self, Show.self, Edit.self, Suspend.self, Resume.self, Revoke.self, Rotate.self, Delete.self, Explain.self])
 
     struct Fields: ParsableArguments {
-        @Option(help: "Name.") var name: String?
         @Option(help: "Description.") var description: String?
         @Option(help: "Permission group id.") var group: String?
         @Option(help: "Scope pattern (repeatable), e.g. pms:checkIn*.") var scope: [String] = []
@@ -77,7 +79,6 @@ struct Keys: ParsableCommand {
 
         func body() -> [String: Any] {
             var b: [String: Any] = [:]
-            if let name { b["name"] = name }
             if let description { b["description"] = description }
             if let group { b["groupID"] = group }
             if !scope.isEmpty { b["scopes"] = scope }
@@ -92,10 +93,12 @@ struct Keys: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Create a key; prints its secret once.")
         @OptionGroup var options: AdminOptions
         @Option(help: "The user the key emulates.") var user: String
+        @Option(help: "Name (say where the device is: \"door 12 panel\").") var name: String
         @OptionGroup var fields: Fields
         func run() throws {
             var body = fields.body()
             body["userID"] = user
+            body["name"] = name
             printIssued(try options.client().call("POST", "/v1/keys", body: body), json: options.json)
         }
     }
@@ -104,7 +107,7 @@ struct Keys: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "List keys (revoked ones included).")
         @OptionGroup var options: AdminOptions
         @Option(help: "Only this user's keys.") var user: String?
-        @Option(help: "active, suspended or revoked.") var state: String?
+        @Option(help: "active, expired, suspended or revoked.") var state: String?
         @Option(help: "Page size (1-1000).") var limit: Int?
         @Option(help: "Cursor from the previous page.") var after: String?
         func run() throws {
@@ -133,11 +136,13 @@ struct Keys: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Edit a key's name, description, group, scopes, properties, rules or expiry.")
         @OptionGroup var options: AdminOptions
         @Argument var id: String
+        @Option(help: "Name.") var name: String?
         @OptionGroup var fields: Fields
         @Flag(help: "Remove the expiry.") var clearExpiry = false
         @Flag(help: "Remove the group.") var clearGroup = false
         func run() throws {
             var body = fields.body()
+            if let name { body["name"] = name }
             if clearExpiry { body["clearExpiry"] = true }
             if clearGroup { body["clearGroup"] = true }
             Output.print(try options.client().call("PATCH", "/v1/keys/\(escaped(id))", body: body), json: options.json, columns: keyColumns)
@@ -171,9 +176,9 @@ struct Keys: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Give a key a new secret (printed once); the old one works for --grace seconds.")
         @OptionGroup var options: AdminOptions
         @Argument var id: String
-        @Option(help: "Seconds the old secret keeps working (default 0).") var grace: Double = 0
+        @Option(help: "How long the old secret keeps working: 90s, 15m, 2h, 1d (a bare number is seconds).") var grace = TimeSpan(seconds: 0)
         func run() throws {
-            printIssued(try options.client().call("POST", "/v1/keys/\(escaped(id))/rotate", body: ["graceSeconds": grace]), json: options.json)
+            printIssued(try options.client().call("POST", "/v1/keys/\(escaped(id))/rotate", body: ["graceSeconds": grace.seconds]), json: options.json)
         }
     }
 
@@ -188,7 +193,9 @@ struct Keys: ParsableCommand {
     }
 
     struct Explain: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "May this key do an action (on a property), and what decided?")
+        static let configuration = CommandConfiguration(
+            abstract: "May this key do an action (on a property), and what decided?",
+            discussion: "Exit status: 0 allowed, 2 denied, 1 refused (an unknown key, bad input), 3 unreachable.")
         @OptionGroup var options: AdminOptions
         @Argument var id: String
         @Option(help: "<service>:<api_name>, e.g. pms:checkIn.") var action: String
@@ -197,13 +204,17 @@ struct Keys: ParsableCommand {
             var body: [String: Any] = ["action": action]
             if let property { body["property"] = property }
             let decision = try options.client().call("POST", "/v1/keys/\(escaped(id))/explain", body: body)
-            if options.json { return Output.print(decision, json: true, columns: []) }
             let d = decision as? [String: Any] ?? [:]
             let allowed = d["allowed"] as? Bool == true
+            if options.json {
+                Output.print(decision, json: true, columns: [])
+                if !allowed { throw ExitCode(ExitStatus.denied) }
+                return
+            }
             var line = allowed ? "allowed" : "denied: \(d["reason"] as? String ?? "?")"
             if let by = d["decidedBy"] as? String { line += " (by \(by)" + ((d["ruleIndex"] as? Int).map { ", rule \($0 + 1)" } ?? "") + ")" }
             print(line)
-            if !allowed { throw ExitCode(ExitStatus.refused) }
+            if !allowed { throw ExitCode(ExitStatus.denied) }
         }
     }
 }

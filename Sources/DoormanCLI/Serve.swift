@@ -162,7 +162,12 @@ struct Serve: ParsableCommand {
         doorman_block_signals()
         doorman_return_freed_memory()
         raiseFileLimit(logger)
-        let gateway = try Gateway(config: config, logger: logger)
+        // The first start's admin key is printed the moment it exists, on its own line: the only
+        // time a secret is ever printed, and before anything else can fail (a port taken).
+        let gateway = try Gateway(config: config, logger: logger) { secret in
+            let line = "admin key: \(secret)\n"
+            _ = line.utf8CString.withUnsafeBufferPointer { Glibc.write(1, $0.baseAddress, $0.count - 1) }
+        }
         logger.info("listening", metadata: [
             "address": "\(config.server.host):\(gateway.port)",
             "loops": "\(gateway.server.loopCount)",
@@ -170,11 +175,6 @@ struct Serve: ParsableCommand {
             "path": "\(config.path)",
         ])
         // Scripts read the port from this line (useful with --port 0).
-        if let secret = gateway.bootstrapSecret {
-            // The only time a secret is ever printed: the first start's admin key, on its own line.
-            let line = "admin key: \(secret)\n"
-            _ = line.utf8CString.withUnsafeBufferPointer { Glibc.write(1, $0.baseAddress, $0.count - 1) }
-        }
         var banner = "doorman listening on \(config.server.host):\(gateway.port)\n"
         if let tlsPort = gateway.server.tlsPort { banner += "doorman listening for TLS on \(config.server.host):\(tlsPort)\n" }
         if let adminPort = gateway.server.adminPort {
@@ -224,7 +224,7 @@ struct Serve: ParsableCommand {
             s.tlsPort = try pick(tlsPort, env, "DOORMAN_TLS_PORT", "tls-port", Int?.some(8443))
         }
         s.adminPort = try pick(adminPort, env, "DOORMAN_ADMIN_PORT", "admin-port", Int?.none)
-        s.adminHost = adminHost ?? env["DOORMAN_ADMIN_HOST"]
+        s.adminHost = (adminHost ?? env["DOORMAN_ADMIN_HOST"]).flatMap { $0.isEmpty ? nil : $0 }
         s.compression = compression || ["1", "true", "yes"].contains(env["DOORMAN_COMPRESSION"]?.lowercased() ?? "")
         s.compressionThreshold = try pick(compressionThreshold, env, "DOORMAN_COMPRESSION_THRESHOLD", "compression-threshold", s.compressionThreshold)
         s.compressionContextTakeover = compressionContextTakeover

@@ -24,12 +24,16 @@ public final class Gateway: Sendable {
     private let reloader: CacheReloader?
 
     /// Validates `config`, opens the store (bootstrapping an empty one), binds and starts serving.
-    public convenience init(config: GatewayConfig, logger: Logger) throws {
-        try self.init(config: config, logger: logger, wrapStore: nil)
+    /// - Parameter announceBootstrap: told the admin key the moment an empty store gets it, before
+    ///   anything else can fail (a port taken, a bad upstream): the key is shown even when this
+    ///   first start then fails, and the next start (which makes none) is not locked out.
+    public convenience init(config: GatewayConfig, logger: Logger, announceBootstrap: ((String) -> Void)? = nil) throws {
+        try self.init(config: config, logger: logger, wrapStore: nil, announceBootstrap: announceBootstrap)
     }
 
     /// `wrapStore` stands between the gateway and its store (tests inject store failures).
-    init(config: GatewayConfig, logger: Logger, wrapStore: (@Sendable (any IdentityStore) -> any IdentityStore)?) throws {
+    init(config: GatewayConfig, logger: Logger, wrapStore: (@Sendable (any IdentityStore) -> any IdentityStore)?,
+         announceBootstrap: ((String) -> Void)? = nil) throws {
         try config.validate()
         self.config = config
         self.logger = logger
@@ -61,11 +65,13 @@ public final class Gateway: Sendable {
                 try shared.claimName()
                 let store = base
                 secret = try shared.withSetupLock { try Self.bootstrap(store, key: config.bootstrapKey, logger: logger) }
+                if let secret { announceBootstrap?(secret) }
                 cluster = try ClusterNode(shared: shared, instance: instance, bound: config.feedBound, logger: logger)
             } else {
                 cluster = nil
                 base = try location.makeStore(connections: config.poolThreads)
                 secret = try Self.bootstrap(base, key: config.bootstrapKey, logger: logger)
+                if let secret { announceBootstrap?(secret) }
             }
             if let wrapStore { base = wrapStore(base) }
             logger.info("store opened", metadata: ["store": "\(location)", "node": "\(nodeName)"])

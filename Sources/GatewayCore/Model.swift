@@ -14,6 +14,26 @@ public enum KeyState: String, Codable, Sendable, CaseIterable {
     case revoked
 }
 
+/// What a key is now, as people read it: its stored state, except that an active key past its
+/// expiry is `expired` (it stays stored as active: editing the expiry brings it back).
+public enum KeyStatus: String, Codable, Sendable, CaseIterable {
+    case active
+    case suspended
+    case revoked
+    case expired
+}
+
+extension APIKey {
+    /// The key's status at `now`: the one place an expired key is told from an active one.
+    public func status(at now: Date) -> KeyStatus {
+        switch state {
+        case .active: return expiresAt.map { $0 <= now } == true ? .expired : .active
+        case .suspended: return .suspended
+        case .revoked: return .revoked
+        }
+    }
+}
+
 /// The identity a key emulates.
 public struct User: Codable, Equatable, Sendable {
     public var id: String

@@ -243,4 +243,112 @@ extension BinaryTests {
         // A bad URL is refused before anything is sent.
         #expect(try run(["users", "list", "--server", "ftp://127.0.0.1:\(tlsPort)"], environment: env).0 != 0)
     }
+
+    /// Issue 17, finding 2: a first start that fails after making the admin key (its port taken)
+    /// still shows the key, and the next start, which makes none, is not locked out.
+    @Test func theFirstStartsAdminKeyIsShownEvenWhenTheStartFails() throws {
+        let dir = "/tmp/doorman-cli-boot-\(getpid())-\(doorman_monotonic_ns())"
+        mkdir(dir, 0o700)
+        let taken = try TestListener()
+        let failed = try Process(["serve", "--host", "127.0.0.1", "--port", String(taken.port), "--db", dir + "/doorman.db"])
+        let said = failed.read(failed.stdout, seconds: 10)
+        #expect(failed.exitStatus() != 0, "the port was taken")
+        let adminKey = try #require(said.split(separator: "\n").first { $0.hasPrefix("admin key: ") }?.dropFirst("admin key: ".count),
+                                    "the first start must show the key it made: \(said)")
+
+        let server = try Process(["serve", "--port", "0", "--db", dir + "/doorman.db"])
+        let banner = server.read(server.stdout, seconds: 10) { $0.contains("listening on") }
+        #expect(!banner.contains("admin key"))
+        let port = try #require(banner.split(separator: ":").last.flatMap { Int($0.filter(\.isNumber)) })
+        defer { kill(server.pid, SIGTERM); _ = server.exitStatus() }
+        let env = ["DOORMAN_SERVER": "http://127.0.0.1:\(port)", "DOORMAN_ADMIN_KEY": String(adminKey)]
+        let (status, users) = try run(["users", "list"], environment: env)
+        #expect(status == 0 && users.contains("admin"), "\(users)")
+    }
+}
+
+extension BinaryTests {
+    /// Issue 17, findings 1, 4 and 6, through the real CLI and binary.
+    @Test func theCLIDoesWhatItsHelpSays() throws {
+        let dir = "/tmp/doorman-cli-hour-\(getpid())-\(doorman_monotonic_ns())"
+        mkdir(dir, 0o700)
+        let server = try Process(["serve", "--port", "0", "--db", dir + "/doorman.db", "--node-name", "n1"])
+        let first = server.read(server.stdout, seconds: 10) { $0.contains("listening on") }
+        let adminKey = try #require(first.split(separator: "\n").first { $0.hasPrefix("admin key: ") }?.dropFirst("admin key: ".count))
+        let port = try #require(first.split(separator: ":").last.flatMap { Int($0.filter(\.isNumber)) })
+        defer { kill(server.pid, SIGTERM); _ = server.exitStatus() }
+        let env = ["DOORMAN_SERVER": "http://127.0.0.1:\(port)", "DOORMAN_ADMIN_KEY": String(adminKey)]
+        func id(_ json: String, _ prefix: String) -> String? {
+            json.firstMatch(of: try! Regex("\"id\" : \"(\(prefix)_[A-Za-z0-9]+)\"")).flatMap { $0.output[1].substring.map(String.init) }
+        }
+
+        let (_, userJSON) = try run(["users", "create", "--name", "panel user", "--permission", "door:*", "--json"], environment: env)
+        let userID = try #require(id(userJSON, "usr"))
+        // --name is required to create a key, and says so (not "[--name <name>]").
+        let (noName, _) = try run(["keys", "create", "--user", userID], environment: env)
+        #expect(noName != 0)
+        let (_, help) = try run(["keys", "create", "--help"], environment: env)
+        #expect(help.contains("--name <name>") && !help.contains("[--name <name>]"), "\(help)")
+        let (_, keyJSON) = try run(["keys", "create", "--user", userID, "--name", "door 12", "--json"], environment: env)
+        let keyID = try #require(id(keyJSON, "key"))
+        let secret = try #require(keyJSON.firstMatch(of: /"secret" : "(dmk_[A-Za-z0-9]+)"/)?.1)
+
+        // Finding 1: sessions list --key filters by the device key (the admin key comes from the
+        // environment, or --admin-key); sessions kill takes --node.
+        let device = try TestClient(port: port)
+        #expect(device.upgrade(headers: ["X-API-Key: \(secret)"])?.hasPrefix("HTTP/1.1 101") == true)
+        let (listed, sessions) = try run(["sessions", "list", "--key", keyID, "--json"], environment: env)
+        #expect(listed == 0 && sessions.contains(keyID), "\(sessions)")
+        let sessionID = try #require(sessions.firstMatch(of: /"id" : "([0-9]+)"/)?.1)
+        let (table, _) = try run(["sessions", "list", "--key", keyID, "--admin-key", String(adminKey)], environment: ["DOORMAN_SERVER": env["DOORMAN_SERVER"]!])
+        #expect(table == 0)
+        #expect(try run(["sessions", "kill", String(sessionID), "--node", "elsewhere"], environment: env).0 == 1, "no such session on that node")
+        #expect(try run(["sessions", "kill", String(sessionID), "--node", "n1"], environment: env).0 == 0)
+
+        // Finding 6: --json covers errors; a denied explain is told from an unknown key.
+        let (missing, errorJSON) = try run(["keys", "show", "key_nope", "--json"], environment: env)
+        #expect(missing == 1 && errorJSON.contains("\"error\" : \"not_found\""), "\(errorJSON)")
+        #expect(try run(["keys", "explain", keyID, "--action", "door:open"], environment: env).0 == 0)
+        #expect(try run(["keys", "explain", keyID, "--action", "pms:checkIn"], environment: env).0 == 2)
+        #expect(try run(["keys", "explain", "key_nope", "--action", "door:open"], environment: env).0 == 1)
+
+        // Finding 4: an expired key is shown and listed as expired; a rotation's grace is shown.
+        let (_, oldJSON) = try run(["keys", "create", "--user", userID, "--name", "old panel", "--expires", "2020-01-01T00:00:00Z", "--json"],
+                                   environment: env)
+        let oldID = try #require(id(oldJSON, "key"))
+        let (_, shown) = try run(["keys", "show", oldID], environment: env)
+        #expect(shown.contains("status: expired"), "\(shown)")
+        let (expiredListed, expired) = try run(["keys", "list", "--state", "expired"], environment: env)
+        #expect(expiredListed == 0 && expired.contains(oldID) && !expired.contains(keyID), "\(expired)")
+        let (_, active) = try run(["keys", "list", "--state", "active"], environment: env)
+        #expect(active.contains(keyID) && !active.contains(oldID), "\(active)")
+        #expect(try run(["keys", "rotate", keyID, "--grace", "15m"], environment: env).0 == 0)
+        let (_, rotated) = try run(["keys", "show", keyID, "--json"], environment: env)
+        #expect(rotated.contains("\"previousUntil\""), "\(rotated)")
+        #expect(try run(["keys", "rotate", keyID, "--grace", "soon"], environment: env).0 != 0, "a grace without a number is refused")
+    }
+}
+
+/// A listening socket on 127.0.0.1 (a port some other program holds).
+final class TestListener {
+    let fd: Int32
+    let port: Int
+
+    struct ListenFailed: Error { let errno: Int32 }
+
+    init() throws {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        self.fd = fd
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let bound = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+        guard bound == 0, listen(fd, 8) == 0 else { throw ListenFailed(errno: errno) }
+        var got = sockaddr_in()
+        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafeMutablePointer(to: &got) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) } }
+        port = Int(UInt16(bigEndian: got.sin_port))
+    }
+
+    deinit { close(fd) }
 }

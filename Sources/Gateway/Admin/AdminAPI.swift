@@ -102,7 +102,14 @@ struct AdminAPI: Sendable {
         Route("DELETE", "/v1/groups/{id}", "admin:groups.write") { api, call throws(AdminError) in try api.service.deleteGroup(call.id, actor: try call.actor); return HTTPResponse(status: 204) },
 
         Route("GET", "/v1/keys", "admin:keys.read") { api, call throws(AdminError) in 
-            let page = try api.service.keys(keyQuery(call.query))
+            let (query, status) = try keyQuery(call.query)
+            var page = try api.service.keys(query)
+            // By status: active and expired are both stored active. A page may then hold fewer
+            // than `limit` keys; `next` still leads through all of them.
+            if let status {
+                let now = Date()
+                page.items = page.items.filter { $0.status(at: now) == status }
+            }
             return json(200, KeyList(page, sessions: api.sessions, manageable: try api.service.manageable(page.items, by: call.actor)))
         },
         Route("POST", "/v1/keys", "admin:keys.write", body: .keyCreate) { api, call throws(AdminError) in try json(201, api.service.createKey(KeyInput(call.body), actor: try call.actor)) },
@@ -274,11 +281,19 @@ struct AdminAPI: Sendable {
         return out
     }
 
-    static func keyQuery(_ q: [String: String]) throws(AdminError) -> KeyQuery {
+    /// The store's query, and the status to keep (active and expired are both stored active).
+    static func keyQuery(_ q: [String: String]) throws(AdminError) -> (KeyQuery, KeyStatus?) {
         var query = KeyQuery(userID: q["user"], limit: 100)
+        var status: KeyStatus?
         if let s = q["state"] {
-            guard let state = KeyState(rawValue: s) else { throw .invalid("state", "one of active, suspended, revoked") }
-            query.state = state
+            guard let wanted = KeyStatus(rawValue: s) else { throw .invalid("state", "one of active, suspended, revoked, expired") }
+            switch wanted {
+            case .active, .expired:
+                query.state = .active
+                status = wanted
+            case .suspended: query.state = .suspended
+            case .revoked: query.state = .revoked
+            }
         }
         if let l = q["limit"] { query.limit = try integer(l, "limit", 1...1000) }
         if let after = q["after"] {
@@ -288,7 +303,7 @@ struct AdminAPI: Sendable {
             }
             query.after = after
         }
-        return query
+        return (query, status)
     }
 
     static func auditQuery(_ q: [String: String]) throws(AdminError) -> AuditQuery {
@@ -383,14 +398,20 @@ struct KeyView: Encodable {
     /// False when the calling key may not change this one (it is above it): the page hides the
     /// key's actions.
     var manageable: Bool
+    /// `state`, or `expired` for an active key past its expiry.
+    var status: KeyStatus
+    /// While a rotation's grace runs: when the previous secret stops working.
+    var previousUntil: Date?
 
-    init(_ key: APIKey, sessions: SessionServices?, manageable: Bool) {
+    init(_ key: APIKey, sessions: SessionServices?, manageable: Bool, now: Date = Date()) {
         self.key = key
         liveSessions = sessions?.clusterSessionsOf(key.id) ?? 0
         self.manageable = manageable
+        status = key.status(at: now)
+        previousUntil = sessions?.cache.current(keyID: key.id)?.3.previousUntil.flatMap { $0 > now ? $0 : nil }
     }
 
-    private enum CodingKeys: String, CodingKey { case liveSessions, manageable }
+    private enum CodingKeys: String, CodingKey { case liveSessions, manageable, status, previousUntil }
 
     /// The key's own fields and `liveSessions` side by side in one object.
     func encode(to encoder: any Encoder) throws {
@@ -398,6 +419,8 @@ struct KeyView: Encodable {
         var container = encoder.container(keyedBy: CodingKeys.self)
         try container.encode(liveSessions, forKey: .liveSessions)
         try container.encode(manageable, forKey: .manageable)
+        try container.encode(status, forKey: .status)
+        try container.encodeIfPresent(previousUntil, forKey: .previousUntil)
     }
 }
 

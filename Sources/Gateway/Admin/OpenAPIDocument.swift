@@ -55,7 +55,7 @@ enum OpenAPIDocument {
 
             "GET /v1/keys": Operation(id: "listKeys", summary: "List keys (with their live sessions on this node), oldest first, a page at a time", returns: ref("KeyList"), query: [
                 param("user", ["type": "string"], "only this user's keys"),
-                param("state", ["type": "string", "enum": ["active", "suspended", "revoked"]], "only keys in this state"),
+                param("state", ["type": "string", "enum": ["active", "expired", "suspended", "revoked"]], "only keys with this status (a page may then hold fewer than limit keys; follow next)"),
                 param("after", ["type": "string", "pattern": "^[0-9]{1,18}$"], "the previous page's next"),
                 param("limit", ["type": "integer", "minimum": 1, "maximum": 1000], "page size (default 100)"),
             ]),
@@ -193,6 +193,10 @@ enum OpenAPIDocument {
             "Key": object(["id": string, "name": string, "description": string, "userID": string, "groupID": string,
                            "scopes": strings, "properties": strings, "rules": strings, "limits": BodySchema.limitsSchema,
                            "state": ["type": "string", "enum": ["active", "suspended", "revoked"]],
+                           "status": ["type": "string", "enum": ["active", "expired", "suspended", "revoked"],
+                                      "description": "what the key is now: its state, or expired for an active key past expiresAt (in the key list and a key's read only)"],
+                           "previousUntil": ["type": "string", "format": "date-time",
+                                             "description": "while a rotation's grace runs: when the previous secret stops working (in the key list and a key's read only)"],
                            "expiresAt": date, "createdAt": date, "updatedAt": date, "lastUsedAt": date, "lastUsedAddress": string,
                            "createdBy": ["type": "string", "description": "the admin key id that created it, or bootstrap"],
                            "displayStart": ["type": "string", "description": "dmk_ and the secret's first 4 random characters"],

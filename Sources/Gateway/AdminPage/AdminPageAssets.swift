@@ -7,7 +7,7 @@ extension AdminPageAsset {
     static let all: [AdminPageAsset] = [
         AdminPageAsset(
             name: "admin.css", contentType: "text/css; charset=utf-8",
-            etag: #""sha256-2_XqOWBbC21Sh2qJA7jlT97vY_VNLhSU""#,
+            etag: #""sha256-cthDytu7CF-EKidm-bnPOD2fOmkZktOY""#,
             text: #"""
 /* Doorman admin page. No framework, no web fonts (works offline); light and dark. */
 
@@ -136,7 +136,7 @@ ul.chips li { background: var(--chip); border-radius: 999px; padding: 0.05rem 0.
 .badge { display: inline-block; border-radius: 999px; padding: 0.05rem 0.6rem; font-size: 0.8rem; font-weight: 700; text-transform: uppercase; letter-spacing: 0.04em; border: 1px solid currentColor; }
 .badge.active { color: var(--ok); }
 .badge.suspended { color: #a15c00; }
-.badge.revoked, .badge.disabled { color: var(--danger); }
+.badge.revoked, .badge.disabled, .badge.expired { color: var(--danger); }
 @media (prefers-color-scheme: dark) { .badge.suspended { color: #f0b45a; } }
 
 /* ---------- key details ---------- */
@@ -892,7 +892,7 @@ export async function groupsView() {
 """##),
         AdminPageAsset(
             name: "keys.js", contentType: "text/javascript; charset=utf-8",
-            etag: #""sha256-nhpuUYTliBAfLzE56C-5M3SB7wT_mA_G""#,
+            etag: #""sha256-HSrAe1TtlJTKNviIfPS-CMoVlgIy2FRW""#,
             text: #"""
 // Keys: the table, the create/edit dialog, the one-time secret, a key's page (actions, live
 // sessions, "may this key do X on Y?").
@@ -920,7 +920,7 @@ export async function keysView(params) {
   const search = h('input', { type: 'search', id: 'key-search', placeholder: 'name, description, dmk_…, id', value: params.get('q') || '' });
   const state = h('select', { id: 'key-state' },
     h('option', { value: '' }, 'any state'),
-    ['active', 'suspended', 'revoked'].map((s) => h('option', { value: s, selected: params.get('state') === s }, s)));
+    ['active', 'expired', 'suspended', 'revoked'].map((s) => h('option', { value: s, selected: params.get('state') === s }, s)));
   const user = h('select', { id: 'key-user' },
     h('option', { value: '' }, 'any user'),
     users.map((u) => h('option', { value: u.id, selected: params.get('user') === u.id }, u.name)));
@@ -931,7 +931,7 @@ export async function keysView(params) {
   function render() {
     const needle = search.value.trim().toLowerCase();
     const shown = keys.filter((k) =>
-      (!state.value || k.state === state.value) &&
+      (!state.value || status(k) === state.value) &&
       (!user.value || k.userID === user.value) &&
       (!needle || [k.name, k.description, k.displayStart, k.id, (usersByID[k.userID] || {}).name]
         .some((s) => s && s.toLowerCase().includes(needle))));
@@ -972,11 +972,14 @@ function keyRow(k, usersByID, groupsByID) {
     td('Scopes / group', group ? h('div', {}, 'group ', h('strong', {}, group.name)) : null,
       k.scopes.length || !group ? chips(k.scopes, 'all of the user’s') : null),
     td('Properties', chips(k.properties)),
-    td('State', badge(k.state)),
+    td('State', badge(status(k))),
     td('Expires', time(k.expiresAt, 'never')),
     td('Last used', time(k.lastUsedAt, 'never'), k.lastUsedAddress ? h('div', { class: 'muted small' }, k.lastUsedAddress) : null),
     td('Live sessions', h('span', { class: k.liveSessions ? 'live' : 'muted' }, String(k.liveSessions ?? 0))));
 }
+
+/** What a key is now: its state, or `expired` for an active key past its expiry (the server says). */
+function status(k) { return k.status || k.state; }
 
 // ---------- create / edit ----------
 
@@ -1289,7 +1292,7 @@ export async function keyView(keyID) {
     const hadFocus = heading && document.activeElement === heading;
     replace(node,
       h('p', { class: 'crumbs' }, h('a', { href: '#/keys' }, '← All keys')),
-      h('div', { class: 'view-head' }, h('h1', { tabindex: -1 }, k.name, ' ', badge(k.state)), actions),
+      h('div', { class: 'view-head' }, h('h1', { tabindex: -1 }, k.name, ' ', badge(status(k))), actions),
       h('dl', { class: 'details' },
         row('Key starts', h('code', {}, k.displayStart + '…'), h('span', { class: 'muted' }, ' (the rest is never shown again)')),
         row('ID', h('code', {}, k.id)),
@@ -1302,6 +1305,7 @@ export async function keyView(keyID) {
         row('Rules', k.rules.length ? h('ol', { class: 'rules' }, k.rules.map((r) => h('li', {}, h('code', {}, r)))) : h('span', { class: 'muted' }, 'none')),
         row('Rate limits', keyLimits(k, group)),
         row('Expires', time(k.expiresAt, 'never')),
+        k.previousUntil ? row('Previous secret', 'works until ', time(k.previousUntil), h('span', { class: 'muted' }, ' (rotation grace)')) : null,
         row('Created', time(k.createdAt), h('span', { class: 'muted' }, ` by ${k.createdBy}`)),
         row('Updated', time(k.updatedAt)),
         row('Last used', time(k.lastUsedAt, 'never'), k.lastUsedAddress ? h('span', { class: 'muted' }, ` from ${k.lastUsedAddress}`) : null)),

@@ -24,7 +24,7 @@ export async function keysView(params) {
   const search = h('input', { type: 'search', id: 'key-search', placeholder: 'name, description, dmk_…, id', value: params.get('q') || '' });
   const state = h('select', { id: 'key-state' },
     h('option', { value: '' }, 'any state'),
-    ['active', 'suspended', 'revoked'].map((s) => h('option', { value: s, selected: params.get('state') === s }, s)));
+    ['active', 'expired', 'suspended', 'revoked'].map((s) => h('option', { value: s, selected: params.get('state') === s }, s)));
   const user = h('select', { id: 'key-user' },
     h('option', { value: '' }, 'any user'),
     users.map((u) => h('option', { value: u.id, selected: params.get('user') === u.id }, u.name)));
@@ -35,7 +35,7 @@ export async function keysView(params) {
   function render() {
     const needle = search.value.trim().toLowerCase();
     const shown = keys.filter((k) =>
-      (!state.value || k.state === state.value) &&
+      (!state.value || status(k) === state.value) &&
       (!user.value || k.userID === user.value) &&
       (!needle || [k.name, k.description, k.displayStart, k.id, (usersByID[k.userID] || {}).name]
         .some((s) => s && s.toLowerCase().includes(needle))));
@@ -76,11 +76,14 @@ function keyRow(k, usersByID, groupsByID) {
     td('Scopes / group', group ? h('div', {}, 'group ', h('strong', {}, group.name)) : null,
       k.scopes.length || !group ? chips(k.scopes, 'all of the user’s') : null),
     td('Properties', chips(k.properties)),
-    td('State', badge(k.state)),
+    td('State', badge(status(k))),
     td('Expires', time(k.expiresAt, 'never')),
     td('Last used', time(k.lastUsedAt, 'never'), k.lastUsedAddress ? h('div', { class: 'muted small' }, k.lastUsedAddress) : null),
     td('Live sessions', h('span', { class: k.liveSessions ? 'live' : 'muted' }, String(k.liveSessions ?? 0))));
 }
+
+/** What a key is now: its state, or `expired` for an active key past its expiry (the server says). */
+function status(k) { return k.status || k.state; }
 
 // ---------- create / edit ----------
 
@@ -393,7 +396,7 @@ export async function keyView(keyID) {
     const hadFocus = heading && document.activeElement === heading;
     replace(node,
       h('p', { class: 'crumbs' }, h('a', { href: '#/keys' }, '← All keys')),
-      h('div', { class: 'view-head' }, h('h1', { tabindex: -1 }, k.name, ' ', badge(k.state)), actions),
+      h('div', { class: 'view-head' }, h('h1', { tabindex: -1 }, k.name, ' ', badge(status(k))), actions),
       h('dl', { class: 'details' },
         row('Key starts', h('code', {}, k.displayStart + '…'), h('span', { class: 'muted' }, ' (the rest is never shown again)')),
         row('ID', h('code', {}, k.id)),
@@ -406,6 +409,7 @@ export async function keyView(keyID) {
         row('Rules', k.rules.length ? h('ol', { class: 'rules' }, k.rules.map((r) => h('li', {}, h('code', {}, r)))) : h('span', { class: 'muted' }, 'none')),
         row('Rate limits', keyLimits(k, group)),
         row('Expires', time(k.expiresAt, 'never')),
+        k.previousUntil ? row('Previous secret', 'works until ', time(k.previousUntil), h('span', { class: 'muted' }, ' (rotation grace)')) : null,
         row('Created', time(k.createdAt), h('span', { class: 'muted' }, ` by ${k.createdBy}`)),
         row('Updated', time(k.updatedAt)),
         row('Last used', time(k.lastUsedAt, 'never'), k.lastUsedAddress ? h('span', { class: 'muted' }, ` from ${k.lastUsedAddress}`) : null)),
