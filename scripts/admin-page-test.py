@@ -22,7 +22,7 @@ What it checks
         closing); the table filters; dialogs take and return focus; the explain box answers;
         rotate shows a new secret once; from a second tab of the page (same origin, same CSP) three
         WebSockets open with subprotocols doorman.v1 + doorman.key.<secret> (one with the old
-        secret inside the rotation's grace); the page lists them; Kick ends one (notice, 4007);
+        secret inside the rotation's grace); the page lists them; Kick ends one (notice, 4107);
         Revoke ends the rest (notice key_revoked, close 4001); the audit log filters; Delete
         removes the key; sign-out forgets the key; no CSP violation in the console; the tablet
         layout does not scroll sideways.
@@ -573,7 +573,7 @@ def scenario(p, base, admin_key, shots):
     d.switch_to.window(ws_tab)
     kicked = p.wait(lambda: (lambda s: s if s["close"] else None)(d.execute_script(WS_STATE, "kick-me")), "the kicked session to close")
     notice = next((m for m in kicked["messages"] if isinstance(m, dict) and m.get("type") == "notice"), {})
-    check("Kick: notice killed_by_administrator, close 4007", notice.get("reason") == "killed_by_administrator" and kicked["close"]["code"] == 4007, (notice, kicked["close"]))
+    check("Kick: notice killed_by_administrator, close 4107", notice.get("reason") == "killed_by_administrator" and kicked["close"]["code"] == 4107, (notice, kicked["close"]))
     d.switch_to.window(main_tab)
     p.wait(lambda: len(p.all("table.sessions tbody tr[data-session]")) == 2, "two sessions left")
 

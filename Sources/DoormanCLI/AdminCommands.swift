@@ -51,7 +51,7 @@ struct Sessions: ParsableCommand {
     }
 
     struct Kill: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "End one live session (notice, then close 4007).")
+        static let configuration = CommandConfiguration(abstract: "End one live session (notice, then close 4107; the device comes back after a short wait).")
         @OptionGroup var options: AdminOptions
         @Argument(help: "The session's id (the ID column of sessions list).") var id: String
         @Option(help: "The node it is on (the NODE column; ids restart per process). Default: the node answering.") var node: String?
@@ -150,7 +150,7 @@ struct Keys: ParsableCommand {
     }
 
     struct Suspend: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Suspend a key (resume brings it back); its live sessions are closed (4002).")
+        static let configuration = CommandConfiguration(abstract: "Suspend a key; its live sessions are closed (4102) and its devices come back by themselves after a resume.")
         @OptionGroup var options: AdminOptions
         @Argument var id: String
         @Flag(help: "Wait until every live session is told and closed.") var wait = false

@@ -117,6 +117,8 @@ struct Serve: ParsableCommand {
     var keyHandshakesPerSecond: Double?
     @Option(help: "Burst of handshakes allowed per key. [env: DOORMAN_KEY_HANDSHAKE_BURST] (default: 20)")
     var keyHandshakeBurst: Double?
+    @Option(help: "Seconds a device waits before trying again after a suspend, a disabled user or a kick (it adds up to as much again in jitter). [env: DOORMAN_REVERSIBLE_RETRY] (default: 30)")
+    var reversibleRetry: Double?
     @Option(help: """
         An upstream service for calls, NAME=http://HOST:PORT[/BASE] (repeatable): NAME:api goes to POST /BASE/api.         Its signing secret comes from DOORMAN_UPSTREAM_SECRET_<NAME> or --upstream-secret-file. [env: DOORMAN_UPSTREAMS, comma-separated]
         """)
@@ -263,6 +265,7 @@ struct Serve: ParsableCommand {
         p.callBurst = try pick(callBurst, env, "DOORMAN_CALL_BURST", "call-burst", p.callBurst)
         p.keyHandshakesPerSecond = try pick(keyHandshakesPerSecond, env, "DOORMAN_KEY_HANDSHAKES_PER_SECOND", "key-handshakes-per-second", p.keyHandshakesPerSecond)
         p.keyHandshakeBurst = try pick(keyHandshakeBurst, env, "DOORMAN_KEY_HANDSHAKE_BURST", "key-handshake-burst", p.keyHandshakeBurst)
+        p.reversibleRetry = try pick(reversibleRetry, env, "DOORMAN_REVERSIBLE_RETRY", "reversible-retry", p.reversibleRetry)
         c.sessions = p
         var calls = c.calls
         calls.connectTimeout = try pick(upstreamConnectTimeout, env, "DOORMAN_UPSTREAM_CONNECT_TIMEOUT", "upstream-connect-timeout", calls.connectTimeout)

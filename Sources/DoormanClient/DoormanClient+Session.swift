@@ -56,14 +56,14 @@ extension DoormanClient {
             let reason: String
             switch outcome {
             case .closed(let closeCode, let closeReason, let notice):
-                action = ReconnectPolicy.action(closeCode: closeCode)
+                action = ReconnectPolicy.action(closeCode: closeCode, retryAfterMs: notice?.reconnect == false ? nil : notice?.retryAfterMs)
                 (code, reason) = (closeCode, notice?.reason ?? closeReason)
                 if action == .stop, let closeCode {
                     return stop(StopReason(source: .closeFrame, code: closeCode, reason: reason,
                                            message: notice?.message ?? "The server ended the session (\(closeCode) \(reason))."))
                 }
             case .refused(let status, let retryAfter, let refusal):
-                action = ReconnectPolicy.action(handshakeStatus: status, retryAfter: retryAfter)
+                action = ReconnectPolicy.action(handshakeStatus: status, retryAfter: retryAfter, refusal: refusal)
                 (code, reason) = (status, refusal ?? "http_\(status)")
                 if action == .stop {
                     return stop(StopReason(source: .handshake, code: status, reason: reason, message: StopReason.message(forRefusal: reason)))
@@ -83,6 +83,10 @@ extension DoormanClient {
             case .backOff, .stop:
                 let atLeast: Duration? = if case .backOff(let d) = action { d } else { nil }
                 delay = max(options.backoff.delay(attempt: attempt), atLeast ?? .zero)
+                attempt += 1
+            case .retryAfter(let wait):
+                // As the server said, plus up to as much again: a fleet does not come back at once.
+                delay = wait + .seconds(Double.random(in: 0..<1) * wait.seconds)
                 attempt += 1
             }
             if lasted.map({ $0 >= options.stableSession }) ?? false { quickReconnects = 0 }

@@ -10,11 +10,14 @@ public struct Notice: Sendable, Equatable {
     public var reconnect: Bool
     /// Text a device can show its user.
     public var message: String
+    /// When to try again (a suspend, a disabled user, a kick), in milliseconds.
+    public var retryAfterMs: Int?
 
     init(_ m: [String: JSONValue]) {
         reason = m["reason"]?.stringValue ?? ""
         code = m["code"]?.intValue
         reconnect = m["reconnect"]?.boolValue ?? true
         message = m["message"]?.stringValue ?? ""
+        retryAfterMs = m["retryAfterMs"]?.intValue
     }
 }

@@ -11,6 +11,9 @@ public enum ReconnectAction: Sendable, Equatable {
     case reconnectSoon
     /// Exponential backoff with jitter, waiting at least `atLeast` (a `Retry-After`).
     case backOff(atLeast: Duration?)
+    /// The server said when to come back (a suspend, a disabled user, a kick): wait that, plus a
+    /// random part of up to as much again, then try again — and again while it says so.
+    case retryAfter(Duration)
 }
 
 /// The close-code and handshake-status table (README "Close codes"). Code *ranges* decide, as
@@ -18,21 +21,26 @@ public enum ReconnectAction: Sendable, Equatable {
 ///
 /// | the server said | action |
 /// |---|---|
-/// | close 4000-4099 (revoked 4001, suspended, expired, rotated, user disabled, deleted, killed) | stop |
+/// | close 4000-4099 (revoked 4001, expired 4003, rotated 4004, deleted 4006, unknown key 4008) | stop |
+/// | close 4100-4199 with the notice's `retryAfterMs` (suspended 4102, user disabled 4105, kicked 4107) | retry after it |
 /// | close 4100-4199 (slow consumer 4100, message flood 4129) | back off |
 /// | close 4200-4299 | reconnect now |
 /// | close 1001 (server shutting down), 1012 (service restart) | reconnect soon |
 /// | any other close, no close frame, a network error | back off |
-/// | handshake 401 (revoked, suspended, expired, unknown key, user disabled), 403 | stop |
+/// | handshake 401 `suspended_key` or `user_disabled` | retry after `Retry-After` (30 s without one) |
+/// | handshake 401 (revoked, expired, unknown key), 403 | stop |
 /// | handshake 429, 503 | back off, at least `Retry-After` |
 /// | any other refusal | back off |
 public enum ReconnectPolicy {
     /// After a session ended with a close frame carrying `code` (nil: none, or no close frame).
-    public static func action(closeCode code: Int?) -> ReconnectAction {
+    /// - Parameter retryAfterMs: the notice's hint (a suspend, a disabled user, a kick).
+    public static func action(closeCode code: Int?, retryAfterMs: Int? = nil) -> ReconnectAction {
         guard let code else { return .backOff(atLeast: nil) }
         switch code {
         case 4000...4099: return .stop
-        case 4100...4199: return .backOff(atLeast: nil)
+        case 4100...4199:
+            if let retryAfterMs, retryAfterMs > 0 { return .retryAfter(.milliseconds(retryAfterMs)) }
+            return .backOff(atLeast: nil)
         case 4200...4299: return .reconnectNow
         case 1001, 1012: return .reconnectSoon
         default: return .backOff(atLeast: nil)
@@ -42,8 +50,12 @@ public enum ReconnectPolicy {
     /// After the server refused the handshake with HTTP `status`.
     /// - Parameters:
     ///   - retryAfter: the `Retry-After` header, if any.
-    public static func action(handshakeStatus status: Int, retryAfter: Duration?) -> ReconnectAction {
+    ///   - refusal: the body's `error`, if any.
+    public static func action(handshakeStatus status: Int, retryAfter: Duration?, refusal: String? = nil) -> ReconnectAction {
         switch status {
+        // An administrator may resume the key or enable the user: wait as told and try again.
+        case 401 where refusal == "suspended_key" || refusal == "user_disabled":
+            return .retryAfter(retryAfter.flatMap { $0 > .zero ? $0 : nil } ?? .seconds(30))
         // RFC 9110 §15.5.2, §15.5.4: the key (or this device) is not allowed; retrying cannot help.
         case 401, 403: return .stop
         default: return .backOff(atLeast: retryAfter)

@@ -4,8 +4,8 @@
 ///
 /// | source | code | reason (examples) |
 /// |---|---|---|
-/// | `.closeFrame` | the close code, 4000-4099 | `key_revoked` (4001), `key_suspended`, `key_expired`, `key_rotated`, `user_disabled`, `key_deleted`, `killed_by_administrator` |
-/// | `.handshake` | the HTTP status, 401 or 403 | `revoked_key`, `expired_key`, `suspended_key`, `unknown_key`, `user_disabled`, `origin_not_allowed` |
+/// | `.closeFrame` | the close code, 4000-4099 | `key_revoked` (4001), `key_expired`, `key_rotated`, `key_deleted`, `unknown_key` |
+/// | `.handshake` | the HTTP status, 401 or 403 | `revoked_key`, `expired_key`, `unknown_key`, `malformed_key`, `origin_not_allowed` |
 /// | `.client` | 1000 | `closed_by_client` |
 public struct StopReason: Sendable, Equatable, CustomStringConvertible {
     public enum Source: Sendable, Equatable {

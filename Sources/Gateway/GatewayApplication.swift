@@ -65,6 +65,12 @@ public final class GatewayApplication: ServerApplication {
         case .failure(let rejection):
             sessions.metrics.handshake(rejection.reason)
             sessions.logger.info("handshake rejected", metadata: ["status": "\(rejection.status)", "reason": "\(rejection.reason)"])
+            // A key sent as a subprotocol (browsers, Node) cannot read a refused handshake: when the
+            // key itself is the problem, upgrade and say it as a live session would be told.
+            if upgrade.protocols.contains(Self.subprotocol), upgrade.protocols.contains(where: { $0.hasPrefix(Self.keyProtocolPrefix) }),
+               let reason = SessionEndReason(handshakeRefusal: rejection.reason) {
+                return .accept(protocol: Self.subprotocol, session: RefusedSession(frames: sessions.endFrames[reason]!, code: reason.closeCode))
+            }
             return .reject(rejection.response)
         case .success(let (resolved, selected)):
             guard sessions.reserveSession(for: resolved.key.id) else {
@@ -119,13 +125,15 @@ public final class GatewayApplication: ServerApplication {
             }
             return .failure(HandshakeRejection(status: 401, reason: "unknown_key"))
         }
+        // Reversible refusals say when to try again (the device comes back by itself after a resume).
+        let later = [HTTPHeader("Retry-After", String(Int(policy.reversibleRetry.rounded(.up))))]
         switch resolved.key.state {
         case .revoked: return .failure(HandshakeRejection(status: 401, reason: "revoked_key"))
-        case .suspended: return .failure(HandshakeRejection(status: 401, reason: "suspended_key"))
+        case .suspended: return .failure(HandshakeRejection(status: 401, reason: "suspended_key", headers: later))
         case .active: break
         }
         if let expiry = resolved.key.expiresAt, expiry <= now { return .failure(HandshakeRejection(status: 401, reason: "expired_key")) }
-        if resolved.user.state == .disabled { return .failure(HandshakeRejection(status: 401, reason: "user_disabled")) }
+        if resolved.user.state == .disabled { return .failure(HandshakeRejection(status: 401, reason: "user_disabled", headers: later)) }
         let limits = sessions.limits(key: resolved.key, groups: resolved.groups)
         if let wait = sessions.keyHandshakeLimiter.take(resolved.key.id, rate: limits.handshakesPerSecond ?? 0, burst: limits.handshakeBurst ?? 1) {
             return .failure(HandshakeRejection(status: 429, reason: "handshake_rate", headers: [RetryAfter.header(wait)]))

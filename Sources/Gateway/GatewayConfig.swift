@@ -77,6 +77,7 @@ public struct GatewayConfig: Sendable, Equatable {
         try require(keyPolicy.maxLifetime.map { $0 > 0 } ?? true, "max-key-lifetime", "must be > 0 seconds")
         try require((1...64).contains(poolThreads), "pool-threads", "must be 1 to 64")
         try require(feedBound >= 1 && feedBound <= 3600, "feed-bound", "must be 1 to 3600 seconds")
+        try require(sessions.reversibleRetry >= 0.1 && sessions.reversibleRetry <= 3600, "reversible-retry", "must be 0.1 to 3600 seconds")
         try require(nodeName.map { n in !n.isEmpty && n.count <= 100 && n.unicodeScalars.allSatisfy { $0.isASCII && ($0.properties.isAlphabetic || ("0"..."9").contains($0) || "._:-".unicodeScalars.contains($0)) } } ?? true,
                     "node-name", "1 to 100 of A-Z, a-z, 0-9, '.', '_', ':' and '-'")
         let p = sessions

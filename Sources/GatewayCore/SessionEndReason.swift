@@ -1,18 +1,20 @@
 // SPDX-License-Identifier: Apache-2.0
 public import WireCodec
 
-/// Why the server ends a live session: a notice message names it, then a close frame carries its
-/// code. Code ranges tell clients what to do (as Pusher's do):
+/// Why the server ends a live session (or refuses a browser's key after the upgrade): a notice
+/// message names it, then a close frame carries its code. Code ranges tell clients what to do (as
+/// Pusher's do): 4000-4099 stop for good, 4100-4199 back off and come back, 4200-4299 reconnect now.
 ///
 /// | code | reason | client should |
 /// |---|---|---|
 /// | 4001 | key revoked | stop for good |
-/// | 4002 | key suspended | stop; an administrator may resume it |
 /// | 4003 | key expired | stop |
 /// | 4004 | key rotated (this secret is no longer valid) | stop; get the new secret |
-/// | 4005 | user disabled | stop |
 /// | 4006 | key deleted | stop |
-/// | 4007 | session killed by an administrator | stop |
+/// | 4008 | key unknown (a refused handshake only) | stop |
+/// | 4102 | key suspended | retry after the notice's `retryAfterMs` plus as much again in jitter; back by itself after a resume |
+/// | 4105 | user disabled | the same (an enable brings it back) |
+/// | 4107 | session ended by an administrator | the same |
 /// | 4129 | rate limited (message flood) | reconnect after backing off |
 /// | 4200 | this node lost the cluster's change feed and can no longer vouch for the key | reconnect now (to another node) |
 public enum SessionEndReason: String, Sendable, CaseIterable, Codable {
@@ -22,6 +24,7 @@ public enum SessionEndReason: String, Sendable, CaseIterable, Codable {
     case keyRotated = "key_rotated"
     case userDisabled = "user_disabled"
     case keyDeleted = "key_deleted"
+    case keyUnknown = "unknown_key"
     case killed = "killed_by_administrator"
     case rateLimited = "rate_limited"
     case feedLost = "cluster_feed_lost"
@@ -29,12 +32,13 @@ public enum SessionEndReason: String, Sendable, CaseIterable, Codable {
     public var closeCode: CloseCode {
         switch self {
         case .keyRevoked: return CloseCode(rawValue: 4001)
-        case .keySuspended: return CloseCode(rawValue: 4002)
         case .keyExpired: return CloseCode(rawValue: 4003)
         case .keyRotated: return CloseCode(rawValue: 4004)
-        case .userDisabled: return CloseCode(rawValue: 4005)
         case .keyDeleted: return CloseCode(rawValue: 4006)
-        case .killed: return CloseCode(rawValue: 4007)
+        case .keyUnknown: return CloseCode(rawValue: 4008)
+        case .keySuspended: return CloseCode(rawValue: 4102)
+        case .userDisabled: return CloseCode(rawValue: 4105)
+        case .killed: return CloseCode(rawValue: 4107)
         case .rateLimited: return CloseCode(rawValue: 4129)
         case .feedLost: return CloseCode(rawValue: 4200)
         }
@@ -44,12 +48,13 @@ public enum SessionEndReason: String, Sendable, CaseIterable, Codable {
     public var message: String {
         switch self {
         case .keyRevoked: return "This device's key was revoked."
-        case .keySuspended: return "This device's key is suspended."
+        case .keySuspended: return "This device's key is suspended; it will reconnect once an administrator resumes it."
         case .keyExpired: return "This device's key has expired."
         case .keyRotated: return "This device's key was replaced; it needs the new key."
-        case .userDisabled: return "The account this device acts for is disabled."
+        case .userDisabled: return "The account this device acts for is disabled; it will reconnect once it is enabled."
         case .keyDeleted: return "This device's key was deleted."
-        case .killed: return "An administrator ended this session."
+        case .keyUnknown: return "This device's key is not known to the server."
+        case .killed: return "An administrator ended this session; the device will reconnect."
         case .rateLimited: return "Too many messages; reconnect later."
         case .feedLost: return "This server lost contact with the cluster; reconnect."
         }
@@ -57,4 +62,21 @@ public enum SessionEndReason: String, Sendable, CaseIterable, Codable {
 
     /// False for the 4000-4099 range: the client must not reconnect with the same key.
     public var mayReconnect: Bool { closeCode.rawValue >= 4100 }
+
+    /// Ends an administrator may undo (resume, enable) or that say nothing about the key (a kick):
+    /// the device retries slowly, after the server's `retryAfterMs` hint, and comes back by itself.
+    public var isReversible: Bool { self == .keySuspended || self == .userDisabled || self == .killed }
+
+    /// The reason a refused handshake (its HTTP reason) stands for, when the key itself is the
+    /// problem: a browser, which cannot read the refusal, is told this after the upgrade instead.
+    public init?(handshakeRefusal reason: String) {
+        switch reason {
+        case "revoked_key": self = .keyRevoked
+        case "suspended_key": self = .keySuspended
+        case "expired_key": self = .keyExpired
+        case "unknown_key": self = .keyUnknown
+        case "user_disabled": self = .userDisabled
+        default: return nil
+        }
+    }
 }

@@ -3,9 +3,9 @@ import Testing
 @testable import DoormanClient
 
 @Suite struct ReconnectPolicyTests {
-    /// 4000-4099: revoked, suspended, expired, rotated, user disabled, deleted, killed, and
-    /// codes of that range the client does not know yet.
-    @Test(arguments: [4000, 4001, 4002, 4003, 4004, 4005, 4006, 4007, 4050, 4099])
+    /// 4000-4099: revoked, expired, rotated, deleted, unknown key, and codes of that range the
+    /// client does not know yet.
+    @Test(arguments: [4000, 4001, 4003, 4004, 4006, 4008, 4050, 4099])
     func stopsForGoodOnTerminalCloseCodes(code: Int) {
         #expect(ReconnectPolicy.action(closeCode: code) == .stop)
     }
@@ -13,6 +13,20 @@ import Testing
     @Test(arguments: [4100, 4129, 4199])
     func backsOffOnTransientCloseCodes(code: Int) {
         #expect(ReconnectPolicy.action(closeCode: code) == .backOff(atLeast: nil))
+    }
+
+    /// A suspend, a disabled user or a kick: the server's hint, never a stop; and the refused
+    /// handshakes while it lasts wait their Retry-After.
+    @Test(arguments: [4102, 4105, 4107])
+    func retriesAfterTheServersHintOnReversibleEnds(code: Int) {
+        #expect(ReconnectPolicy.action(closeCode: code, retryAfterMs: 30_000) == .retryAfter(.seconds(30)))
+        #expect(ReconnectPolicy.action(closeCode: code) == .backOff(atLeast: nil))
+    }
+
+    @Test func waitsOutASuspendedKeyOrADisabledUser() {
+        #expect(ReconnectPolicy.action(handshakeStatus: 401, retryAfter: .seconds(45), refusal: "suspended_key") == .retryAfter(.seconds(45)))
+        #expect(ReconnectPolicy.action(handshakeStatus: 401, retryAfter: nil, refusal: "user_disabled") == .retryAfter(.seconds(30)))
+        #expect(ReconnectPolicy.action(handshakeStatus: 401, retryAfter: nil, refusal: "revoked_key") == .stop)
     }
 
     @Test(arguments: [4200, 4250, 4299])

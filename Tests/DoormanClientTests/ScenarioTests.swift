@@ -5,7 +5,8 @@ import Testing
 
 /// The shared client scenario against the real gateway binary (clients/scenario/harness.py):
 /// connect, subscribe, receive a publish, call an upstream, get throttled and recover, server
-/// restart → reconnect and resubscribe, key revoked → stop with the reason, and no more handshakes.
+/// restart → reconnect and resubscribe, key suspended → wait and come back after the resume, key
+/// revoked → stop with the reason, and no more handshakes.
 @Suite(.serialized) struct ScenarioTests {
     /// Fast reconnects for the test; the defaults are for devices.
     static var options: DoormanClient.Options {
@@ -84,14 +85,38 @@ import Testing
         let second = try await next(&inbox)
         #expect(second.data["n"]?.intValue == 2)
 
+        // 5b. The key is suspended: close 4102 with the server's hint (1 s in the harness); the
+        // tries meanwhile get 401 suspended_key with Retry-After; never a stop; after the resume
+        // the device is back by itself with its subscription.
+        let beforeSuspend = await log.count
+        try await harness.post("/suspend")
+        let suspended = await log.next(after: beforeSuspend) { if case .disconnected = $0 { true } else { false } }
+        guard case .disconnected(let closed)? = suspended else { Issue.record("no disconnect after the suspend"); return }
+        #expect(closed.code == 4102 && closed.reason == "key_suspended", "\(closed)")
+        #expect(closed.retryIn >= .seconds(1) && closed.retryIn < .seconds(2), "\(closed.retryIn)")
+        let refusedWhileSuspended = await log.next(after: beforeSuspend) {
+            if case .disconnected(let d) = $0, d.code == 401 { true } else { false }
+        }
+        if case .disconnected(let d)? = refusedWhileSuspended {
+            #expect(d.reason == "suspended_key" && d.retryIn >= .seconds(1) && d.retryIn < .seconds(2), "\(d)")
+        } else { Issue.record("no try while suspended") }
+        try await harness.post("/resume")
+        let resumed = await log.next(after: beforeSuspend, within: .seconds(10)) { if case .connected = $0 { true } else { false } }
+        let sinceSuspend = await log.events
+        #expect(resumed != nil, "the device did not come back after the resume: \(sinceSuspend)")
+        try await harness.post("/publish", ["data": ["door": 12, "n": 3]])
+        let third = try await next(&inbox)
+        #expect(third.data["n"]?.intValue == 3)
+
         // 6. The key is revoked: the notice, close 4001, a stop with the reason.
+        let beforeRevoke = await log.count
         try await harness.post("/revoke")
         let reason = try await withDeadline(.seconds(15)) { await client.stopped() }
         #expect(reason.code == 4001)
         #expect(reason.reason == "key_revoked")
         #expect(reason.message == "This device's key was revoked.")
         #expect(reason.source == .closeFrame)
-        let notice = await log.next { if case .notice = $0 { true } else { false } }
+        let notice = await log.next(after: beforeRevoke) { if case .notice = $0 { true } else { false } }
         if case .notice(let n)? = notice { #expect(n.code == 4001 && n.reconnect == false) } else { Issue.record("no notice") }
         let last = await log.next { if case .stopped = $0 { true } else { false } }
         #expect(last == .stopped(reason))

@@ -46,7 +46,7 @@ import WireCodec
         }
     }
 
-    @Test(arguments: [("revoke", 4001, "revoked_key"), ("suspend", 4002, "suspended_key")])
+    @Test(arguments: [("revoke", 4001, "revoked_key"), ("suspend", 4102, "suspended_key")])
     func aChangeNotReadBackEndsTheKeysSessionsAndRefusesIt(action: String, code: Int, reason: String) throws {
         let box = Mutex<FailingStore?>(nil)
         let gw = try AdminAPITests.TestGateway(wrapStore: { base in

@@ -220,7 +220,7 @@ import WireDeflate
     }
 
     @Test(arguments: [
-        ("suspend", 4002, "key_suspended"),
+        ("suspend", 4102, "key_suspended"),
         ("delete", 4006, "key_deleted"),
     ])
     func endsSessionsForEveryKindOfChange(action: String, code: UInt16, reason: String) throws {
@@ -233,6 +233,57 @@ import WireDeflate
         #expect(client.readCloseCode() == code)
     }
 
+    /// Issue 17: a suspend, a disabled user and a kick are reversible: the notice says come back
+    /// (4100-4199, `reconnect: true`, `retryAfterMs`), the refused handshakes meanwhile say when
+    /// (Retry-After), and after a resume the same key works again. Revoke stays final.
+    @Test func reversibleEndsSayWhenToComeBackAndFinalOnesDoNot() throws {
+        let gw = try TestGateway { $0.sessions.reversibleRetry = 7 }
+        let (keyID, secret) = try makeKey(gw)
+        let (client, _) = try connect(gw, secret: secret)
+        #expect(try gw.call("POST", "/v1/keys/\(keyID)/suspend").0 == 200)
+        let notice = try #require(json(client.readFrame()))
+        #expect(notice["code"] as? Int == 4102 && notice["reconnect"] as? Bool == true && notice["retryAfterMs"] as? Int == 7000, "\(notice)")
+        #expect(client.readCloseCode() == 4102)
+        let refused = try TestClient(port: gw.port)
+        let head = try #require(refused.upgrade(path: "/ws", headers: ["X-API-Key: " + secret]))
+        #expect(head.hasPrefix("HTTP/1.1 401") && head.contains("Retry-After: 7"), "\(head)")
+        #expect(try gw.call("POST", "/v1/keys/\(keyID)/resume").0 == 200)
+        let (back, welcome) = try connect(gw, secret: secret)
+        #expect(welcome["type"] as? String == "welcome")
+        #expect(try gw.call("POST", "/v1/keys/\(keyID)/revoke").0 == 200)
+        let final = try #require(json(back.readFrame()))
+        #expect(final["code"] as? Int == 4001 && final["reconnect"] as? Bool == false && final["retryAfterMs"] == nil, "\(final)")
+    }
+
+    /// Issue 17: a client that sends its key as a subprotocol (a browser, Node) cannot read a
+    /// refused handshake, so a key that is unknown, revoked, suspended or expired is upgraded and
+    /// then told as a live session would be; a key in a header still gets the HTTP answer.
+    @Test func aBrowserLearnsWhyItsKeyWasRefused() throws {
+        let gw = try TestGateway()
+        let (keyID, secret) = try makeKey(gw)
+        let (_, expiredSecret) = try makeKey(gw, key: ["expiresAt": "2020-01-01T00:00:00Z"])
+        #expect(try gw.call("POST", "/v1/keys/\(keyID)/suspend").0 == 200)
+        let unknown = APIKeySecret.generate().text
+        for (key, code, reason) in [(secret, 4102, "key_suspended"), (expiredSecret, 4003, "key_expired"), (unknown, 4008, "unknown_key")] {
+            let browser = try TestClient(port: gw.port)
+            let head = try #require(browser.upgrade(path: "/ws", headers: ["Sec-WebSocket-Protocol: doorman.v1, doorman.key.\(key)"]))
+            #expect(head.hasPrefix("HTTP/1.1 101") && head.contains("Sec-WebSocket-Protocol: doorman.v1"), "\(head)")
+            let notice = try #require(json(browser.readFrame()))
+            #expect(notice["type"] as? String == "notice" && notice["code"] as? Int == code && notice["reason"] as? String == reason, "\(notice)")
+            #expect(browser.readCloseCode() == UInt16(code))
+            let headerClient = try TestClient(port: gw.port)
+            #expect(headerClient.upgrade(path: "/ws", headers: ["X-API-Key: " + key])?.hasPrefix("HTTP/1.1 401") == true)
+        }
+        #expect(try gw.call("POST", "/v1/keys/\(keyID)/revoke").0 == 200)
+        let browser = try TestClient(port: gw.port)
+        #expect(browser.upgrade(path: "/ws", headers: ["Sec-WebSocket-Protocol: doorman.v1, doorman.key.\(secret)"])?.hasPrefix("HTTP/1.1 101") == true)
+        #expect(json(browser.readFrame())?["reason"] as? String == "key_revoked")
+        #expect(browser.readCloseCode() == 4001)
+        // A malformed key is not a key: the HTTP answer stands.
+        let garbled = try TestClient(port: gw.port)
+        #expect(garbled.upgrade(path: "/ws", headers: ["Sec-WebSocket-Protocol: doorman.v1, doorman.key.dmk_nonsense"])?.hasPrefix("HTTP/1.1 401") == true)
+    }
+
     @Test func disablingTheUserEndsItsSessions() throws {
         let gw = try TestGateway()
         let (keyID, secret) = try makeKey(gw)
@@ -241,7 +292,7 @@ import WireDeflate
         let (client, _) = try connect(gw, secret: secret)
         #expect(try gw.call("POST", "/v1/users/\(userID)/disable").0 == 200)
         #expect(json(client.readFrame())?["reason"] as? String == "user_disabled")
-        #expect(client.readCloseCode() == 4005)
+        #expect(client.readCloseCode() == 4105)
     }
 
     @Test func narrowingRightsDropsSubscriptionsAndPushesPermissionsChanged() throws {
@@ -332,7 +383,7 @@ import WireDeflate
         let id = try #require(welcomeA["session"] as? String)
         #expect(try gw.call("DELETE", "/v1/sessions/\(id)").0 == 204)
         #expect(json(a.readFrame())?["reason"] as? String == "killed_by_administrator")
-        #expect(a.readCloseCode() == 4007)
+        #expect(a.readCloseCode() == 4107)
         try send(b, ["id": 1, "type": "ping"])
         #expect(json(b.readFrame())?["type"] as? String == "result")
         #expect(try gw.call("DELETE", "/v1/sessions/\(id)").0 == 404)

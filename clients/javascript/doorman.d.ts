@@ -8,13 +8,14 @@ export declare const CloseCodes: Readonly<{
   NORMAL: 1000;
   GOING_AWAY: 1001;
   KEY_REVOKED: 4001;
-  KEY_SUSPENDED: 4002;
   KEY_EXPIRED: 4003;
   KEY_ROTATED: 4004;
-  USER_DISABLED: 4005;
   KEY_DELETED: 4006;
-  KILLED: 4007;
+  KEY_UNKNOWN: 4008;
   SLOW_CONSUMER: 4100;
+  KEY_SUSPENDED: 4102;
+  USER_DISABLED: 4105;
+  KILLED: 4107;
   RATE_LIMITED: 4129;
 }>;
 
@@ -64,7 +65,7 @@ export interface Welcome {
 }
 
 export interface StopInfo {
-  /** The close code: 4001 revoked, 4002 suspended, 4003 expired, 4004 rotated, 4005 user disabled, 4006 deleted, 4007 killed; 1000 for close(). */
+  /** The close code: 4001 revoked, 4003 expired, 4004 rotated, 4006 deleted, 4008 unknown key; 1000 for close(). */
   code: number;
   /** key_revoked, key_suspended, key_expired, key_rotated, user_disabled, key_deleted, killed_by_administrator, client_closed, no_websocket. */
   reason: string;

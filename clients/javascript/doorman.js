@@ -22,25 +22,24 @@ export const CloseCodes = Object.freeze({
   NORMAL: 1000,
   GOING_AWAY: 1001,
   KEY_REVOKED: 4001,
-  KEY_SUSPENDED: 4002,
   KEY_EXPIRED: 4003,
   KEY_ROTATED: 4004,
-  USER_DISABLED: 4005,
   KEY_DELETED: 4006,
-  KILLED: 4007,
+  KEY_UNKNOWN: 4008,
   SLOW_CONSUMER: 4100,
+  KEY_SUSPENDED: 4102,
+  USER_DISABLED: 4105,
+  KILLED: 4107,
   RATE_LIMITED: 4129,
 });
 
 /** What a device can show for each stop code when no notice message arrived (same words as the server's). */
 const STOP_MESSAGES = {
   4001: ["key_revoked", "This device's key was revoked."],
-  4002: ["key_suspended", "This device's key is suspended."],
   4003: ["key_expired", "This device's key has expired."],
   4004: ["key_rotated", "This device's key was replaced; it needs the new key."],
-  4005: ["user_disabled", "The account this device acts for is disabled."],
   4006: ["key_deleted", "This device's key was deleted."],
-  4007: ["killed_by_administrator", "An administrator ended this session."],
+  4008: ["unknown_key", "This device's key is not known to the server."],
 };
 
 /**
@@ -433,14 +432,18 @@ export class DoormanClient {
     }
     if (conn.welcomed && Date.now() - conn.openedAt >= this._opts.stableAfterMs) this._failures = 0;
     if (!conn.welcomed && action !== "restart") action = "backoff"; // a failed attempt always backs off
-    this._schedule(action, { code, reason });
+    // A suspend, a disabled user or a kick (4102, 4105, 4107) says when to come back: that long
+    // plus up to as much again, so a fleet does not return at once.
+    const retryAfterMs = notice && notice.reconnect !== false && typeof notice.retryAfterMs === "number" ? notice.retryAfterMs : 0;
+    this._schedule(action, { code, reason: notice?.reason || reason, retryAfterMs });
   }
 
   /** @private */
-  _schedule(action, { code, reason }) {
+  _schedule(action, { code, reason, retryAfterMs = 0 }) {
     const o = this._opts;
     let delay;
-    if (action === "now" && this._failures === 0) delay = 0;
+    if (retryAfterMs > 0) delay = retryAfterMs + Math.floor(Math.random() * retryAfterMs);
+    else if (action === "now" && this._failures === 0) delay = 0;
     else if (action === "restart" && this._failures === 0) delay = Math.floor(Math.random() * o.restartDelayMs);
     else delay = backoffDelay(this._failures, o.backoffBaseMs, o.backoffMaxMs);
     if (action !== "restart" || this._failures > 0) this._failures += 1;

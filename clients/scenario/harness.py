@@ -14,6 +14,9 @@ Control API (JSON):
     GET  /info        {"url","http","key","keyID","channel","property","call","limits"}
     POST /publish     {"data": …}            publish on the channel (another key, over HTTP)
     POST /restart                            SIGTERM the gateway, start it again on the same port and store
+    POST /suspend                            suspend the device key (waits for its sessions to close)
+    POST /resume                             resume it (a suspended device comes back within 2 × 1 s:
+                                             the gateway runs with --reversible-retry 1)
     POST /revoke                             revoke the device key (waits for its sessions to close)
     GET  /handshakes  {"accepted": n, "revoked_key": n, …, "total": n}   since the gateway last started
     POST /stop                               end everything (the harness exits)
@@ -61,6 +64,7 @@ class World:
         start = out.tell()
         self.gateway = subprocess.Popen(
             [self.binary, "serve", "--port", str(self.port), "--db", os.path.join(self.dir, "doorman.db"), "--log-level", "warning",
+             "--reversible-retry", "1",
              "--upstream", f"pms=http://127.0.0.1:{self.upstream_port}", "--handshakes-per-second", "0"],
             env={**os.environ, "DOORMAN_UPSTREAM_SECRET_PMS": SECRET}, stdout=out, stderr=subprocess.DEVNULL)
         deadline = time.time() + 30
@@ -153,6 +157,9 @@ def main():
                 if self.path == "/restart":
                     world.restart()
                     return self.reply(200, {"restarted": True})
+                if self.path in ("/suspend", "/resume"):
+                    wait = "?wait=true" if self.path == "/suspend" else ""
+                    return self.reply(200, world.admin("POST", f"/v1/keys/{world.key_id}{self.path}{wait}"))
                 if self.path == "/revoke":
                     return self.reply(200, world.admin("POST", f"/v1/keys/{world.key_id}/revoke?wait=true"))
                 if self.path == "/stop":

@@ -892,7 +892,7 @@ export async function groupsView() {
 """##),
         AdminPageAsset(
             name: "keys.js", contentType: "text/javascript; charset=utf-8",
-            etag: #""sha256-HSrAe1TtlJTKNviIfPS-CMoVlgIy2FRW""#,
+            etag: #""sha256-MHlDXjzisbudfn5878N7tgVe5CpE-v9g""#,
             text: #"""
 // Keys: the table, the create/edit dialog, the one-time secret, a key's page (actions, live
 // sessions, "may this key do X on Y?").
@@ -1177,7 +1177,7 @@ export async function keyView(keyID) {
   }
   async function kick(button, s) {
     const ok = await confirmDialog({ title: 'Kick this session?', confirm: 'Kick',
-      message: `Session ${s.id} from ${s.address} gets a notice and is closed (code 4007). The key keeps working; the device may reconnect.` });
+      message: `Session ${s.id} from ${s.address} gets a notice and is closed (code 4107). The key keeps working; the device reconnects after a short wait.` });
     if (!ok) return;
     await busy(button, async () => {
       try { await api('DELETE', `/v1/sessions/${q(s.id)}?node=${q(s.node)}`); announce(`Session ${s.id} ended.`); }
@@ -1195,7 +1195,7 @@ export async function keyView(keyID) {
         ? { title: `Revoke ${k.name}?`, confirm: 'Revoke key',
             message: `The key stops working at once and for good; its ${k.liveSessions} live session(s) get a notice and close (code 4001). It stays listed, disabled. This cannot be undone.` }
         : { title: `Suspend ${k.name}?`, confirm: 'Suspend key',
-            message: `The key stops working until it is resumed; its ${k.liveSessions} live session(s) get a notice and close (code 4002).` });
+            message: `The key stops working until it is resumed; its ${k.liveSessions} live session(s) get a notice and close (code 4102); devices retry slowly and come back by themselves once it is resumed.` });
       if (!ok) return;
     }
     await busy(button, async () => {
@@ -1449,7 +1449,7 @@ export const session = {
 """#),
         AdminPageAsset(
             name: "users.js", contentType: "text/javascript; charset=utf-8",
-            etag: #""sha256-jTlVu3Xx1F9zds80idWL_8R-0znuW22q""#,
+            etag: #""sha256-ZN1tVm3lVRpCcAW-1NTTOxNV7pOy1-Tk""#,
             text: #"""
 // Users: the identities keys act for. List, create, edit, disable/enable, delete.
 import { api, all, q } from './api.js';
@@ -1499,7 +1499,7 @@ export async function usersView() {
     replace(node,
       h('div', { class: 'view-head' }, h('h1', { tabindex: -1 }, 'Users'),
         writes() ? h('button', { type: 'button', id: 'create-user', onclick: () => userDialog(null) }, 'Create user') : null),
-      h('p', { class: 'help' }, 'A key acts for one user and can never do more than that user. Disabling a user stops all of their keys at once (live sessions close with code 4005).'),
+      h('p', { class: 'help' }, 'A key acts for one user and can never do more than that user. Disabling a user stops all of their keys at once (live sessions close with code 4105; devices retry slowly and come back once the user is enabled).'),
       h('div', { class: 'table-wrap' }, h('table', { class: 'data users' },
         h('caption', { class: 'visually-hidden' }, `Users: ${users.length}`),
         h('thead', {}, h('tr', {}, ['Name', 'State', 'Permissions', 'Groups', 'Properties', 'Keys', 'Updated', 'Actions'].map((t) => h('th', { scope: 'col' }, t)))),
@@ -1510,7 +1510,7 @@ export async function usersView() {
   async function setState(u, verb, button) {
     if (verb === 'disable') {
       const ok = await confirmDialog({ title: `Disable ${u.name}?`, confirm: 'Disable user',
-        message: `Every key of ${u.name} stops working until the user is enabled again; their live sessions close (code 4005).` });
+        message: `Every key of ${u.name} stops working until the user is enabled again; their live sessions close (code 4105) and come back once the user is enabled.` });
       if (!ok) return;
     }
     await busy(button, async () => {

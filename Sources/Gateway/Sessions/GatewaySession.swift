@@ -266,7 +266,7 @@ final class GatewaySession: WebSocketSession {
         cancelCalls()
         services.metrics.sessionEnded(reason)
         // One write of bytes encoded once per reason: the notice, then the close frame.
-        connection.send(finalFrames: SessionMessage.endFrames[reason]!, closeCode: reason.closeCode)
+        connection.send(finalFrames: services.endFrames[reason]!, closeCode: reason.closeCode)
         services.logger.info("session ended", metadata: ["session.id": "\(id)", "key.id": "\(keyID)", "reason": "\(reason.rawValue)"])
         return true
     }

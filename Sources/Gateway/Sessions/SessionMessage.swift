@@ -64,18 +64,23 @@ enum SessionMessage {
     }
 
     /// Per reason, encoded once: the notice message, then the close frame with the reason's code.
-    static let endFrames: [SessionEndReason: [UInt8]] = Dictionary(uniqueKeysWithValues: SessionEndReason.allCases.map { reason in
-        let text = JSONText.object([
-            ("type", .string("notice")), ("reason", .string(reason.rawValue)), ("code", .int(Int(reason.closeCode.rawValue))),
-            ("reconnect", .bool(reason.mayReconnect)), ("message", .string(reason.message)),
-        ]).bytes
-        var frames: [UInt8] = []
-        text.withUnsafeBytes { FrameEncoder.append(opcode: .text, payload: $0, to: &frames) }
-        ClosePayload(code: reason.closeCode, reason: reason.rawValue).encoded.withUnsafeBytes {
-            FrameEncoder.append(opcode: .close, payload: $0, to: &frames)
-        }
-        return (reason, frames)
-    })
+    /// A reversible end carries `retryAfterMs`: when the device should try again.
+    static func endFrames(retryAfterMs: Int) -> [SessionEndReason: [UInt8]] {
+        Dictionary(uniqueKeysWithValues: SessionEndReason.allCases.map { reason in
+            var members: [(String, JSONText)] = [
+                ("type", .string("notice")), ("reason", .string(reason.rawValue)), ("code", .int(Int(reason.closeCode.rawValue))),
+                ("reconnect", .bool(reason.mayReconnect)),
+            ]
+            if reason.isReversible { members.append(("retryAfterMs", .int(retryAfterMs))) }
+            members.append(("message", .string(reason.message)))
+            var frames: [UInt8] = []
+            JSONText.object(members).bytes.withUnsafeBytes { FrameEncoder.append(opcode: .text, payload: $0, to: &frames) }
+            ClosePayload(code: reason.closeCode, reason: reason.rawValue).encoded.withUnsafeBytes {
+                FrameEncoder.append(opcode: .close, payload: $0, to: &frames)
+            }
+            return (reason, frames)
+        })
+    }
 
     /// The key of a channel within a property.
     static func channelKey(_ channel: String, property: String?) -> String {

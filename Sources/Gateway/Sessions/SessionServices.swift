@@ -37,6 +37,10 @@ public struct SessionPolicy: Sendable, Equatable {
     public var allowedNetworks: [String] = []
     /// Accept `?key=` in the URL (off: it ends up in proxy logs and browser history).
     public var allowQueryKey = false
+    /// Seconds a device waits before trying again after a suspend, a disabled user or a kick (the
+    /// notice's `retryAfterMs`, and `Retry-After` on the refused handshakes meanwhile); clients add
+    /// up to as much again in jitter, so a resumed device is back within twice this.
+    public var reversibleRetry: Double = 30
 
     public init() {}
 
@@ -130,6 +134,8 @@ final class SessionServices: Sendable {
     let nodeName: String
     /// The cluster this node belongs to (nil on one node with SQLite).
     let cluster: ClusterNode?
+    /// Per reason: the notice and close frame, encoded once.
+    let endFrames: [SessionEndReason: [UInt8]]
 
     init(cache: IdentityCache, policy: SessionPolicy, server: ServerConfiguration, logger: Logger, usage: KeyUsageRecorder?, calls: CallService? = nil,
          nodeName: String = SessionServices.hostName, cluster: ClusterNode? = nil) {
@@ -145,6 +151,7 @@ final class SessionServices: Sendable {
         networks = (try? NetworkAllowlist(policy.allowedNetworks)) ?? NetworkAllowlist.denyAll
         handshakeLimiter = RateLimiter(rate: policy.handshakesPerSecond, burst: policy.handshakeBurst)
         publishLimiter = RateLimiter(rate: policy.publishesPerSecond, burst: policy.publishBurst)
+        endFrames = SessionMessage.endFrames(retryAfterMs: Int(policy.reversibleRetry * 1000))
     }
 
     /// A key's effective limits: its own, then its group's, then the server's.

@@ -17,7 +17,8 @@ function setup(options = {}) {
 }
 
 test("closeAction follows the documented ranges", () => {
-  for (const c of [4000, 4001, 4002, 4003, 4004, 4005, 4006, 4007, 4099]) assert.equal(closeAction(c), "stop", String(c));
+  for (const c of [4000, 4001, 4003, 4004, 4006, 4008, 4099]) assert.equal(closeAction(c), "stop", String(c));
+  for (const c of [4102, 4105, 4107]) assert.equal(closeAction(c), "backoff", String(c));
   for (const c of [4100, 4129, 4199]) assert.equal(closeAction(c), "backoff", String(c));
   for (const c of [4200, 4250, 4299]) assert.equal(closeAction(c), "now", String(c));
   assert.equal(closeAction(1001), "restart");
@@ -134,8 +135,8 @@ test("4001 with its notice: stopped with the reason, pending requests fail, no f
 });
 
 test("every 4000-4099 code stops, even without a notice, with the documented message", async () => {
-  for (const [code, reason, text] of [[4002, "key_suspended", "suspended"], [4003, "key_expired", "expired"], [4004, "key_rotated", "new key"],
-    [4005, "user_disabled", "disabled"], [4006, "key_deleted", "deleted"], [4007, "killed_by_administrator", "administrator"], [4050, "", ""]]) {
+  for (const [code, reason, text] of [[4003, "key_expired", "expired"], [4004, "key_rotated", "new key"],
+    [4006, "key_deleted", "deleted"], [4008, "unknown_key", "not known"], [4050, "", ""]]) {
     const { WS, client } = setup();
     let stop = null;
     client.on("stopped", (s) => { stop = s; });
@@ -146,6 +147,25 @@ test("every 4000-4099 code stops, even without a notice, with the documented mes
     assert.ok(stop.message.includes(text), stop.message);
     await sleep(60);
     assert.equal(WS.instances.length, 1, `no reconnect after ${code}`);
+  }
+});
+
+test("a suspend, a disabled user or a kick (41xx) waits the notice's retryAfterMs plus jitter, then comes back", async () => {
+  for (const [code, reason] of [[4102, "key_suspended"], [4105, "user_disabled"], [4107, "killed_by_administrator"]]) {
+    const { WS, client } = setup();
+    const seen = [];
+    client.on("disconnected", (d) => seen.push(d));
+    const c = client.connect(); WS.instances[0].accept(); await c;
+    WS.instances[0].push({ type: "notice", reason, code, reconnect: true, retryAfterMs: 120, message: "…" });
+    WS.instances[0].serverClose(code, reason);
+    assert.equal(client.state, "waiting", `${code} does not stop`);
+    assert.equal(seen.length, 1);
+    assert.equal(seen[0].reason, reason);
+    assert.ok(seen[0].delayMs >= 120 && seen[0].delayMs < 240, `${code}: ${seen[0].delayMs} ms`);
+    await sleep(300);
+    assert.equal(WS.instances.length, 2, `${code}: back after the hint`);
+    WS.instances[1].accept();
+    client.close();
   }
 });
 

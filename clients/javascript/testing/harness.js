@@ -41,6 +41,8 @@ export async function startHarness({ limitSeconds = 300 } = {}) {
     info: () => api("GET", "/info"),
     publish: (data) => api("POST", "/publish", { data }),
     restart: () => api("POST", "/restart", {}),
+    suspend: () => api("POST", "/suspend", {}),
+    resume: () => api("POST", "/resume", {}),
     revoke: () => api("POST", "/revoke", {}),
     handshakes: () => api("GET", "/handshakes"),
     async stop() {

@@ -50,9 +50,8 @@ def test_backoff_rejects_nonsense(kwargs: dict[str, float]) -> None:
 
 # ---------------------------------------------------------------- close codes
 
-@pytest.mark.parametrize("code,reason", [(4001, "key_revoked"), (4002, "key_suspended"), (4003, "key_expired"),
-                                         (4004, "key_rotated"), (4005, "user_disabled"), (4006, "key_deleted"),
-                                         (4007, "killed_by_administrator"), (4000, "close_4000"), (4099, "close_4099")])
+@pytest.mark.parametrize("code,reason", [(4001, "key_revoked"), (4003, "key_expired"), (4004, "key_rotated"),
+                                         (4006, "key_deleted"), (4008, "unknown_key"), (4000, "close_4000"), (4099, "close_4099")])
 def test_4000_to_4099_stop_for_good(code: int, reason: str) -> None:
     d = close_decision(code, "")
     assert d.action is Action.STOP and d.code == code and d.reason == reason and d.message
@@ -80,6 +79,15 @@ def test_4100_to_4199_back_off_with_a_floor(code: int) -> None:
     assert d.action is Action.BACKOFF and d.floor == THROTTLED_CLOSE_FLOOR > 0
 
 
+@pytest.mark.parametrize("code,reason", [(4102, "key_suspended"), (4105, "user_disabled"), (4107, "killed_by_administrator")])
+def test_a_suspend_a_disabled_user_or_a_kick_waits_the_servers_hint_plus_jitter(code: int, reason: str) -> None:
+    notice = {"type": "notice", "reason": reason, "code": code, "reconnect": True, "retryAfterMs": 30000, "message": "…"}
+    d = close_decision(code, reason, notice)
+    assert (d.action, d.floor, d.spread, d.reason) == (Action.BACKOFF, 30.0, 30.0, reason)
+    # without the hint: the usual throttled floor
+    assert close_decision(code, reason).floor == THROTTLED_CLOSE_FLOOR
+
+
 @pytest.mark.parametrize("code", [4200, 4250, 4299])
 def test_4200_to_4299_reconnect_now(code: int) -> None:
     assert close_decision(code, "").action is Action.NOW
@@ -97,12 +105,18 @@ def test_everything_else_backs_off(code: int | None) -> None:
 
 # ---------------------------------------------------------------- refused handshakes
 
-@pytest.mark.parametrize("error", ["revoked_key", "expired_key", "unknown_key", "suspended_key", "user_disabled",
-                                   "malformed_key", "missing_key"])
+@pytest.mark.parametrize("error", ["revoked_key", "expired_key", "unknown_key", "malformed_key", "missing_key"])
 def test_401_stops_with_the_reason_from_the_body(error: str) -> None:
     d = handshake_decision(401, f'{{"error":"{error}"}}'.encode(), {})
     assert (d.action, d.reason, d.http_status, d.code) == (Action.STOP, error, 401, None)
     assert d.message
+
+
+@pytest.mark.parametrize("error", ["suspended_key", "user_disabled"])
+def test_401_suspended_or_disabled_waits_retry_after_plus_jitter_and_never_stops(error: str) -> None:
+    d = handshake_decision(401, f'{{"error":"{error}"}}'.encode(), {"Retry-After": "45"})
+    assert (d.action, d.floor, d.spread, d.reason) == (Action.BACKOFF, 45.0, 45.0, error)
+    assert handshake_decision(401, f'{{"error":"{error}"}}'.encode(), {}).floor == 30.0
 
 
 def test_401_revoked_says_so() -> None:

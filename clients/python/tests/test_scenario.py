@@ -2,7 +2,8 @@
 """The shared client scenario against the real gateway binary:
 
 connect, subscribe, receive a publish, call pms:checkIn, get throttled and recover, server restart
-→ reconnect and resubscribe, key revoked → stop with the reason and no more handshakes.
+→ reconnect and resubscribe, key suspended → wait and come back after the resume, key revoked →
+stop with the reason and no more handshakes.
 Plain pytest; each test runs its coroutine with asyncio.run."""
 from __future__ import annotations
 
@@ -86,6 +87,27 @@ async def scenario(h: Harness) -> None:
     assert status == 202
     event = await asyncio.wait_for(events.get(), 10)
     assert event.data == {"door": 12, "n": 2}
+
+    # suspended: close 4102 with the server's hint (1 s in the harness) → the client waits that plus
+    # jitter, its tries meanwhile get 401 suspended_key with Retry-After and it keeps waiting (never
+    # stops), and after the resume it is back by itself and resubscribed
+    sessions_before, seen = client.sessions, len(disconnects)
+    status, _ = await asyncio.to_thread(h.post, "/suspend")
+    assert status == 200
+    await eventually(lambda: len(disconnects) > seen, 10, "the suspension's close")
+    code, reason, delay = disconnects[seen]
+    assert (code, reason) == (4102, "key_suspended") and 1.0 <= delay < 2.0, disconnects[seen:]
+    await eventually(lambda: len(disconnects) > seen + 1, 10, "a try while suspended")
+    code, reason, delay = disconnects[seen + 1]
+    assert (code, reason) == (401, "suspended_key") and 1.0 <= delay < 2.0, disconnects[seen:]
+    assert not stops and client.stop_info is None
+    status, _ = await asyncio.to_thread(h.post, "/resume")
+    assert status == 200
+    await eventually(lambda: client.sessions > sessions_before and client.connected, 10, "the device back after the resume")
+    status, _ = await asyncio.to_thread(h.post, "/publish", {"data": {"door": 12, "n": 3}})
+    assert status == 202
+    event = await asyncio.wait_for(events.get(), 10)
+    assert event.data == {"door": 12, "n": 3}
 
     # revoked: notice, close 4001 → the client stops for good and says why
     status, _ = await asyncio.to_thread(h.post, "/revoke")

@@ -281,7 +281,7 @@ export async function keyView(keyID) {
   }
   async function kick(button, s) {
     const ok = await confirmDialog({ title: 'Kick this session?', confirm: 'Kick',
-      message: `Session ${s.id} from ${s.address} gets a notice and is closed (code 4007). The key keeps working; the device may reconnect.` });
+      message: `Session ${s.id} from ${s.address} gets a notice and is closed (code 4107). The key keeps working; the device reconnects after a short wait.` });
     if (!ok) return;
     await busy(button, async () => {
       try { await api('DELETE', `/v1/sessions/${q(s.id)}?node=${q(s.node)}`); announce(`Session ${s.id} ended.`); }
@@ -299,7 +299,7 @@ export async function keyView(keyID) {
         ? { title: `Revoke ${k.name}?`, confirm: 'Revoke key',
             message: `The key stops working at once and for good; its ${k.liveSessions} live session(s) get a notice and close (code 4001). It stays listed, disabled. This cannot be undone.` }
         : { title: `Suspend ${k.name}?`, confirm: 'Suspend key',
-            message: `The key stops working until it is resumed; its ${k.liveSessions} live session(s) get a notice and close (code 4002).` });
+            message: `The key stops working until it is resumed; its ${k.liveSessions} live session(s) get a notice and close (code 4102); devices retry slowly and come back by themselves once it is resumed.` });
       if (!ok) return;
     }
     await busy(button, async () => {

@@ -46,7 +46,7 @@ export async function usersView() {
     replace(node,
       h('div', { class: 'view-head' }, h('h1', { tabindex: -1 }, 'Users'),
         writes() ? h('button', { type: 'button', id: 'create-user', onclick: () => userDialog(null) }, 'Create user') : null),
-      h('p', { class: 'help' }, 'A key acts for one user and can never do more than that user. Disabling a user stops all of their keys at once (live sessions close with code 4005).'),
+      h('p', { class: 'help' }, 'A key acts for one user and can never do more than that user. Disabling a user stops all of their keys at once (live sessions close with code 4105; devices retry slowly and come back once the user is enabled).'),
       h('div', { class: 'table-wrap' }, h('table', { class: 'data users' },
         h('caption', { class: 'visually-hidden' }, `Users: ${users.length}`),
         h('thead', {}, h('tr', {}, ['Name', 'State', 'Permissions', 'Groups', 'Properties', 'Keys', 'Updated', 'Actions'].map((t) => h('th', { scope: 'col' }, t)))),
@@ -57,7 +57,7 @@ export async function usersView() {
   async function setState(u, verb, button) {
     if (verb === 'disable') {
       const ok = await confirmDialog({ title: `Disable ${u.name}?`, confirm: 'Disable user',
-        message: `Every key of ${u.name} stops working until the user is enabled again; their live sessions close (code 4005).` });
+        message: `Every key of ${u.name} stops working until the user is enabled again; their live sessions close (code 4105) and come back once the user is enabled.` });
       if (!ok) return;
     }
     await busy(button, async () => {

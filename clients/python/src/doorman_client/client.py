@@ -339,6 +339,10 @@ class DoormanClient:
                 elif decision.action is Action.PROMPT:
                     delay = self.backoff.delay(0)
                     attempt = 1
+                elif decision.spread > 0:
+                    # The server said when to come back (a suspend, a kick): that, plus jitter.
+                    delay = decision.floor + decision.spread * self.backoff.rng()
+                    attempt += 1
                 else:
                     delay = decision.floor + self.backoff.delay(attempt)
                     attempt += 1

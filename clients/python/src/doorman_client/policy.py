@@ -1,10 +1,12 @@
 # SPDX-License-Identifier: Apache-2.0
 """What to do after a connection ends or a handshake is refused: pure functions, no I/O.
 
-Close codes (README "Close codes"): 4000-4099 stop for good, 4100-4199 back off and reconnect,
-4200-4299 reconnect now, 1001 (server shutting down) reconnect promptly, anything else back off.
-Handshakes: 401 and 400 stop for good (the key or the request will not fix itself), 429 and 503
-back off honouring Retry-After, anything else backs off.
+Close codes (README "Close codes"): 4000-4099 stop for good, 4100-4199 back off and reconnect (a
+suspend 4102, a disabled user 4105 or a kick 4107 after the notice's ``retryAfterMs`` plus up to as
+much again), 4200-4299 reconnect now, 1001 (server shutting down) reconnect promptly, anything else
+back off. Handshakes: 401 suspended_key and user_disabled wait ``Retry-After`` plus up to as much
+again (an administrator may resume or enable), other 401s and 400 stop for good (the key or the
+request will not fix itself), 429 and 503 back off honouring Retry-After, anything else backs off.
 """
 from __future__ import annotations
 
@@ -38,6 +40,9 @@ class Decision:
     action: Action
     #: The least delay in seconds before the next attempt (Retry-After, a throttling close).
     floor: float = 0.0
+    #: When set, the delay is ``floor`` plus a uniform random part of up to this many seconds
+    #: (instead of the exponential backoff): the server said when to come back.
+    spread: float = 0.0
     #: For STOP: the machine-readable reason ("key_revoked", "revoked_key", ...) and a human message.
     reason: str = ""
     message: str = ""
@@ -49,12 +54,10 @@ class Decision:
 #: What a device can show its user, by close code and by handshake refusal reason.
 STOP_MESSAGES: dict[int | str, str] = {
     4001: "This device's key was revoked.",
-    4002: "This device's key is suspended.",
     4003: "This device's key has expired.",
     4004: "This device's key was replaced; it needs the new key.",
-    4005: "The account this device acts for is disabled.",
     4006: "This device's key was deleted.",
-    4007: "An administrator ended this session.",
+    4008: "This device's key is not known to the server.",
     "revoked_key": "This device's key was revoked.",
     "suspended_key": "This device's key is suspended.",
     "expired_key": "This device's key has expired.",
@@ -65,12 +68,16 @@ STOP_MESSAGES: dict[int | str, str] = {
 }
 
 _CLOSE_REASONS = {
-    4001: "key_revoked", 4002: "key_suspended", 4003: "key_expired", 4004: "key_rotated",
-    4005: "user_disabled", 4006: "key_deleted", 4007: "killed_by_administrator",
+    4001: "key_revoked", 4003: "key_expired", 4004: "key_rotated", 4006: "key_deleted", 4008: "unknown_key",
 }
 
 #: The least delay after a 4100-4199 close that carried no Retry-After of its own.
 THROTTLED_CLOSE_FLOOR = 1.0
+
+#: Refused keys an administrator may bring back (resume, enable): wait and try again, never stop.
+REVERSIBLE_REFUSALS = ("suspended_key", "user_disabled")
+#: Seconds to wait on such a refusal without a Retry-After (the server's default).
+REVERSIBLE_RETRY_DEFAULT = 30.0
 
 
 @dataclass
@@ -141,6 +148,10 @@ def close_decision(code: int | None, reason: str = "", notice: Mapping[str, obje
         text = n_message if isinstance(n_message, str) and n_message else STOP_MESSAGES.get(code, reason or "The server ended this session for good.")
         return Decision(Action.STOP, reason=why, message=text, code=code)
     if code is not None and 4100 <= code <= 4199:
+        hint = notice.get("retryAfterMs") if notice else None
+        if isinstance(hint, (int, float)) and not isinstance(hint, bool) and hint > 0:
+            n_reason = notice.get("reason") if notice else None
+            return Decision(Action.BACKOFF, floor=hint / 1000, spread=hint / 1000, reason=n_reason if isinstance(n_reason, str) else reason)
         return Decision(Action.BACKOFF, floor=THROTTLED_CLOSE_FLOOR)
     if code is not None and 4200 <= code <= 4299:
         return Decision(Action.NOW)
@@ -156,6 +167,9 @@ def handshake_decision(status: int, body: bytes | str | None, headers: Mapping[s
     """What to do after the server refused the WebSocket upgrade with an HTTP status."""
     reason = _json_error(body)
     retry_after = parse_retry_after((headers or {}).get("Retry-After")) if headers is not None else None
+    if status == 401 and reason in REVERSIBLE_REFUSALS:
+        wait = retry_after if retry_after is not None and retry_after > 0 else REVERSIBLE_RETRY_DEFAULT
+        return Decision(Action.BACKOFF, floor=wait, spread=wait, reason=reason, http_status=status)
     if status == 401:
         why = reason or "unauthorized"
         return Decision(Action.STOP, reason=why, message=STOP_MESSAGES.get(why, f"The server refused this device's key ({why})."),
