@@ -58,7 +58,7 @@ let package = Package(
         .executableTarget(
             name: "DoormanCLI",
             dependencies: [
-                "Gateway", "GatewayCore", "GatewayStore", "Transport", "CLinux",
+                "Gateway", "GatewayCore", "GatewayStore", "Transport", "CLinux", "DoormanClient",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],

@@ -2,7 +2,7 @@
 # The test command (README): unit + integration tests, fuzzing, a SIGKILL crash test of the store,
 # resets at every point and a seeded chaos run of hostile clients, the denial-of-service limits,
 # Schemathesis against the admin API's OpenAPI document, calls through the binary to a reference
-# upstream, Autobahn|Testsuite conformance and a real headless Chromium (also over wss:// with
+# upstream, the README's quick start as written, Autobahn|Testsuite conformance and a real headless Chromium (also over wss:// with
 # permessage-deflate, and the admin page), testssl.sh against the TLS listener, a three-node
 # cluster on a private PostgreSQL and the docker/ files' checks, against the real binary. Installs what it needs (as root, via
 # apt-get and pip, through ../shared/tools/*/setup.sh). Ends with one line: "doorman: N passed, M failed".
@@ -101,6 +101,13 @@ else
   else
     step "schemathesis" fail
   fi
+fi
+
+# 5a. The README's quick start, run as written (scripts/serve.sh, the CLI, a device, a publish).
+if python3 scripts/quickstart-check.py 2>&1 | tee /tmp/doorman-quickstart.log | tail -3 && grep -qE '^quickstart: [1-9][0-9]* passed, 0 failed' /tmp/doorman-quickstart.log; then
+  step "readme quick start" pass
+else
+  step "readme quick start" fail
 fi
 
 # 5b. Calls through the binary to the Python reference upstream (the README's verification snippet),

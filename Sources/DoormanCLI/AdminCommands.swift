@@ -11,14 +11,27 @@ let auditColumns = [("SEQ", "seq"), ("TIME", "time"), ("ACTOR", "actor"), ("ACTI
 /// Path-safe id.
 func escaped(_ id: String) -> String { id.addingPercentEncoding(withAllowedCharacters: .alphanumerics.union(CharacterSet(charactersIn: "_-"))) ?? id }
 
-/// Prints a freshly issued secret, the only time anyone sees it.
-func printIssued(_ value: Any?, json: Bool) {
+/// Prints a freshly issued secret, the only time anyone sees it (`quiet`: the secret alone, for
+/// `KEY=$(doorman keys create … --quiet)`).
+func printIssued(_ value: Any?, json: Bool, quiet: Bool = false) {
     if json { return Output.print(value, json: true, columns: []) }
+    if quiet { return print((value as? [String: Any])?["secret"] as? String ?? "") }
     let issued = value as? [String: Any]
     let key = issued?["key"] as? [String: Any]
     Output.table([key ?? [:]], keyColumns)
     print("secret: \(issued?["secret"] as? String ?? "?")")
     FileHandle.standardError.write(Data("This secret is shown once and never stored: copy it now.\n".utf8))
+}
+
+/// Prints what a create answered: the table, or (`quiet`) its id alone.
+func printCreated(_ value: Any?, json: Bool, quiet: Bool, columns: [(String, String)]) {
+    if quiet, !json { return print((value as? [String: Any])?["id"] as? String ?? "") }
+    Output.print(value, json: json, columns: columns)
+}
+
+/// For scripts: `ID=$(doorman users create … --quiet)`.
+struct Quiet: ParsableArguments {
+    @Flag(name: [.short, .long], help: "Print only the new id (users, groups) or the secret (keys).") var quiet = false
 }
 
 /// Prints a suspension's or revocation's receipt.
@@ -95,11 +108,12 @@ struct Keys: ParsableCommand {
         @Option(help: "The user the key emulates.") var user: String
         @Option(help: "Name (say where the device is: \"door 12 panel\").") var name: String
         @OptionGroup var fields: Fields
+        @OptionGroup var quiet: Quiet
         func run() throws {
             var body = fields.body()
             body["userID"] = user
             body["name"] = name
-            printIssued(try options.client().call("POST", "/v1/keys", body: body), json: options.json)
+            printIssued(try options.client().call("POST", "/v1/keys", body: body), json: options.json, quiet: quiet.quiet)
         }
     }
 
@@ -177,8 +191,10 @@ struct Keys: ParsableCommand {
         @OptionGroup var options: AdminOptions
         @Argument var id: String
         @Option(help: "How long the old secret keeps working: 90s, 15m, 2h, 1d (a bare number is seconds).") var grace = TimeSpan(seconds: 0)
+        @OptionGroup var quiet: Quiet
         func run() throws {
-            printIssued(try options.client().call("POST", "/v1/keys/\(escaped(id))/rotate", body: ["graceSeconds": grace.seconds]), json: options.json)
+            printIssued(try options.client().call("POST", "/v1/keys/\(escaped(id))/rotate", body: ["graceSeconds": grace.seconds]),
+                        json: options.json, quiet: quiet.quiet)
         }
     }
 
@@ -242,7 +258,10 @@ struct Users: ParsableCommand {
     struct Create: ParsableCommand {
         @OptionGroup var options: AdminOptions
         @OptionGroup var fields: Fields
-        func run() throws { Output.print(try options.client().call("POST", "/v1/users", body: fields.body()), json: options.json, columns: userColumns) }
+        @OptionGroup var quiet: Quiet
+        func run() throws {
+            printCreated(try options.client().call("POST", "/v1/users", body: fields.body()), json: options.json, quiet: quiet.quiet, columns: userColumns)
+        }
     }
 
     struct List: ParsableCommand {
@@ -306,7 +325,10 @@ struct Groups: ParsableCommand {
     struct Create: ParsableCommand {
         @OptionGroup var options: AdminOptions
         @OptionGroup var fields: Fields
-        func run() throws { Output.print(try options.client().call("POST", "/v1/groups", body: fields.body()), json: options.json, columns: groupColumns) }
+        @OptionGroup var quiet: Quiet
+        func run() throws {
+            printCreated(try options.client().call("POST", "/v1/groups", body: fields.body()), json: options.json, quiet: quiet.quiet, columns: groupColumns)
+        }
     }
 
     struct List: ParsableCommand {

@@ -11,6 +11,6 @@ struct Doorman: ParsableCommand {
             the moment the key stops being valid. Every option of a subcommand can also be set with \
             the DOORMAN_* environment variable named in its help; a flag beats the environment.
             """,
-        subcommands: [Serve.self, Keys.self, Users.self, Groups.self, Audit.self, Sessions.self, StoreWriter.self],
+        subcommands: [Serve.self, Keys.self, Users.self, Groups.self, Audit.self, Sessions.self, Listen.self, StoreWriter.self],
         defaultSubcommand: nil)
 }
