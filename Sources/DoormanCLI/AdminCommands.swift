@@ -187,7 +187,7 @@ struct Keys: ParsableCommand {
     }
 
     struct Rotate: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Give a key a new secret (printed once); the old one works for --grace seconds.")
+        static let configuration = CommandConfiguration(abstract: "Give a key a new secret (printed once); the old one works for --grace (90s, 15m, 2h, 1d).")
         @OptionGroup var options: AdminOptions
         @Argument var id: String
         @Option(help: "How long the old secret keeps working: 90s, 15m, 2h, 1d (a bare number is seconds).") var grace = TimeSpan(seconds: 0)

@@ -23,6 +23,7 @@ struct Listen: ParsableCommand {
     @Option(help: "The channel to subscribe to.") var channel: String
     @Option(help: "The property, for a key limited to some.") var property: String?
     @Option(help: "Exit after this many events (0: until the key stops or Ctrl-C).") var count = 0
+    @Option(help: "The gateway's WebSocket path (its --path).") var path = "/ws"
 
     func run() throws {
         let env = ProcessInfo.processInfo.environment
@@ -30,7 +31,7 @@ struct Listen: ParsableCommand {
             throw ValidationError("a device key is needed: set DOORMAN_DEVICE_KEY or pass --key")
         }
         let base = server ?? env["DOORMAN_SERVER"] ?? "http://127.0.0.1:8080"
-        guard base.hasPrefix("http://"), let url = URL(string: "ws://" + base.dropFirst("http://".count).prefix { $0 != "/" } + "/ws") else {
+        guard base.hasPrefix("http://"), path.hasPrefix("/"), let url = URL(string: "ws://" + base.dropFirst("http://".count).prefix { $0 != "/" } + path) else {
             throw ValidationError("--server must be an http:// URL for listen (got \(base))")
         }
         let outcome = Mutex<Int32>(0)
@@ -55,10 +56,25 @@ struct Listen: ParsableCommand {
     }
 
     private static func listen(_ client: DoormanClient, channel: String, property: String?, count: Int) async -> Int32 {
+        // A suspended key or a disabled user is not a stop (a device waits for the resume), so
+        // connect only times out: remember the refusal to say it.
+        let refusal = Mutex<String?>(nil)
+        let follower = Task {
+            for await event in client.events {
+                if case .disconnected(let d) = event, ["suspended_key", "user_disabled", "key_suspended"].contains(d.reason) {
+                    refusal.withLock { $0 = d.reason }
+                }
+            }
+        }
+        defer { follower.cancel() }
         let welcome: Welcome
         do {
             welcome = try await client.connect(timeout: .seconds(15))
         } catch {
+            if let reason = refusal.withLock({ $0 }) {
+                say("error: \(reason): the key is suspended or its user disabled; a device keeps trying and comes back after a resume")
+                return ExitStatus.refused
+            }
             say("error: \(error.stop?.message ?? "\(error)")")
             return error.stop == nil ? ExitStatus.unavailable : ExitStatus.refused
         }

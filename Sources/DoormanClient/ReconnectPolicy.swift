@@ -39,7 +39,7 @@ public enum ReconnectPolicy {
         switch code {
         case 4000...4099: return .stop
         case 4100...4199:
-            if let retryAfterMs, retryAfterMs > 0 { return .retryAfter(.milliseconds(retryAfterMs)) }
+            if let retryAfterMs, retryAfterMs > 0 { return .retryAfter(min(.milliseconds(retryAfterMs), longestRetry)) }
             return .backOff(atLeast: nil)
         case 4200...4299: return .reconnectNow
         case 1001, 1012: return .reconnectSoon
@@ -55,12 +55,15 @@ public enum ReconnectPolicy {
         switch status {
         // An administrator may resume the key or enable the user: wait as told and try again.
         case 401 where refusal == "suspended_key" || refusal == "user_disabled":
-            return .retryAfter(retryAfter.flatMap { $0 > .zero ? $0 : nil } ?? .seconds(30))
+            return .retryAfter(min(retryAfter.flatMap { $0 > .zero ? $0 : nil } ?? .seconds(30), longestRetry))
         // RFC 9110 §15.5.2, §15.5.4: the key (or this device) is not allowed; retrying cannot help.
         case 401, 403: return .stop
         default: return .backOff(atLeast: retryAfter)
         }
     }
+
+    /// The longest wait a server's hint may ask for; longer hints are cut to it.
+    public static let longestRetry: Duration = .seconds(3600)
 
     /// `Retry-After` in delay-seconds form (RFC 9110 §10.2.3); an HTTP date is ignored.
     public static func retryAfter(header value: String?) -> Duration? {

@@ -68,7 +68,8 @@ public final class GatewayApplication: ServerApplication {
             // A key sent as a subprotocol (browsers, Node) cannot read a refused handshake: when the
             // key itself is the problem, upgrade and say it as a live session would be told.
             if upgrade.protocols.contains(Self.subprotocol), upgrade.protocols.contains(where: { $0.hasPrefix(Self.keyProtocolPrefix) }),
-               let reason = SessionEndReason(handshakeRefusal: rejection.reason) {
+               let reason = Self.toldAfterUpgrade(rejection.reason) {
+                sessions.logger.info("refused key told after the upgrade", metadata: ["reason": "\(reason.rawValue)"])
                 return .accept(protocol: Self.subprotocol, session: RefusedSession(frames: sessions.endFrames[reason]!, code: reason.closeCode))
             }
             return .reject(rejection.response)
@@ -84,6 +85,13 @@ public final class GatewayApplication: ServerApplication {
                                          address: address, userAgent: head.value("user-agent"))
             return .accept(protocol: selected, session: session)
         }
+    }
+
+    /// The end a refusal stands for when the key itself is the problem (a malformed key is one no
+    /// server knows): a browser, which cannot read the refusal, is told it after the upgrade.
+    static func toldAfterUpgrade(_ refusal: String) -> SessionEndReason? {
+        if refusal == "malformed_key" { return .keyUnknown }
+        return [SessionEndReason.keyRevoked, .keySuspended, .keyExpired, .keyUnknown, .userDisabled].first { $0.handshakeRefusal == refusal }
     }
 
     /// Checks run cheapest first: origin, presence and format of the key, the address's
@@ -125,15 +133,11 @@ public final class GatewayApplication: ServerApplication {
             }
             return .failure(HandshakeRejection(status: 401, reason: "unknown_key"))
         }
-        // Reversible refusals say when to try again (the device comes back by itself after a resume).
-        let later = [HTTPHeader("Retry-After", String(Int(policy.reversibleRetry.rounded(.up))))]
-        switch resolved.key.state {
-        case .revoked: return .failure(HandshakeRejection(status: 401, reason: "revoked_key"))
-        case .suspended: return .failure(HandshakeRejection(status: 401, reason: "suspended_key", headers: later))
-        case .active: break
+        if let reason = SessionEndReason.refusing(resolved.key, of: resolved.user, at: now) {
+            // Reversible refusals say when to try again (the device comes back after a resume).
+            let later = reason.isReversible ? [HTTPHeader("Retry-After", String(Int(policy.reversibleRetry.rounded(.up))))] : []
+            return .failure(HandshakeRejection(status: 401, reason: reason.handshakeRefusal, headers: later))
         }
-        if let expiry = resolved.key.expiresAt, expiry <= now { return .failure(HandshakeRejection(status: 401, reason: "expired_key")) }
-        if resolved.user.state == .disabled { return .failure(HandshakeRejection(status: 401, reason: "user_disabled", headers: later)) }
         let limits = sessions.limits(key: resolved.key, groups: resolved.groups)
         if let wait = sessions.keyHandshakeLimiter.take(resolved.key.id, rate: limits.handshakesPerSecond ?? 0, burst: limits.handshakeBurst ?? 1) {
             return .failure(HandshakeRejection(status: 429, reason: "handshake_rate", headers: [RetryAfter.header(wait)]))
@@ -345,13 +349,9 @@ public final class GatewayApplication: ServerApplication {
             if sessions.cache.isUnconfirmed(KeyDigest(of: secret)) { return .failure(KeyRefusal(status: 503, reason: "store_unavailable")) }
             return .failure(KeyRefusal(status: 401, reason: "unknown_key"))
         }
-        switch resolved.key.state {
-        case .revoked: return .failure(KeyRefusal(status: 401, reason: "revoked_key"))
-        case .suspended: return .failure(KeyRefusal(status: 401, reason: "suspended_key"))
-        case .active: break
+        if let reason = SessionEndReason.refusing(resolved.key, of: resolved.user, at: Date()) {
+            return .failure(KeyRefusal(status: 401, reason: reason.handshakeRefusal))
         }
-        if let expiry = resolved.key.expiresAt, expiry <= Date() { return .failure(KeyRefusal(status: 401, reason: "expired_key")) }
-        if resolved.user.state == .disabled { return .failure(KeyRefusal(status: 401, reason: "user_disabled")) }
         return .success(resolved)
     }
 

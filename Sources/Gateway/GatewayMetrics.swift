@@ -42,7 +42,9 @@ final class GatewayMetrics: Sendable {
     static let handshakeResults = ["accepted", "missing_key", "malformed_key", "unknown_key", "revoked_key", "suspended_key", "expired_key",
                                    "user_disabled", "origin_not_allowed", "address_not_allowed", "conflicting_keys", "handshake_rate", "too_many_sessions_for_key", "other"]
     private let handshakes: [String: Counter] = Dictionary(uniqueKeysWithValues: handshakeResults.map { ($0, Counter()) })
-    private let ended: [SessionEndReason: Counter] = Dictionary(uniqueKeysWithValues: SessionEndReason.allCases.map { ($0, Counter()) })
+    /// Reasons a live session ends with (an unknown key never had one).
+    static let endReasons = SessionEndReason.allCases.filter { $0 != .keyUnknown }
+    private let ended: [SessionEndReason: Counter] = Dictionary(uniqueKeysWithValues: endReasons.map { ($0, Counter()) })
     let messagesIn = Counter()
     let messagesOut = Counter()
     let publishes = Counter()
@@ -89,7 +91,7 @@ final class GatewayMetrics: Sendable {
         counter("doorman_unfinished_handshake_refusals_total", "Connections refused at accept: their address already held its cap of unfinished handshakes.", unfinishedRefused)
         counter("doorman_slow_consumer_closes_total", "Connections closed because their write queue passed the limit (drops).", slowConsumers)
         out += "# HELP doorman_sessions_ended_total Sessions the server ended, by reason (revocations and the like).\n# TYPE doorman_sessions_ended_total counter\n"
-        for reason in SessionEndReason.allCases { out += "doorman_sessions_ended_total{reason=\"\(reason.rawValue)\"} \(ended[reason]!.load())\n" }
+        for reason in Self.endReasons { out += "doorman_sessions_ended_total{reason=\"\(reason.rawValue)\"} \(ended[reason]!.load())\n" }
         out += "# HELP doorman_calls_total Calls to upstream services (WebSocket and HTTP), by result.\n# TYPE doorman_calls_total counter\n"
         for result in Self.callResults { out += "doorman_calls_total{result=\"\(result)\"} \(callCounters[result]!.load())\n" }
         callDuration.render("doorman_call_duration_seconds", "From a call's arrival to the upstream's answer (whole answer on WebSocket, head on HTTP).", into: &out)

@@ -93,13 +93,14 @@ public enum Authorizer {
     ) -> AccessDecision {
         if ActionName.validateAction(request.action) != nil { return .deny(.invalidAction) }
         if let property = request.property, !PropertyName.isValid(property) { return .deny(.invalidProperty) }
-        switch key.state {
-        case .revoked: return .deny(.keyRevoked)
-        case .suspended: return .deny(.keySuspended)
-        case .active: break
+        switch SessionEndReason.refusing(key, of: user, at: now) {
+        case .keyRevoked?: return .deny(.keyRevoked)
+        case .keyExpired?: return .deny(.keyExpired)
+        case .keySuspended?: return .deny(.keySuspended)
+        case .userDisabled?: return .deny(.userDisabled)
+        case nil: break
+        default: return .deny(.keyRevoked)   // refusing(_:of:at:) names only the four above
         }
-        if let expiry = key.expiresAt, expiry <= now { return .deny(.keyExpired) }
-        guard user.state == .active else { return .deny(.userDisabled) }
 
         if let property = request.property {
             guard reaches(user.properties, property) else { return .deny(.propertyNotAllowedForUser, property) }

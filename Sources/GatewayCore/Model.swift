@@ -14,8 +14,8 @@ public enum KeyState: String, Codable, Sendable, CaseIterable {
     case revoked
 }
 
-/// What a key is now, as people read it: its stored state, except that an active key past its
-/// expiry is `expired` (it stays stored as active: editing the expiry brings it back).
+/// What a key is now, as people read it: its stored state, except that a key past its expiry is
+/// `expired` unless revoked (it stays stored as it was: editing the expiry brings it back).
 public enum KeyStatus: String, Codable, Sendable, CaseIterable {
     case active
     case suspended
@@ -24,13 +24,11 @@ public enum KeyStatus: String, Codable, Sendable, CaseIterable {
 }
 
 extension APIKey {
-    /// The key's status at `now`: the one place an expired key is told from an active one.
+    /// The key's status at `now`: final before reversible — revoked, then expired, then suspended.
     public func status(at now: Date) -> KeyStatus {
-        switch state {
-        case .active: return expiresAt.map { $0 <= now } == true ? .expired : .active
-        case .suspended: return .suspended
-        case .revoked: return .revoked
-        }
+        if state == .revoked { return .revoked }
+        if expiresAt.map({ $0 <= now }) == true { return .expired }
+        return state == .suspended ? .suspended : .active
     }
 }
 

@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
+public import Foundation
 public import WireCodec
 
 /// Why the server ends a live session (or refuses a browser's key after the upgrade): a notice
@@ -67,16 +68,27 @@ public enum SessionEndReason: String, Sendable, CaseIterable, Codable {
     /// the device retries slowly, after the server's `retryAfterMs` hint, and comes back by itself.
     public var isReversible: Bool { self == .keySuspended || self == .userDisabled || self == .killed }
 
-    /// The reason a refused handshake (its HTTP reason) stands for, when the key itself is the
-    /// problem: a browser, which cannot read the refusal, is told this after the upgrade instead.
-    public init?(handshakeRefusal reason: String) {
-        switch reason {
-        case "revoked_key": self = .keyRevoked
-        case "suspended_key": self = .keySuspended
-        case "expired_key": self = .keyExpired
-        case "unknown_key": self = .keyUnknown
-        case "user_disabled": self = .userDisabled
-        default: return nil
+    /// Why `key` (of `user`) may not be used now, or nil. The one place the order is decided:
+    /// final ends before reversible ones, so a key that expired while suspended says expired (stop),
+    /// never suspended (retry for ever). Handshakes, HTTP calls and live sessions all ask here.
+    public static func refusing(_ key: APIKey, of user: User, at now: Date) -> SessionEndReason? {
+        switch key.status(at: now) {
+        case .revoked: return .keyRevoked
+        case .expired: return .keyExpired
+        case .suspended: return .keySuspended
+        case .active: return user.state == .disabled ? .userDisabled : nil
+        }
+    }
+
+    /// The `error` of the HTTP refusal a client with its key in a header gets for this reason (401).
+    public var handshakeRefusal: String {
+        switch self {
+        case .keyRevoked: return "revoked_key"
+        case .keySuspended: return "suspended_key"
+        case .keyExpired: return "expired_key"
+        case .keyUnknown: return "unknown_key"
+        case .userDisabled: return "user_disabled"
+        default: return rawValue
         }
     }
 }

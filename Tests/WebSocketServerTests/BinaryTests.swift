@@ -253,6 +253,7 @@ extension BinaryTests {
         let failed = try Process(["serve", "--host", "127.0.0.1", "--port", String(taken.port), "--db", dir + "/doorman.db"])
         let said = failed.read(failed.stdout, seconds: 10)
         #expect(failed.exitStatus() != 0, "the port was taken")
+        withExtendedLifetime(taken) {}   // held until the failed start has ended
         let adminKey = try #require(said.split(separator: "\n").first { $0.hasPrefix("admin key: ") }?.dropFirst("admin key: ".count),
                                     "the first start must show the key it made: \(said)")
 

@@ -279,9 +279,26 @@ import WireDeflate
         #expect(browser.upgrade(path: "/ws", headers: ["Sec-WebSocket-Protocol: doorman.v1, doorman.key.\(secret)"])?.hasPrefix("HTTP/1.1 101") == true)
         #expect(json(browser.readFrame())?["reason"] as? String == "key_revoked")
         #expect(browser.readCloseCode() == 4001)
-        // A malformed key is not a key: the HTTP answer stands.
+        // A malformed key (a truncated paste) is a key no server knows: final, not retried for ever.
         let garbled = try TestClient(port: gw.port)
-        #expect(garbled.upgrade(path: "/ws", headers: ["Sec-WebSocket-Protocol: doorman.v1, doorman.key.dmk_nonsense"])?.hasPrefix("HTTP/1.1 401") == true)
+        #expect(garbled.upgrade(path: "/ws", headers: ["Sec-WebSocket-Protocol: doorman.v1, doorman.key.dmk_nonsense"])?.hasPrefix("HTTP/1.1 101") == true)
+        #expect(json(garbled.readFrame())?["code"] as? Int == 4008)
+    }
+
+    /// Final ends win over reversible ones: a key that expired while suspended says expired (stop),
+    /// never suspended (a device would retry it for ever).
+    @Test func aKeyThatExpiredWhileSuspendedIsExpired() throws {
+        let gw = try TestGateway()
+        let (keyID, secret) = try makeKey(gw, key: ["expiresAt": "2020-01-01T00:00:00Z"])
+        #expect(try gw.call("POST", "/v1/keys/\(keyID)/suspend").0 == 200)
+        let header = try TestClient(port: gw.port)
+        header.send(Array("GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nX-API-Key: \(secret)\r\n\r\n".utf8))
+        let refused = try #require(header.readResponse())
+        #expect(refused.head.hasPrefix("HTTP/1.1 401") && refused.body.contains("expired_key") && !refused.head.contains("Retry-After"), "\(refused)")
+        let browser = try TestClient(port: gw.port)
+        #expect(browser.upgrade(path: "/ws", headers: ["Sec-WebSocket-Protocol: doorman.v1, doorman.key.\(secret)"])?.hasPrefix("HTTP/1.1 101") == true)
+        #expect(json(browser.readFrame())?["reason"] as? String == "key_expired")
+        #expect(browser.readCloseCode() == 4003)
     }
 
     @Test func disablingTheUserEndsItsSessions() throws {

@@ -33,6 +33,9 @@ export const CloseCodes = Object.freeze({
   RATE_LIMITED: 4129,
 });
 
+/** The longest wait a server's retryAfterMs may ask for (one hour); longer hints are cut to it. */
+const MAX_RETRY_AFTER_MS = 3_600_000;
+
 /** What a device can show for each stop code when no notice message arrived (same words as the server's). */
 const STOP_MESSAGES = {
   4001: ["key_revoked", "This device's key was revoked."],
@@ -434,7 +437,8 @@ export class DoormanClient {
     if (!conn.welcomed && action !== "restart") action = "backoff"; // a failed attempt always backs off
     // A suspend, a disabled user or a kick (4102, 4105, 4107) says when to come back: that long
     // plus up to as much again, so a fleet does not return at once.
-    const retryAfterMs = notice && notice.reconnect !== false && typeof notice.retryAfterMs === "number" ? notice.retryAfterMs : 0;
+    const hinted = code >= 4100 && code <= 4199 && notice && notice.reconnect !== false && typeof notice.retryAfterMs === "number";
+    const retryAfterMs = hinted ? Math.min(Math.max(0, notice.retryAfterMs), MAX_RETRY_AFTER_MS) : 0;
     this._schedule(action, { code, reason: notice?.reason || reason, retryAfterMs });
   }
 

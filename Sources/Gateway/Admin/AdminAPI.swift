@@ -288,10 +288,14 @@ struct AdminAPI: Sendable {
         if let s = q["state"] {
             guard let wanted = KeyStatus(rawValue: s) else { throw .invalid("state", "one of active, suspended, revoked, expired") }
             switch wanted {
-            case .active, .expired:
+            case .active:
                 query.state = .active
                 status = wanted
-            case .suspended: query.state = .suspended
+            case .expired:
+                status = wanted   // stored active or suspended: filtered by status below
+            case .suspended:
+                query.state = .suspended
+                status = wanted
             case .revoked: query.state = .revoked
             }
         }

@@ -98,14 +98,11 @@ final class AdminService: Sendable {
             throw AdminError(status: 401, code: "unknown_key", message: "no such key")
         }
         let key = match.key
-        switch key.state {
-        case .revoked: throw AdminError(status: 401, code: "revoked_key", message: "the key is revoked")
-        case .suspended: throw AdminError(status: 401, code: "suspended_key", message: "the key is suspended")
-        case .active: break
-        }
-        if let expiry = key.expiresAt, expiry <= now { throw AdminError(status: 401, code: "expired_key", message: "the key has expired") }
         guard let user = try wrap({ () throws(StoreError) in try store.user(key.userID) }) else {
             throw AdminError(status: 401, code: "unknown_key", message: "the key's user no longer exists")
+        }
+        if let reason = SessionEndReason.refusing(key, of: user, at: now) {
+            throw AdminError(status: 401, code: reason.handshakeRefusal, message: reason.message)
         }
         return (key, user)
     }

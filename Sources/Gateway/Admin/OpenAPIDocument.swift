@@ -194,7 +194,7 @@ enum OpenAPIDocument {
                            "scopes": strings, "properties": strings, "rules": strings, "limits": BodySchema.limitsSchema,
                            "state": ["type": "string", "enum": ["active", "suspended", "revoked"]],
                            "status": ["type": "string", "enum": ["active", "expired", "suspended", "revoked"],
-                                      "description": "what the key is now: its state, or expired for an active key past expiresAt (in the key list and a key's read only)"],
+                                      "description": "what the key is now: its state, or expired for a key past expiresAt that is not revoked (in the key list and a key's read only)"],
                            "previousUntil": ["type": "string", "format": "date-time",
                                              "description": "while a rotation's grace runs: when the previous secret stops working (in the key list and a key's read only)"],
                            "expiresAt": date, "createdAt": date, "updatedAt": date, "lastUsedAt": date, "lastUsedAddress": string,

@@ -312,13 +312,7 @@ final class GatewaySession: WebSocketSession {
 
     /// Why a session of `key`, opened with `digest`, must end now (nil: it may go on).
     static func endReason(key: APIKey, user: User, secrets: KeySecrets, digest: KeyDigest, now: Date) -> SessionEndReason? {
-        switch key.state {
-        case .revoked: return .keyRevoked
-        case .suspended: return .keySuspended
-        case .active: break
-        }
-        if user.state == .disabled { return .userDisabled }
-        if let expiry = key.expiresAt, expiry <= now { return .keyExpired }
+        if let reason = SessionEndReason.refusing(key, of: user, at: now) { return reason }
         if secrets.current == digest { return nil }
         if secrets.previous == digest, let until = secrets.previousUntil, until > now { return nil }
         return .keyRotated

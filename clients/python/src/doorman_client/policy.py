@@ -78,6 +78,8 @@ THROTTLED_CLOSE_FLOOR = 1.0
 REVERSIBLE_REFUSALS = ("suspended_key", "user_disabled")
 #: Seconds to wait on such a refusal without a Retry-After (the server's default).
 REVERSIBLE_RETRY_DEFAULT = 30.0
+#: The longest wait a server's hint may ask for; longer hints are cut to it.
+MAX_RETRY_AFTER = 3600.0
 
 
 @dataclass
@@ -151,7 +153,8 @@ def close_decision(code: int | None, reason: str = "", notice: Mapping[str, obje
         hint = notice.get("retryAfterMs") if notice else None
         if isinstance(hint, (int, float)) and not isinstance(hint, bool) and hint > 0:
             n_reason = notice.get("reason") if notice else None
-            return Decision(Action.BACKOFF, floor=hint / 1000, spread=hint / 1000, reason=n_reason if isinstance(n_reason, str) else reason)
+            wait = min(hint / 1000, MAX_RETRY_AFTER)
+            return Decision(Action.BACKOFF, floor=wait, spread=wait, reason=n_reason if isinstance(n_reason, str) else reason)
         return Decision(Action.BACKOFF, floor=THROTTLED_CLOSE_FLOOR)
     if code is not None and 4200 <= code <= 4299:
         return Decision(Action.NOW)
@@ -168,7 +171,7 @@ def handshake_decision(status: int, body: bytes | str | None, headers: Mapping[s
     reason = _json_error(body)
     retry_after = parse_retry_after((headers or {}).get("Retry-After")) if headers is not None else None
     if status == 401 and reason in REVERSIBLE_REFUSALS:
-        wait = retry_after if retry_after is not None and retry_after > 0 else REVERSIBLE_RETRY_DEFAULT
+        wait = min(retry_after, MAX_RETRY_AFTER) if retry_after is not None and retry_after > 0 else REVERSIBLE_RETRY_DEFAULT
         return Decision(Action.BACKOFF, floor=wait, spread=wait, reason=reason, http_status=status)
     if status == 401:
         why = reason or "unauthorized"
