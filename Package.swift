@@ -64,7 +64,9 @@ let package = Package(
             ],
             swiftSettings: strict),
         // The Swift client library for apps (Linux and Apple platforms): WireCodec over POSIX sockets.
-        .target(name: "DoormanClient", dependencies: ["WireCodec"], swiftSettings: strict),
+        // wss:// on Linux through the system's OpenSSL; Apple platforms build without it.
+        .target(name: "DoormanClient", dependencies: ["WireCodec", .target(name: "COpenSSL", condition: .when(platforms: [.linux]))],
+                swiftSettings: strict),
         // Helpers shared by test targets (the openssl command for test certificates, a private PostgreSQL server).
         .target(name: "TestSupport", path: "Tests/TestSupport", swiftSettings: strict),
         .testTarget(name: "WireCodecTests", dependencies: ["WireCodec", "TestSupport"], swiftSettings: strict),

@@ -10,19 +10,27 @@ struct ConnectionTarget: Sendable, Equatable {
     var requestTarget: String
     /// The `Host` header (RFC 9112 §3.2): brackets around IPv6, the port unless the default.
     var hostHeader: String
+    /// `wss://`: TLS, with the server's certificate checked.
+    var secure: Bool
 
-    /// - Throws: `.invalidURL` for anything but `ws://host[:port]/path`. `wss://` needs TLS,
-    ///   which this transport does not have yet (see clients/swift/README.md).
+    /// - Throws: `.invalidURL` for anything but `ws://` or `wss://host[:port]/path` (`wss://`
+    ///   needs OpenSSL: Linux builds have it).
     init(url: URL) throws(DoormanError) {
         guard let scheme = url.scheme?.lowercased(), let host = url.host, !host.isEmpty else {
-            throw DoormanError(code: .invalidURL, message: "\(url) is not a ws:// URL")
+            throw DoormanError(code: .invalidURL, message: "\(url) is not a ws:// or wss:// URL")
         }
+        guard scheme == "ws" || scheme == "wss" else {
+            throw DoormanError(code: .invalidURL, message: "\(scheme):// is not supported: use ws:// or wss://")
+        }
+        #if !canImport(COpenSSL)
         guard scheme == "ws" else {
-            throw DoormanError(code: .invalidURL, message: "\(scheme):// is not supported: use ws:// (wss:// needs TLS; see the README)")
+            throw DoormanError(code: .invalidURL, message: "wss:// needs OpenSSL, which this platform's build does not have: use ws:// behind a TLS proxy")
         }
+        #endif
+        secure = scheme == "wss"
         let bare = host.hasPrefix("[") ? String(host.dropFirst().dropLast()) : host
         self.host = bare
-        port = url.port ?? 80
+        port = url.port ?? (secure ? 443 : 80)
         // As written (still percent-encoded): the request line carries it unchanged.
         let parts = URLComponents(url: url, resolvingAgainstBaseURL: false)
         let path = parts?.percentEncodedPath ?? ""

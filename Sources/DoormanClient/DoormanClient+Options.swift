@@ -28,6 +28,9 @@ extension DoormanClient {
         public var headers: [String: String] = [:]
         /// Events kept for a slow reader of `events`; the oldest are dropped past this (default 1,000).
         public var eventBuffer = 1000
+        /// For `wss://`: a PEM file of the certificates to trust (e.g. a self-signed gateway's own);
+        /// nil trusts the system's store. The certificate must name the URL's host either way.
+        public var trustedCertificatesFile: String?
 
         public init() {}
     }

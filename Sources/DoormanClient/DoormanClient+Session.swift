@@ -102,7 +102,7 @@ extension DoormanClient {
         let id = linkCount
         let connection = WebSocketClientConnection(target: target, key: key, settings: .init(
             connectTimeout: options.connectTimeout, pingInterval: options.pingInterval, pongTimeout: options.pongTimeout,
-            maxMessageBytes: options.maxMessageBytes, headers: options.headers))
+            maxMessageBytes: options.maxMessageBytes, headers: options.headers, trustedCertificatesFile: options.trustedCertificatesFile))
         link = Link(id: id, connection: connection)
         // The welcome must come within the connect timeout too.
         let welcomeTimer = Task { [connectTimeout = options.connectTimeout] in

@@ -22,6 +22,8 @@ enum TransportError: Error, Equatable, Sendable, CustomStringConvertible {
     case protocolViolation(String)
     /// The app aborted the connection.
     case aborted
+    /// TLS failed: the server's certificate could not be trusted, or a record was broken.
+    case tls(String)
 
     var description: String {
         switch self {
@@ -31,6 +33,7 @@ enum TransportError: Error, Equatable, Sendable, CustomStringConvertible {
         case .closedByPeer: return "connection closed without a close frame"
         case .protocolViolation(let what): return "protocol violation: \(what)"
         case .aborted: return "aborted"
+        case .tls(let why): return "TLS: \(why)"
         }
     }
 }

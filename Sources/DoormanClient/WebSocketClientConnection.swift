@@ -45,6 +45,8 @@ final class WebSocketClientConnection: @unchecked Sendable {
         var pongTimeout: Duration
         var maxMessageBytes: Int
         var headers: [String: String]
+        /// For wss://: the certificates to trust (PEM file), nil for the system's.
+        var trustedCertificatesFile: String? = nil
     }
 
     private struct Outbox {
@@ -125,14 +127,38 @@ final class WebSocketClientConnection: @unchecked Sendable {
         do throws(TransportError) {
             let fd = try TCPSocket.connect(host: target.host, port: target.port, deadline: deadline)
             defer { closeDescriptor(fd) }
-            if let event = try session(fd, deadline: deadline) { sink.yield(event) }
+            let wire = Wire(fd: fd, tls: try target.secure ? Wire.tls(host: target.host, caFile: settings.trustedCertificatesFile) : nil)
+            if wire.tls != nil { try handshakeTLS(wire, deadline: deadline) }
+            if let event = try session(wire, deadline: deadline) { sink.yield(event) }
         } catch {
             sink.yield(.failed(error))
         }
     }
 
+    /// The TLS handshake, within the connect deadline.
+    private func handshakeTLS(_ wire: Wire, deadline: ContinuousClock.Instant) throws(TransportError) {
+        #if canImport(COpenSSL)
+        guard let tls = wire.tls else { return }
+        var nothing: [UInt8] = []
+        while true {
+            let done = try tls.handshake()
+            wire.cipherOut += tls.takeOutput()
+            try flush(wire, &nothing, deadline: deadline)
+            if done { return }
+            guard try TCPSocket.waitFor(wire.fd, events: Int32(POLLIN), deadline: deadline) else { throw .timedOut("TLS handshake") }
+            var chunk = [UInt8](repeating: 0, count: 16_384)
+            let result = chunk.withUnsafeMutableBytes { buffer in Result { () throws(TransportError) in try TCPSocket.read(wire.fd, into: buffer) } }
+            switch try result.get() {
+            case .processed(0): throw .closedByPeer
+            case .processed(let n): tls.feed(chunk[..<n])
+            case .wouldBlock: continue
+            }
+        }
+        #endif
+    }
+
     /// Handshake, then frames until the end; returns the last event.
-    private func session(_ fd: Int32, deadline: ContinuousClock.Instant) throws(TransportError) -> ConnectionEvent? {
+    private func session(_ fd: Wire, deadline: ContinuousClock.Instant) throws(TransportError) -> ConnectionEvent? {
         let handshake = ClientHandshake()
         var out = handshake.request(target, key: key, headers: settings.headers.map { ($0.key, $0.value) })
         try flush(fd, &out, deadline: deadline)
@@ -148,7 +174,7 @@ final class WebSocketClientConnection: @unchecked Sendable {
     }
 
     /// Reads until the response head is complete (at most 8 KiB).
-    private func readHead(_ fd: Int32, into input: inout [UInt8], deadline: ContinuousClock.Instant) throws(TransportError) -> (HTTPResponseHead, Int) {
+    private func readHead(_ fd: Wire, into input: inout [UInt8], deadline: ContinuousClock.Instant) throws(TransportError) -> (HTTPResponseHead, Int) {
         var chunk = [UInt8](repeating: 0, count: 4096)
         while true {
             if let end = input.withUnsafeBytes({ HTTPHeadParser.findEnd($0) }) {
@@ -170,7 +196,7 @@ final class WebSocketClientConnection: @unchecked Sendable {
     }
 
     /// A refusal's body: by Content-Length or until close, at most 64 KiB, within the deadline.
-    private func readBody(_ fd: Int32, head: HTTPResponseHead, buffered: [UInt8], deadline: ContinuousClock.Instant) throws(TransportError) -> [UInt8] {
+    private func readBody(_ fd: Wire, head: HTTPResponseHead, buffered: [UInt8], deadline: ContinuousClock.Instant) throws(TransportError) -> [UInt8] {
         var body = buffered
         let limit: Int
         switch try? head.bodyFraming(requestMethod: "GET") {
@@ -188,7 +214,7 @@ final class WebSocketClientConnection: @unchecked Sendable {
     }
 
     /// Frames until the session ends; returns `.closed` or `.failed` (or nil when aborted).
-    private func frames(_ fd: Int32, leftover: [UInt8]) throws(TransportError) -> ConnectionEvent? {
+    private func frames(_ fd: Wire, leftover: [UInt8]) throws(TransportError) -> ConnectionEvent? {
         var parser = FrameParser(role: .client, limits: FrameLimits(
             maxFrameBytes: settings.maxMessageBytes, maxMessageBytes: settings.maxMessageBytes))
         var message: [UInt8] = []
@@ -273,14 +299,16 @@ final class WebSocketClientConnection: @unchecked Sendable {
             if let closeSent { wakeAt = min(wakeAt, closeSent.at + .seconds(2)) }
 
             // 4. Write what we can, then wait for input, room to write, a wake-up or the deadline.
-            if !pending.isEmpty { try writeSome(fd, &pending) }
+            if !pending.isEmpty || fd.hasOutput { try writeSome(fd, &pending) }
+            let writing = !pending.isEmpty || fd.hasOutput
             var fds = [
-                pollfd(fd: fd, events: Int16(POLLIN) | (pending.isEmpty ? 0 : Int16(POLLOUT)), revents: 0),
+                pollfd(fd: fd.fd, events: Int16(POLLIN) | (writing ? Int16(POLLOUT) : 0), revents: 0),
                 pollfd(fd: wakeRead, events: Int16(POLLIN), revents: 0),
             ]
-            _ = try TCPSocket.poll(&fds, until: wakeAt)
+            // Plaintext already decrypted needs no wait.
+            _ = try TCPSocket.poll(&fds, until: fd.hasBufferedInput ? .now : wakeAt)
             if fds[1].revents != 0 { drainWakePipe() }
-            if fds[0].revents & (Int16(POLLIN) | Int16(POLLHUP) | Int16(POLLERR)) != 0 {
+            if fd.hasBufferedInput || fds[0].revents & (Int16(POLLIN) | Int16(POLLHUP) | Int16(POLLERR)) != 0 {
                 if let n = try readSome(fd, &chunk) {
                     if n == 0 {
                         if let closeSent { return .closed(code: closeSent.code.map { Int($0.rawValue) }, reason: "closed by the client") }
@@ -300,32 +328,27 @@ final class WebSocketClientConnection: @unchecked Sendable {
         }
     }
 
-    private func waitReadable(_ fd: Int32, deadline: ContinuousClock.Instant) throws(TransportError) -> Bool {
-        try TCPSocket.waitFor(fd, events: Int32(POLLIN), deadline: deadline)
+    private func waitReadable(_ fd: Wire, deadline: ContinuousClock.Instant) throws(TransportError) -> Bool {
+        if fd.hasBufferedInput { return true }
+        return try TCPSocket.waitFor(fd.fd, events: Int32(POLLIN), deadline: deadline)
     }
 
     /// One read: the byte count, 0 when the server closed, nil when nothing is there after all.
-    private func readSome(_ fd: Int32, _ chunk: inout [UInt8]) throws(TransportError) -> Int? {
-        // withUnsafeMutableBytes rethrows untyped errors: carry the typed one out in a Result.
-        let result = chunk.withUnsafeMutableBytes { buffer in Result { () throws(TransportError) in try TCPSocket.read(fd, into: buffer) } }
-        switch try result.get() {
-        case .processed(let n): return n
-        case .wouldBlock: return nil
-        }
+    private func readSome(_ fd: Wire, _ chunk: inout [UInt8]) throws(TransportError) -> Int? {
+        try fd.read(&chunk)
     }
 
     /// Writes as much of `pending` as the socket takes now.
-    private func writeSome(_ fd: Int32, _ pending: inout [UInt8]) throws(TransportError) {
-        let result = pending.withUnsafeBytes { bytes in Result { () throws(TransportError) in try TCPSocket.write(fd, bytes) } }
-        if case .processed(let n) = try result.get() { pending.removeFirst(n) }
+    private func writeSome(_ fd: Wire, _ pending: inout [UInt8]) throws(TransportError) {
+        try fd.write(&pending)
     }
 
     /// Writes all of `pending`, waiting for room until `deadline`.
-    private func flush(_ fd: Int32, _ pending: inout [UInt8], deadline: ContinuousClock.Instant) throws(TransportError) {
-        while !pending.isEmpty {
+    private func flush(_ fd: Wire, _ pending: inout [UInt8], deadline: ContinuousClock.Instant) throws(TransportError) {
+        while !pending.isEmpty || fd.hasOutput {
             try writeSome(fd, &pending)
-            if !pending.isEmpty {
-                guard try TCPSocket.waitFor(fd, events: Int32(POLLOUT), deadline: deadline) else { throw .timedOut("write") }
+            if !pending.isEmpty || fd.hasOutput {
+                guard try TCPSocket.waitFor(fd.fd, events: Int32(POLLOUT), deadline: deadline) else { throw .timedOut("write") }
             }
         }
     }
@@ -345,4 +368,89 @@ private func closeDescriptor(_ fd: Int32) {
     #else
     _ = Glibc.close(fd)
     #endif
+}
+
+/// The socket, and TLS on it for `wss://`. Thread-confined: the connection's thread alone uses it.
+final class Wire {
+    let fd: Int32
+    #if canImport(COpenSSL)
+    let tls: ClientTLS?
+    #else
+    let tls: Never?
+    #endif
+    /// Ciphertext not yet taken by the socket.
+    var cipherOut: [UInt8] = []
+    /// Plaintext decrypted and not yet read.
+    private var plainIn: [UInt8] = []
+    private var closeNotified = false
+
+    #if canImport(COpenSSL)
+    init(fd: Int32, tls: ClientTLS?) {
+        self.fd = fd
+        self.tls = tls
+    }
+
+    static func tls(host: String, caFile: String?) throws(TransportError) -> ClientTLS {
+        try ClientTLS(host: host, caFile: caFile)
+    }
+    #else
+    init(fd: Int32, tls: Never?) {
+        self.fd = fd
+        self.tls = nil
+    }
+
+    static func tls(host: String, caFile: String?) throws(TransportError) -> Never? {
+        throw .tls("wss:// needs OpenSSL, which this platform's build does not have")
+    }
+    #endif
+
+    var hasOutput: Bool { !cipherOut.isEmpty }
+    var hasBufferedInput: Bool { !plainIn.isEmpty }
+
+    /// One read into `chunk`: the byte count, 0 at the end of the stream, nil when nothing is there.
+    func read(_ chunk: inout [UInt8]) throws(TransportError) -> Int? {
+        #if canImport(COpenSSL)
+        if let tls {
+            if plainIn.isEmpty, !closeNotified {
+                let result = chunk.withUnsafeMutableBytes { buffer in Result { () throws(TransportError) in try TCPSocket.read(fd, into: buffer) } }
+                switch try result.get() {
+                case .wouldBlock: return nil
+                case .processed(0): return 0
+                case .processed(let n):
+                    tls.feed(chunk[..<n])
+                    closeNotified = try !tls.decrypt(into: &plainIn)
+                    cipherOut += tls.takeOutput()   // e.g. an answer to a key update
+                }
+            }
+            if plainIn.isEmpty { return closeNotified ? 0 : nil }
+            let n = min(chunk.count, plainIn.count)
+            chunk.replaceSubrange(0..<n, with: plainIn[..<n])
+            plainIn.removeFirst(n)
+            return n
+        }
+        #endif
+        let result = chunk.withUnsafeMutableBytes { buffer in Result { () throws(TransportError) in try TCPSocket.read(fd, into: buffer) } }
+        switch try result.get() {
+        case .processed(let n): return n
+        case .wouldBlock: return nil
+        }
+    }
+
+    /// Takes all of `pending` (encrypted, with TLS) and writes what the socket takes now.
+    func write(_ pending: inout [UInt8]) throws(TransportError) {
+        #if canImport(COpenSSL)
+        if let tls {
+            if !pending.isEmpty {
+                try tls.encrypt(pending)
+                pending = []
+                cipherOut += tls.takeOutput()
+            }
+            let result = cipherOut.withUnsafeBytes { bytes in Result { () throws(TransportError) in try TCPSocket.write(fd, bytes) } }
+            if case .processed(let n) = try result.get() { cipherOut.removeFirst(n) }
+            return
+        }
+        #endif
+        let result = pending.withUnsafeBytes { bytes in Result { () throws(TransportError) in try TCPSocket.write(fd, bytes) } }
+        if case .processed(let n) = try result.get() { pending.removeFirst(n) }
+    }
 }
