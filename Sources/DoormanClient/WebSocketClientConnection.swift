@@ -405,7 +405,8 @@ final class Wire {
     #endif
 
     var hasOutput: Bool { !cipherOut.isEmpty }
-    var hasBufferedInput: Bool { !plainIn.isEmpty }
+    /// Decrypted input waiting, or the server's close_notify (the end of the stream) not yet read.
+    var hasBufferedInput: Bool { !plainIn.isEmpty || closeNotified }
 
     /// One read into `chunk`: the byte count, 0 at the end of the stream, nil when nothing is there.
     func read(_ chunk: inout [UInt8]) throws(TransportError) -> Int? {
